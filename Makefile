@@ -1,0 +1,38 @@
+# ucx: make run · make test · make bench · make lint · make fmt · make clean
+SHELL := /bin/bash
+PYTHON ?= python3.11
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+export UV_PYTHON ?= $(shell command -v $(PYTHON) 2>/dev/null || command -v python3)
+
+.PHONY: install run test test-reliability lint fmt bench schemas clean
+
+$(UV):
+	$(PYTHON) -m pip install --user --quiet uv || python3 -m pip install --user --quiet uv
+
+install: $(UV)
+	$(UV) sync --frozen
+
+run: install
+	$(UV) run --frozen python -m servicekit.stack
+
+test: install
+	$(UV) run --frozen pytest -q
+
+lint: install
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen mypy contracts/src libs/servicekit/src services/*/src
+
+fmt: install
+	$(UV) run --frozen ruff check --fix .
+	$(UV) run --frozen ruff format .
+
+bench: install
+	$(UV) run --frozen python -m bench
+
+schemas: install
+	$(UV) run --frozen python -m contracts.schemas
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache bench/results
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

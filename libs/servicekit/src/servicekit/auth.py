@@ -1,0 +1,36 @@
+"""Admin token and API keys: keys are shown once and stored as SHA-256 digests."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from fastapi import Request
+
+from servicekit.problems import Unauthorized
+
+
+def new_api_key(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_urlsafe(32)}"
+
+
+def hash_key(key: str) -> str:
+    """Keys carry 256 random bits, so a fast digest is enough (no password stretching)."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized(
+            "missing-credentials", "Send 'Authorization: Bearer <key>'.", title="Unauthorized"
+        )
+    return token.strip()
+
+
+def require_admin(request: Request, admin_token: str) -> None:
+    token = bearer(request)
+    if not admin_token or not hmac.compare_digest(token.encode(), admin_token.encode()):
+        raise Unauthorized("invalid-credentials", "The admin token is not valid.")

@@ -1,0 +1,122 @@
+"""``python -m <service> api | relay [--replay-from T] | worker | migrate``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+from fastapi import FastAPI
+from prometheus_client import start_http_server
+
+from servicekit import logs, migrate, relay
+from servicekit.consumer import Subscription, Timer
+from servicekit.db import make_engine
+from servicekit.settings import BaseServiceSettings
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    settings: Callable[[], BaseServiceSettings]
+    create_app: Callable[[BaseServiceSettings], FastAPI]
+    migrations: Path
+    subscriptions: Callable[[BaseServiceSettings], Sequence[Subscription]] = field(
+        default=lambda _s: ()
+    )
+    timers: Callable[[BaseServiceSettings], Sequence[Timer]] = field(default=lambda _s: ())
+
+
+def main(spec: ServiceSpec, argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=f"python -m {spec.name}")
+    sub = parser.add_subparsers(dest="process", required=True)
+    sub.add_parser("api", help="serve the HTTP API")
+    relay_cmd = sub.add_parser("relay", help="publish the outbox to Kafka")
+    relay_cmd.add_argument(
+        "--replay-from",
+        metavar="TIME|all",
+        help="first mark outbox records created at or after TIME (ISO 8601) as unsent, "
+        "e.g. to fill a fresh broker; 'all' replays everything",
+    )
+    sub.add_parser("worker", help="consume Kafka topics (faust)")
+    sub.add_parser("migrate", help="upgrade the database to the latest migration")
+    args = parser.parse_args(argv)
+
+    settings = spec.settings()
+    logs.configure(spec.name, args.process, settings.log_level)
+    if args.process == "migrate":
+        migrate.upgrade(spec.migrations, settings.database_url)
+        return 0
+    if args.process == "api":
+        return _api(spec, settings)
+    if args.process == "relay":
+        return _relay(settings, args.replay_from)
+    return _worker(spec, settings)
+
+
+def _api(spec: ServiceSpec, settings: BaseServiceSettings) -> int:
+    import uvicorn
+
+    uvicorn.run(
+        spec.create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+    )
+    return 0
+
+
+def _relay(settings: BaseServiceSettings, replay: str | None) -> int:
+    log = structlog.get_logger("servicekit.cli")
+    engine = make_engine(settings.database_url)
+    if replay:
+        since = None if replay == "all" else datetime.fromisoformat(replay)
+        count = relay.replay_from(engine, since)
+        log.info("outbox marked for replay", records=count, since=replay)
+    worker = relay.Relay(settings, engine)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: worker.stop())
+    start_http_server(settings.relay_web_port, addr=settings.host)
+    log.info("relay started", metrics_port=settings.relay_web_port)
+    worker.run()
+    engine.dispose()
+    return 0
+
+
+def _worker(spec: ServiceSpec, settings: BaseServiceSettings) -> int:
+    from faust.worker import Worker
+
+    from servicekit.consumer import build_app
+    from servicekit.worker_web import install
+
+    engine = make_engine(settings.database_url)
+    app = build_app(settings, engine, spec.subscriptions(settings), spec.timers(settings))
+    install(app, settings, engine)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    worker: Any = Worker(
+        app,
+        loglevel=settings.log_level,
+        logging_config=logs.dict_config(spec.name, "worker", settings.log_level),
+        quiet=True,
+        loop=loop,
+    )
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    finally:
+        engine.dispose()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("run python -m <service>")

@@ -1,0 +1,299 @@
+"""The consumer base on faust-streaming.
+
+Each agent reads its topics with ``concurrency=1`` and hands batches to a worker thread, which
+applies them in ONE database transaction: per event, the inbox row (dedupe by CloudEvents id)
+and the handler's effect, in a savepoint. The batch commits before faust acknowledges it, so a
+crash re-delivers and the inbox makes the re-delivery change nothing.
+
+A handler that keeps failing (``consumer_max_attempts``), or a record that is not a valid
+CloudEvent, becomes a dead letter: it goes to ``<topic>.dlq`` through the outbox (same
+transaction), with the error in its headers, and the partition moves on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+import structlog
+import uuid_utils
+from contracts.envelope import CloudEvent
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
+from faust.transport.drivers.aiokafka import Transport as AIOKafkaTransport
+from prometheus_client import Counter, Histogram
+from pydantic import ValidationError
+from sqlalchemy import Engine, insert, select
+from sqlalchemy.orm import Session
+from tenacity import retry, stop_never, wait_exponential
+
+from contracts import envelope, topics
+from servicekit import outbox, tracing
+from servicekit.db import session_factory
+from servicekit.settings import BaseServiceSettings
+from servicekit.tables import inbox
+
+log = structlog.get_logger("servicekit.consumer")
+
+Handler = Callable[[Session, CloudEvent], None]
+
+PROCESSED = Counter("ucx_consumer_events_total", "Events consumed", ["agent", "outcome"])
+DEAD = Counter("ucx_dlq_events_total", "Events sent to a dead-letter topic", ["topic"])
+BATCH_SECONDS = Histogram("ucx_consumer_batch_seconds", "Time to apply one batch", ["agent"])
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """``handlers`` maps a CloudEvents type to the function that applies it; ``after_batch``
+    runs once per batch, in the same transaction, with the events that were applied."""
+
+    name: str
+    handlers: dict[str, Handler]
+    after_batch: Callable[[Session, Sequence[CloudEvent]], None] | None = None
+
+    @property
+    def topics(self) -> list[str]:
+        from contracts.events import BY_TYPE
+
+        return [BY_TYPE[t].TOPIC for t in self.handlers]
+
+
+@dataclass(frozen=True)
+class Timer:
+    """Periodic work in one transaction, e.g. deciding what waited too long."""
+
+    name: str
+    interval_s: float
+    run: Callable[[Session], None]
+
+
+@dataclass(frozen=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+class BatchApplier:
+    """Applies records to the database; plain sync code so it is testable without faust."""
+
+    def __init__(self, engine: Engine, subscription: Subscription, max_attempts: int) -> None:
+        self.sessions = session_factory(engine)
+        self.subscription = subscription
+        self.max_attempts = max_attempts
+
+    @retry(wait=wait_exponential(multiplier=0.1, max=5), stop=stop_never, reraise=True)
+    def apply(self, records: Sequence[Record]) -> dict[str, int]:
+        """Retried until the database takes it: a down database must not lose events."""
+        outcomes = {"processed": 0, "duplicate": 0, "dead_lettered": 0}
+        with self.sessions() as session, session.begin():
+            decoded: list[tuple[Record, CloudEvent | None, str | None]] = []
+            for record in records:
+                try:
+                    decoded.append((record, envelope.decode(record.value), None))
+                except (ValidationError, ValueError) as exc:
+                    decoded.append((record, None, f"undecodable: {exc}"))
+            ids = [e.id for _, e, _ in decoded if e is not None]
+            applied: list[CloudEvent] = []
+            seen = set(
+                session.scalars(
+                    select(inbox.c.event_id).where(
+                        inbox.c.event_id.in_(ids), inbox.c.outcome == "processed"
+                    )
+                )
+            )
+            for record, event, error in decoded:
+                if event is not None and event.id in seen:
+                    outcomes["duplicate"] += 1
+                    continue
+                if event is not None:
+                    error = self._apply_one(session, event)
+                    if error is None:
+                        applied.append(event)
+                        seen.add(event.id)
+                        self._remember(session, event, record.topic, "processed")
+                        outcomes["processed"] += 1
+                        continue
+                    self._remember(session, event, record.topic, "dead_lettered")
+                self._dead_letter(session, record, error or "unknown error")
+                outcomes["dead_lettered"] += 1
+            if applied and self.subscription.after_batch is not None:
+                self.subscription.after_batch(session, applied)
+        return outcomes
+
+    def _apply_one(self, session: Session, event: CloudEvent) -> str | None:
+        handler = self.subscription.handlers.get(event.type)
+        if handler is None:
+            return f"no handler for type {event.type!r}"
+        error = "unknown"
+        tracing.begin(event.traceparent)
+        structlog.contextvars.bind_contextvars(event_id=event.id)
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                with session.begin_nested():
+                    handler(session, event)
+                return None
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                log.warning(
+                    "handler failed",
+                    event_id=event.id,
+                    type=event.type,
+                    attempt=attempt,
+                    error=error,
+                    trace_id=envelope.trace_id_of(event.traceparent),
+                )
+        return error
+
+    @staticmethod
+    def _remember(session: Session, event: CloudEvent, topic: str, outcome: str) -> None:
+        existing = session.execute(
+            select(inbox.c.outcome).where(inbox.c.event_id == event.id)
+        ).scalar_one_or_none()
+        now = datetime.now(UTC)
+        if existing is None:
+            session.execute(
+                insert(inbox).values(
+                    event_id=event.id, topic=topic, outcome=outcome, processed_at=now
+                )
+            )
+        else:  # a redriven dead letter that now succeeded (or failed again)
+            session.execute(
+                inbox.update()
+                .where(inbox.c.event_id == event.id)
+                .values(outcome=outcome, processed_at=now)
+            )
+
+    @staticmethod
+    def _dead_letter(session: Session, record: Record, error: str) -> None:
+        topic = record.topic.removesuffix(".dlq")
+        outbox.add_raw(
+            session,
+            event_id=f"dlq-{uuid_utils.uuid7()}",
+            topic=topics.dlq(topic),
+            key=(record.key or b"").decode("utf-8", "replace"),
+            value=record.value,
+            headers=[
+                ("dlq-error", error[:2000].encode()),
+                ("dlq-original-topic", topic.encode()),
+                ("dlq-original-partition", str(record.partition).encode()),
+                ("dlq-original-offset", str(record.offset).encode()),
+                ("dlq-failed-at", datetime.now(UTC).isoformat().encode()),
+            ],
+        )
+        DEAD.labels(topic).inc()
+        log.error("dead-lettered", topic=topic, offset=record.offset, error=error[:300])
+
+
+class _ConsumerThread(AIOKafkaConsumerThread):  # type: ignore[misc]
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        # faust hard-codes fetch_max_wait_ms=1500; the embedded broker does not wake a waiting
+        # fetch, so every hop would wait that long (DESIGN.md §6). The Fetcher reads this
+        # attribute when the consumer starts.
+        consumer._fetch_max_wait_ms = self.app.fetch_max_wait_ms
+        return consumer
+
+
+class _Consumer(AIOKafkaConsumer):  # type: ignore[misc]
+    def _new_consumer_thread(self) -> _ConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class _Transport(AIOKafkaTransport):  # type: ignore[misc]
+    Consumer = _Consumer
+
+
+class _App(faust.App):  # type: ignore[misc]
+    fetch_max_wait_ms = 100
+
+    def _new_transport(self) -> Any:
+        return _Transport(self.conf.broker_consumer, self)
+
+
+def build_app(
+    settings: BaseServiceSettings,
+    engine: Engine,
+    subscriptions: Sequence[Subscription],
+    timers: Sequence[Timer] = (),
+) -> faust.App:
+    """A faust app with one agent per subscription; nothing connects until it starts."""
+    app = _App(
+        f"ucx-{settings.service_name}",
+        broker=[f"kafka://{b}" for b in settings.kafka_bootstrap_servers.split(",")],
+        store="memory://",
+        web_enabled=True,
+        web_host=settings.host,
+        web_port=settings.worker_web_port,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        topic_allow_declare=False,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.consumer_session_timeout_s,
+        broker_heartbeat_interval=settings.consumer_heartbeat_interval_s,
+        broker_rebalance_timeout=settings.consumer_rebalance_timeout_s,
+        consumer_max_fetch_size=4 * 1024 * 1024,
+        producer_acks=-1,
+        datadir=f"var/faust/{settings.service_name}",
+    )
+    app.fetch_max_wait_ms = settings.consumer_fetch_max_wait_ms
+    for subscription in subscriptions:
+        _add_agent(app, settings, engine, subscription)
+    for timer in timers:
+        _add_timer(app, engine, timer)
+    return app
+
+
+def _add_timer(app: faust.App, engine: Engine, timer: Timer) -> None:
+    sessions = session_factory(engine)
+
+    def run_once() -> None:
+        with sessions() as session, session.begin():
+            timer.run(session)
+
+    async def tick() -> None:
+        try:
+            await asyncio.to_thread(run_once)
+        except Exception:  # noqa: BLE001 - a failed tick is retried at the next one
+            log.exception("timer failed", timer=timer.name)
+
+    tick.__name__ = tick.__qualname__ = timer.name
+    app.timer(timer.interval_s, name=timer.name)(tick)
+
+
+def _add_agent(
+    app: faust.App, settings: BaseServiceSettings, engine: Engine, subscription: Subscription
+) -> None:
+    applier = BatchApplier(engine, subscription, settings.consumer_max_attempts)
+    channel = app.topic(*subscription.topics, key_serializer="raw", value_serializer="raw")
+
+    async def agent(stream: Any) -> None:
+        async for events in stream.take_events(
+            settings.consumer_batch_size, within=settings.consumer_batch_within_s
+        ):
+            records = [
+                Record(
+                    topic=e.message.topic,
+                    partition=e.message.partition,
+                    offset=e.message.offset,
+                    key=e.message.key,
+                    value=e.message.value,
+                )
+                for e in events
+            ]
+            started = time.perf_counter()
+            outcomes = await asyncio.to_thread(applier.apply, records)
+            BATCH_SECONDS.labels(subscription.name).observe(time.perf_counter() - started)
+            for outcome, n in outcomes.items():
+                if n:
+                    PROCESSED.labels(subscription.name, outcome).inc(n)
+
+    agent.__name__ = agent.__qualname__ = subscription.name
+    app.agent(channel, name=subscription.name, concurrency=1)(agent)

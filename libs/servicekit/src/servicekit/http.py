@@ -1,0 +1,212 @@
+"""The FastAPI app every service starts from: errors, limits, tracing, idempotency, and the
+ops endpoints ``/healthz``, ``/readyz``, ``/metrics``."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import anyio
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from prometheus_fastapi_instrumentator import Instrumentator
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from servicekit import problems, tracing
+from servicekit.auth import require_admin
+from servicekit.db import make_engine, session_factory
+from servicekit.idempotency import IdempotencyMiddleware
+from servicekit.settings import BaseServiceSettings
+
+Check = Callable[[], None]
+
+
+def check_database(engine: Engine) -> Check:
+    def check() -> None:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    return check
+
+
+def check_broker(bootstrap_servers: str) -> Check:
+    """A TCP connect to any bootstrap server: cheap, and enough to tell 'down' from 'up'."""
+
+    def check() -> None:
+        errors = []
+        for server in bootstrap_servers.split(","):
+            host, _, port = server.strip().rpartition(":")
+            try:
+                socket.create_connection((host, int(port)), timeout=1.0).close()
+                return
+            except OSError as exc:
+                errors.append(f"{server}: {exc}")
+        raise ConnectionError("; ".join(errors))
+
+    return check
+
+
+async def run_checks(checks: dict[str, tuple[Check, bool]]) -> tuple[int, dict[str, Any]]:
+    """Each check -> status and latency; 503 when a critical one fails."""
+    results = []
+    ready = True
+    for name, (check, critical) in checks.items():
+        started = time.perf_counter()
+        try:
+            await anyio.to_thread.run_sync(check)
+            status, error = "ok", None
+        except Exception as exc:
+            status, error = "down", f"{type(exc).__name__}: {exc}"[:300]
+            ready = ready and not critical
+        results.append(
+            {
+                "name": name,
+                "status": status,
+                "critical": critical,
+                "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+                **({"error": error} if error else {}),
+            }
+        )
+    overall = "ok" if all(r["status"] == "ok" for r in results) else "degraded"
+    return (200 if ready else 503), {"status": overall if ready else "down", "checks": results}
+
+
+class BodyLimitMiddleware:
+    """413 for bodies over the limit, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = problems.problem_response(
+            413,
+            "payload-too-large",
+            "Payload too large",
+            f"Request bodies are limited to {self.max_bytes} bytes.",
+        )
+        for k, v in scope["headers"]:
+            if k == b"content-length" and v.isdigit() and int(v) > self.max_bytes:
+                await too_large(scope, receive, send)
+                return
+        seen = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise _TooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                await too_large(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class TraceMiddleware:
+    """Continue the caller's W3C trace, or start one; echo it back as ``traceparent``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        parent = next((v.decode() for k, v in scope["headers"] if k == b"traceparent"), None)
+        trace_id = tracing.begin(parent)
+
+        async def send_with_trace(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((b"x-trace-id", trace_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_trace)
+
+
+def create_service_app(
+    settings: BaseServiceSettings,
+    *,
+    title: str,
+    description: str = "",
+    routers: Sequence[APIRouter] = (),
+    extra_checks: dict[str, tuple[Check, bool]] | None = None,
+) -> FastAPI:
+    """Nothing connects here: the engine connects lazily and is disposed on shutdown."""
+    engine = make_engine(settings.database_url)
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.dispose()
+
+    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = session_factory(engine)
+    problems.install(app)
+
+    # The broker is reported but not critical for an API: the outbox absorbs an outage.
+    checks: dict[str, tuple[Check, bool]] = {
+        "database": (check_database(engine), True),
+        "broker": (check_broker(settings.kafka_bootstrap_servers), False),
+        **(extra_checks or {}),
+    }
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": settings.service_name}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        status, body = await run_checks(checks)
+        return JSONResponse(body, status_code=status)
+
+    Instrumentator(
+        should_group_status_codes=True, excluded_handlers=["/metrics", "/healthz", "/readyz"]
+    ).instrument(app, metric_namespace="ucx").expose(app, include_in_schema=False)
+
+    for router in routers:
+        app.include_router(router)
+    app.add_middleware(IdempotencyMiddleware, engine=engine)
+    app.add_middleware(TraceMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    return app
+
+
+def get_session(request: Request) -> Any:
+    sessions: sessionmaker[Session] = request.app.state.sessions
+    with sessions() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def admin(request: Request) -> None:
+    require_admin(request, request.app.state.settings.admin_token)
+
+
+AdminDep = Annotated[None, Depends(admin)]

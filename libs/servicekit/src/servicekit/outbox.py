@@ -1,0 +1,47 @@
+"""Write events to the outbox inside the state change's transaction."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from contracts.envelope import CloudEvent
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from contracts import envelope
+from servicekit.tables import outbox
+
+
+def add(session: Session, event: CloudEvent) -> None:
+    add_raw(
+        session,
+        event_id=event.id,
+        topic=event.topic,
+        key=event.enterpriseid,
+        value=envelope.encode(event),
+        headers=envelope.headers(event),
+    )
+
+
+def add_raw(
+    session: Session,
+    *,
+    event_id: str,
+    topic: str,
+    key: str,
+    value: bytes,
+    headers: Sequence[tuple[str, bytes]],
+) -> None:
+    """Any record, e.g. a dead letter that keeps the original bytes."""
+    session.execute(
+        insert(outbox).values(
+            event_id=event_id,
+            topic=topic,
+            key=key,
+            value=value,
+            headers=json.dumps([[k, v.decode("utf-8", "replace")] for k, v in headers]),
+            created_at=datetime.now(UTC),
+        )
+    )

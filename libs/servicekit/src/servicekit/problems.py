@@ -1,0 +1,120 @@
+"""RFC 9457 problem+json: one error type for domain code, one set of handlers for every app."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = structlog.get_logger("servicekit.problems")
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "https://ucx.dev/problems/"
+_RULE = re.compile(r"^([a-z][a-z0-9_]+): ")
+
+
+class Problem(Exception):
+    """Raise from domain or service code; ``app`` turns it into problem+json.
+
+    ``type_`` is a stable slug (e.g. ``vehicle-already-registered``); ``extra`` adds members.
+    """
+
+    status = 400
+
+    def __init__(
+        self,
+        type_: str,
+        detail: str,
+        *,
+        status: int | None = None,
+        title: str | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.type_ = type_
+        self.detail = detail
+        self.title = title or type_.replace("-", " ").capitalize()
+        if status is not None:
+            self.status = status
+        self.extra = extra
+
+
+class NotFound(Problem):
+    status = 404
+
+
+class Conflict(Problem):
+    status = 409
+
+
+class Forbidden(Problem):
+    status = 403
+
+
+class Unauthorized(Problem):
+    status = 401
+
+
+class Unprocessable(Problem):
+    status = 422
+
+
+def problem_response(
+    status: int,
+    type_: str,
+    title: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body = {"type": TYPE_BASE + type_, "title": title, "status": status, "detail": detail, **extra}
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def field_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
+    """pydantic errors -> ``[{field, rule, message}]`` with dotted field paths."""
+    out = []
+    for err in errors:
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header")]
+        message = str(err.get("msg", ""))
+        message = message.removeprefix("Value error, ")
+        match = _RULE.match(message)
+        rule = match.group(1) if match else str(err.get("type", "invalid"))
+        out.append({"field": ".".join(loc) or "body", "rule": rule, "message": message})
+    return out
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(Problem)
+    async def _problem(_request: Request, exc: Problem) -> JSONResponse:
+        return problem_response(exc.status, exc.type_, exc.title, exc.detail, **exc.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = field_errors(exc.errors())
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+        return problem_response(422, "validation-error", "Invalid request", detail, errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        slug = {404: "not-found", 405: "method-not-allowed", 401: "unauthorized"}.get(
+            exc.status_code, "http-error"
+        )
+        return problem_response(
+            exc.status_code,
+            slug,
+            slug.replace("-", " ").capitalize(),
+            str(exc.detail),
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", path=request.url.path)
+        return problem_response(500, "internal-error", "Internal error", "An unexpected error.")

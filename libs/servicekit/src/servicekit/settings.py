@@ -1,0 +1,56 @@
+"""Settings shared by every service; each service subclasses with its own env prefix."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class BaseServiceSettings(BaseSettings):
+    """Defaults are the embedded stack's. Shared names (``KAFKA_BOOTSTRAP_SERVERS``,
+    ``UCX_ADMIN_TOKEN``) are read without the service prefix."""
+
+    model_config = SettingsConfigDict(env_prefix="UCX_", populate_by_name=True, extra="ignore")
+
+    service_name: str = "service"
+    database_url: str = "sqlite:///var/service.db"
+    port: int = 8000
+    host: str = "127.0.0.1"
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092",
+        validation_alias=AliasChoices("kafka_bootstrap_servers", "KAFKA_BOOTSTRAP_SERVERS"),
+    )
+    admin_token: str = Field(
+        default="", validation_alias=AliasChoices("admin_token", "UCX_ADMIN_TOKEN")
+    )
+    kafka_idempotent_producer: bool = True
+    partitions: int = 6
+    replication_factor: int = 1
+
+    # Relay: polling interval bounds end-to-end freshness; see DESIGN.md §6.
+    relay_poll_interval_s: float = 0.02
+    relay_batch_size: int = 500
+    relay_backoff_max_s: float = 5.0
+
+    # Consumers (faust). The embedded broker holds joins for session_timeout/2 and does
+    # not wake waiting fetches: keep these small there, defaults of Kafka in production.
+    consumer_fetch_max_wait_ms: int = 100
+    consumer_session_timeout_s: float = 6.0
+    consumer_heartbeat_interval_s: float = 1.0
+    consumer_rebalance_timeout_s: float = 2.0
+    consumer_batch_size: int = 500
+    consumer_batch_within_s: float = 0.02
+    consumer_max_attempts: int = 3
+    worker_port: int = 0
+    """faust web port for the worker's /healthz, /readyz, /metrics (0 = api port + 100)."""
+
+    max_body_bytes: int = 1024 * 1024
+    log_level: str = "INFO"
+
+    @property
+    def worker_web_port(self) -> int:
+        return self.worker_port or self.port + 100
+
+    @property
+    def relay_web_port(self) -> int:
+        return self.port + 200

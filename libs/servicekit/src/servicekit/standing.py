@@ -1,0 +1,51 @@
+"""A service's copy of every enterprise's status, kept from ``enterprise.status-changed``.
+
+Inspection and customs enforce standing at their gates; the registry owns it.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, MetaData, String, Table, column, insert, select, table, update
+from sqlalchemy.orm import Session
+
+from contracts import events
+from contracts.envelope import CloudEvent
+from servicekit.db import UtcDateTime
+
+_standing = table("enterprise_standing", column("uscc"), column("status"), column("changed_at"))
+
+
+def define(metadata: MetaData) -> None:
+    Table(
+        "enterprise_standing",
+        metadata,
+        Column("uscc", String(18), primary_key=True),
+        Column("status", String(20), nullable=False),
+        Column("changed_at", UtcDateTime(), nullable=False),
+    )
+
+
+def status_of(session: Session, uscc: str) -> str | None:
+    return session.execute(
+        select(_standing.c.status).where(_standing.c.uscc == uscc)
+    ).scalar_one_or_none()
+
+
+def apply(session: Session, event: CloudEvent) -> None:
+    """Consumer handler; a late, older change does not roll the status back."""
+    data = event.parse_data(events.EnterpriseStatusChanged)
+    current = session.execute(
+        select(_standing.c.changed_at).where(_standing.c.uscc == data.enterprise_uscc)
+    ).scalar_one_or_none()
+    if current is None:
+        session.execute(
+            insert(_standing).values(
+                uscc=data.enterprise_uscc, status=data.to_status, changed_at=data.changed_at
+            )
+        )
+    elif UtcDateTime().process_result_value(current, None) <= data.changed_at:  # type: ignore[operator]
+        session.execute(
+            update(_standing)
+            .where(_standing.c.uscc == data.enterprise_uscc)
+            .values(status=data.to_status, changed_at=data.changed_at)
+        )

@@ -1,0 +1,39 @@
+"""``/healthz``, ``/readyz`` and ``/metrics`` for a faust worker, on faust's own web server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import Engine
+
+from servicekit.http import Check, check_broker, check_database, run_checks
+from servicekit.settings import BaseServiceSettings
+
+
+def install(app: faust.App, settings: BaseServiceSettings, engine: Engine) -> None:
+    def assigned() -> None:
+        if app.rebalancing or not app.consumer.assignment():
+            raise RuntimeError("no partitions assigned yet (joining or rebalancing)")
+        if not app.tables.recovery.completed.is_set():
+            raise RuntimeError("table recovery not finished")
+
+    checks: dict[str, tuple[Check, bool]] = {
+        "database": (check_database(engine), True),
+        "broker": (check_broker(settings.kafka_bootstrap_servers), True),
+        "partitions": (assigned, True),
+    }
+
+    @app.page("/healthz")
+    async def healthz(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok", "service": settings.service_name})
+
+    @app.page("/readyz")
+    async def readyz(web: Any, request: Any) -> Any:
+        status, body = await run_checks(checks)
+        return web.json(body, status=status)
+
+    @app.page("/metrics")
+    async def metrics(web: Any, request: Any) -> Any:
+        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST)

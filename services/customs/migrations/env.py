@@ -1,0 +1,5 @@
+from customs.models import Base
+from customs.settings import Settings
+from servicekit.migrate import run_env
+
+run_env(Base.metadata, Settings().database_url)

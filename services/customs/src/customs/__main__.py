@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from servicekit.cli import ServiceSpec, main
+
+from customs.app import create_app
+from customs.consumers import subscriptions, timers
+from customs.settings import Settings
+
+SPEC = ServiceSpec(
+    name="customs",
+    settings=Settings,
+    create_app=create_app,
+    migrations=Path(__file__).resolve().parents[2] / "migrations",
+    subscriptions=subscriptions,
+    timers=timers,
+)
+
+if __name__ == "__main__":
+    sys.exit(main(SPEC))

@@ -1,0 +1,81 @@
+"""Customs' own copies of vehicles, latest inspections and enterprise status. A vehicle or
+inspection that arrives late decides the declarations that were waiting for it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session
+
+from contracts import events
+from contracts.envelope import CloudEvent
+from customs import services
+from customs.models import KnownVehicle, LatestInspection
+from servicekit import standing
+from customs.settings import Settings
+from servicekit.consumer import Handler, Subscription, Timer
+from servicekit.settings import BaseServiceSettings
+
+
+def _decide_waiting(session: Session, settings: Settings, vin: str) -> None:
+    for declaration in services.pending_for_vin(session, vin):
+        services.decide_if_possible(session, settings, declaration, force=False)
+
+
+def _vehicle_registered(settings: Settings) -> Handler:
+    def handle(session: Session, event: CloudEvent) -> None:
+        data = event.parse_data(events.VehicleRegistered)
+        if session.get(KnownVehicle, data.vin) is None:
+            session.add(
+                KnownVehicle(
+                    vin=data.vin, enterprise_uscc=data.enterprise_uscc,
+                    first_registration_date=data.first_registration_date, exported=False,
+                )
+            )
+            session.flush()
+        _decide_waiting(session, settings, data.vin)
+
+    return handle
+
+
+def _vehicle_inspected(settings: Settings) -> Handler:
+    def handle(session: Session, event: CloudEvent) -> None:
+        data = event.parse_data(events.VehicleInspected)
+        latest = session.get(LatestInspection, data.vin)
+        if latest is None:
+            latest = LatestInspection(vin=data.vin)
+            session.add(latest)
+        elif latest.inspected_at > data.inspected_at:
+            return  # an older inspection arriving late changes nothing
+        latest.inspection_id = data.inspection_id
+        latest.verdict = data.verdict
+        latest.certificate_no = data.certificate_no
+        latest.valid_until = data.valid_until
+        latest.inspected_at = data.inspected_at
+        session.flush()
+        _decide_waiting(session, settings, data.vin)
+
+    return handle
+
+
+def subscriptions(settings: BaseServiceSettings) -> list[Subscription]:
+    assert isinstance(settings, Settings)
+    return [
+        Subscription(
+            "customs-projections",
+            {
+                events.VehicleRegistered.TYPE: _vehicle_registered(settings),
+                events.VehicleInspected.TYPE: _vehicle_inspected(settings),
+                events.EnterpriseStatusChanged.TYPE: standing.apply,
+            },
+        )
+    ]
+
+
+def timers(settings: BaseServiceSettings) -> list[Timer]:
+    assert isinstance(settings, Settings)
+
+    def sweep(session: Session) -> None:
+        services.decide_overdue(session, settings, datetime.now(UTC))
+
+    return [Timer("customs-pending-timeout", settings.pending_sweep_interval_s, sweep)]

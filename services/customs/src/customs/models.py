@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, LargeBinary, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from servicekit import standing, tables
+from servicekit.db import UtcDateTime, new_metadata
+
+
+class Base(DeclarativeBase):
+    metadata = new_metadata()
+
+
+tables.define(Base.metadata)
+standing.define(Base.metadata)
+
+
+class Broker(Base):
+    __tablename__ = "brokers"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    customs_code: Mapped[str] = mapped_column(String(20), unique=True)
+    secret_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class BrokerEnterprise(Base):
+    __tablename__ = "broker_enterprises"
+
+    broker_id: Mapped[str] = mapped_column(ForeignKey("brokers.id"), primary_key=True)
+    uscc: Mapped[str] = mapped_column(String(18), primary_key=True)
+
+
+class KnownVehicle(Base):
+    """Our copy of ``vehicle.registered``, plus whether it has left the country."""
+
+    __tablename__ = "known_vehicles"
+
+    vin: Mapped[str] = mapped_column(String(17), primary_key=True)
+    enterprise_uscc: Mapped[str] = mapped_column(String(18), index=True)
+    first_registration_date: Mapped[date] = mapped_column(Date)
+    exported: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class LatestInspection(Base):
+    """The latest ``vehicle.inspected`` per VIN (by inspection time)."""
+
+    __tablename__ = "latest_inspections"
+
+    vin: Mapped[str] = mapped_column(String(17), primary_key=True)
+    inspection_id: Mapped[str] = mapped_column(String(36))
+    verdict: Mapped[str] = mapped_column(String(10))
+    certificate_no: Mapped[str | None] = mapped_column(String(40))
+    valid_until: Mapped[date | None] = mapped_column(Date)
+    inspected_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Declaration(Base):
+    __tablename__ = "declarations"
+
+    declaration_no: Mapped[str] = mapped_column(String(64), primary_key=True)
+    vin: Mapped[str] = mapped_column(String(17), index=True)
+    enterprise_uscc: Mapped[str] = mapped_column(String(18), index=True)
+    broker_id: Mapped[str] = mapped_column(ForeignKey("brokers.id"))
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
+    reason_details: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    export_licence_no: Mapped[str | None] = mapped_column(String(64))
+    certificate_no: Mapped[str | None] = mapped_column(String(64))
+    port_of_loading: Mapped[str] = mapped_column(String(5))
+    destination_country: Mapped[str] = mapped_column(String(2))
+    after_sales_letter_ref: Mapped[str | None] = mapped_column(String(64))
+    declared_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    lodged_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    released_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    bill_of_lading: Mapped[str | None] = mapped_column(String(64), unique=True)
+    vessel_name: Mapped[str | None] = mapped_column(String(200))
+    vessel_imo: Mapped[str | None] = mapped_column(String(10))
+    departed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from stdnum import imo
+
+from contracts.identifiers import CountryCode, OpaqueRef, UnLocode, Uscc, Vin
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+def _imo(value: str) -> str:
+    if not imo.is_valid(value):
+        raise ValueError("imo_number: 7 digits with a valid check digit, e.g. 'IMO 9074729'")
+    return str(imo.compact(value))
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BrokerCreate(_In):
+    name: Text
+    customs_code: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9A-Z]{10}$")]
+    enterprises: list[Uscc] = Field(min_length=1, max_length=1000)
+
+
+class BrokerCreated(BaseModel):
+    id: str
+    name: str
+    secret: str = Field(description="Standard Webhooks signing secret (whsec_...), shown once.")
+
+
+class DeclarationLodged(_In):
+    declaration_no: OpaqueRef
+    vin: Vin
+    enterprise_uscc: Uscc
+    export_licence_no: Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | None = None
+    certificate_no: Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | None = None
+    port_of_loading: UnLocode
+    destination_country: CountryCode
+    after_sales_letter_ref: Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | None = None
+    declared_at: AwareDatetime
+
+
+class DeclarationReleased(_In):
+    declaration_no: OpaqueRef
+    released_at: AwareDatetime
+
+
+class DeclarationWithdrawn(_In):
+    declaration_no: OpaqueRef
+    reason: Text
+
+
+class ShipmentDeparted(_In):
+    declaration_no: OpaqueRef
+    bill_of_lading: OpaqueRef
+    vessel_name: Text
+    vessel_imo: Annotated[str, AfterValidator(_imo)]
+    port_of_loading: UnLocode
+    departed_at: AwareDatetime
+
+
+class LodgedMessage(_In):
+    type: Literal["declaration.lodged"]
+    timestamp: datetime
+    data: DeclarationLodged
+
+
+class ReleasedMessage(_In):
+    type: Literal["declaration.released"]
+    timestamp: datetime
+    data: DeclarationReleased
+
+
+class WithdrawnMessage(_In):
+    type: Literal["declaration.withdrawn"]
+    timestamp: datetime
+    data: DeclarationWithdrawn
+
+
+class DepartedMessage(_In):
+    type: Literal["shipment.departed"]
+    timestamp: datetime
+    data: ShipmentDeparted
+
+
+WebhookMessage = Annotated[
+    LodgedMessage | ReleasedMessage | WithdrawnMessage | DepartedMessage,
+    Field(discriminator="type"),
+]
+
+
+class WebhookAccepted(BaseModel):
+    webhook_id: str
+    type: str
+    declaration_no: str
+    status: str
+    reasons: list[str]
+
+
+class DeclarationPublic(BaseModel):
+    declaration_no: str
+    vin: str
+    enterprise_uscc: str
+    status: Literal["pending", "accepted", "rejected", "released", "exported", "withdrawn"]
+    reasons: list[str]
+    reason_details: dict[str, str]
+    declared_at: datetime
+    decided_at: datetime | None
+    released_at: datetime | None
+    departed_at: datetime | None

@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from pydantic_settings import SettingsConfigDict
+
+from servicekit.settings import BaseServiceSettings
+
+
+class Settings(BaseServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="CUSTOMS_", populate_by_name=True, extra="ignore")
+
+    service_name: str = "customs"
+    port: int = 8003
+    database_url: str = "sqlite:///var/customs.db"
+    secret_key: str = "embedded-development-key-change-me"
+    """Encrypts broker signing secrets at rest (they are needed in clear to verify HMACs)."""
+    pending_timeout_s: float = 300.0
+    """How long a declaration waits for a late vehicle/inspection event before it is decided."""
+    pending_sweep_interval_s: float = 5.0
+    after_sales_letter_from: str = "2026-01-01"
+    after_sales_letter_max_age_days: int = 180

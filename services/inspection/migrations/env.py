@@ -1,0 +1,5 @@
+from inspection.models import Base
+from inspection.settings import Settings
+from servicekit.migrate import run_env
+
+run_env(Base.metadata, Settings().database_url)

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import JSON, Boolean, Date, Integer, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from servicekit import standing, tables
+from servicekit.db import UtcDateTime, new_metadata
+
+
+class Base(DeclarativeBase):
+    metadata = new_metadata()
+
+
+tables.define(Base.metadata)
+standing.define(Base.metadata)
+
+
+class Station(Base):
+    __tablename__ = "stations"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    accreditation: Mapped[str] = mapped_column(String(64))
+    province: Mapped[str] = mapped_column(String(6))
+    accreditation_valid_until: Mapped[date] = mapped_column(Date)
+    api_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class KnownVehicle(Base):
+    """Our copy of ``vehicle.registered``."""
+
+    __tablename__ = "known_vehicles"
+
+    vin: Mapped[str] = mapped_column(String(17), primary_key=True)
+    enterprise_uscc: Mapped[str] = mapped_column(String(18), index=True)
+    make: Mapped[str] = mapped_column(String(100))
+    model: Mapped[str] = mapped_column(String(100))
+    model_year: Mapped[int] = mapped_column(Integer)
+    mileage_km: Mapped[int] = mapped_column(Integer)
+    registered_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Inspection(Base):
+    __tablename__ = "inspections"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    vin: Mapped[str] = mapped_column(String(17), index=True)
+    enterprise_uscc: Mapped[str] = mapped_column(String(18))
+    station_id: Mapped[str] = mapped_column(String(36), index=True)
+    inspector: Mapped[str | None] = mapped_column(String(200))
+    inspected_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    odometer_km: Mapped[int] = mapped_column(Integer)
+    verdict: Mapped[str] = mapped_column(String(10))
+    first_inspection: Mapped[bool] = mapped_column(Boolean)
+    items: Mapped[list[dict[str, str | None]]] = mapped_column(JSON)
+    failed_items: Mapped[list[str]] = mapped_column(JSON)
+    remarks: Mapped[list[str]] = mapped_column(JSON)
+    fraud_signals: Mapped[list[str]] = mapped_column(JSON)
+    certificate_no: Mapped[str | None] = mapped_column(String(40), unique=True)
+    valid_until: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    event_id: Mapped[str] = mapped_column(String(64))

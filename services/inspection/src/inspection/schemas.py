@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+from contracts.identifiers import Vin
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StationCreate(_In):
+    name: Text
+    accreditation: Annotated[
+        str, StringConstraints(strip_whitespace=True, pattern=r"^(CMA|CNAS)[ -]?[A-Z0-9]{4,30}$")
+    ] = Field(description="CMA or CNAS accreditation number, e.g. CNAS L1234")
+    province: Annotated[str, StringConstraints(pattern=r"^[1-8][0-9]0000$")]
+    accreditation_valid_until: date
+
+
+class StationCreated(BaseModel):
+    id: str
+    name: str
+    api_key: str = Field(description="The station's API key, shown once.")
+
+
+class ItemIn(_In):
+    code: Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, max_length=64)]
+    result: Literal["pass", "fail", "not_applicable"]
+    note: Annotated[str, StringConstraints(max_length=2000)] | None = None
+
+
+class InspectionCreate(_In):
+    vin: Vin
+    inspected_at: AwareDatetime
+    odometer_km: int = Field(ge=0, le=5_000_000)
+    items: list[ItemIn] = Field(max_length=100)
+    photos: list[Annotated[str, StringConstraints(max_length=2000)]] = Field(
+        default_factory=list, max_length=50
+    )
+    inspector: Text | None = None
+
+
+class FailedItem(BaseModel):
+    code: str
+    severity: str
+
+
+class InspectionPublic(BaseModel):
+    id: str
+    vin: str
+    verdict: Literal["pass", "fail"]
+    first_inspection: bool
+    certificate_no: str | None
+    valid_until: date | None
+    failed_items: list[FailedItem]
+    remarks: list[str]
+    fraud_signals: list[str]
+    inspected_at: datetime

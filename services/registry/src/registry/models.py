@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from servicekit import tables
+from servicekit.db import UtcDateTime, new_metadata
+from sqlalchemy import Date, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    metadata = new_metadata()
+
+
+tables.define(Base.metadata)
+
+
+class Enterprise(Base):
+    __tablename__ = "enterprises"
+
+    uscc: Mapped[str] = mapped_column(String(18), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))
+    province: Mapped[str] = mapped_column(String(6), index=True)
+    address: Mapped[str] = mapped_column(String(500))
+    appraiser_count: Mapped[int] = mapped_column(Integer)
+    contact: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    admission_valid_until: Mapped[date | None] = mapped_column(Date)
+    api_key_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    applied_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class StatusChange(Base):
+    __tablename__ = "status_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uscc: Mapped[str] = mapped_column(ForeignKey("enterprises.uscc"), index=True)
+    event_id: Mapped[str] = mapped_column(String(64), unique=True)
+    from_status: Mapped[str | None] = mapped_column(String(20))
+    to_status: Mapped[str] = mapped_column(String(20))
+    action: Mapped[str] = mapped_column(String(20))
+    actor: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text)
+    cause: Mapped[str | None] = mapped_column(String(64))
+    changed_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Vehicle(Base):
+    __tablename__ = "vehicles"
+
+    vin: Mapped[str] = mapped_column(String(17), primary_key=True)
+    enterprise_uscc: Mapped[str] = mapped_column(ForeignKey("enterprises.uscc"), index=True)
+    make: Mapped[str] = mapped_column(String(100))
+    model: Mapped[str] = mapped_column(String(100))
+    model_year: Mapped[int] = mapped_column(Integer)
+    first_registration_date: Mapped[date] = mapped_column(Date)
+    registration_certificate_no: Mapped[str] = mapped_column(String(64))
+    engine_no: Mapped[str] = mapped_column(String(64))
+    mileage_km: Mapped[int] = mapped_column(Integer)
+    fuel_type: Mapped[str] = mapped_column(String(20))
+    hs_code: Mapped[str] = mapped_column(String(10))
+    destination_country: Mapped[str] = mapped_column(String(2))
+    transfer_endorsed_on: Mapped[date] = mapped_column(Date)
+    stage: Mapped[str] = mapped_column(String(20), index=True)
+    registered_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    event_id: Mapped[str] = mapped_column(String(64))
+
+
+class TimelineEntry(Base):
+    """One row per event about a vehicle, from any service, for ``/timeline``."""
+
+    __tablename__ = "timeline"
+
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    vin: Mapped[str] = mapped_column(String(17), index=True)
+    type: Mapped[str] = mapped_column(String(60))
+    source: Mapped[str] = mapped_column(String(100))
+    time: Mapped[datetime] = mapped_column(UtcDateTime())
+    summary: Mapped[str] = mapped_column(Text)

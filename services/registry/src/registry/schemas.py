@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+from contracts.identifiers import CountryCode, HsCode, OpaqueRef, Uscc, Vin
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Province = Annotated[str, StringConstraints(pattern=r"^[1-8][0-9]0000$")]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EnterpriseCreate(_In):
+    uscc: Uscc
+    name: Text
+    kind: Literal["manufacturer", "dealer"]
+    province: Province = Field(description="6-digit province admin division code, e.g. 350000")
+    address: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+    appraiser_count: int = Field(ge=0, le=100_000)
+    contact: Text
+
+
+class EnterprisePublic(BaseModel):
+    uscc: str
+    name: str
+    kind: str
+    province: str
+    address: str
+    appraiser_count: int
+    contact: str
+    status: str
+    admission_valid_until: date | None
+    applied_at: datetime
+    updated_at: datetime
+
+
+class DecisionCreate(_In):
+    action: Literal["approve", "reject", "renew", "warn", "suspend", "reinstate", "exit"]
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+
+
+class DecisionPublic(EnterprisePublic):
+    api_key: str | None = Field(
+        default=None, description="Only on approve: the enterprise's API key, shown once."
+    )
+
+
+class VehicleCreate(_In):
+    vin: Vin
+    enterprise_uscc: Uscc
+    make: Text
+    model: Text
+    model_year: int = Field(ge=1980, le=2100)
+    first_registration_date: date
+    registration_certificate_no: OpaqueRef
+    engine_no: OpaqueRef
+    mileage_km: int = Field(ge=0, le=5_000_000)
+    fuel_type: Literal["petrol", "diesel", "hybrid", "phev", "bev", "fcev", "lpg", "cng", "other"]
+    hs_code: HsCode
+    destination_country: CountryCode
+    transfer_endorsed_on: date
+
+
+class VehiclePublic(BaseModel):
+    vin: str
+    enterprise_uscc: str
+    make: str
+    model: str
+    model_year: int
+    first_registration_date: date
+    registration_certificate_no: str
+    engine_no: str
+    mileage_km: int
+    fuel_type: str
+    hs_code: str
+    destination_country: str
+    transfer_endorsed_on: date
+    stage: str
+    registered_at: datetime
+
+
+class TimelineEvent(BaseModel):
+    id: str
+    type: str
+    source: str
+    time: datetime
+    summary: str
+
+
+class TimelinePublic(BaseModel):
+    vin: str
+    stage: str
+    events: list[TimelineEvent]

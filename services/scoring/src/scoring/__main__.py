@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from servicekit.cli import ServiceSpec, main
+
+from scoring.app import create_app
+from scoring.consumers import subscriptions
+from scoring.settings import Settings
+
+SPEC = ServiceSpec(
+    name="scoring",
+    settings=Settings,
+    create_app=create_app,
+    migrations=Path(__file__).resolve().parents[2] / "migrations",
+    subscriptions=subscriptions,
+)
+
+if __name__ == "__main__":
+    sys.exit(main(SPEC))

@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import SettingsConfigDict
+
+from servicekit.settings import BaseServiceSettings
+
+POLICIES = Path(__file__).resolve().parents[2] / "policies"
+
+
+class Settings(BaseServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="SCORING_", populate_by_name=True, extra="ignore")
+
+    service_name: str = "scoring"
+    port: int = 8004
+    database_url: str = "sqlite:///var/scoring.db"
+    policy_path: Path = POLICIES / "v1.yaml"
