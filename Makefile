@@ -2,7 +2,6 @@
 SHELL := /bin/bash
 PYTHON ?= python3.11
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
-export UV_PYTHON ?= $(shell command -v $(PYTHON) 2>/dev/null || command -v python3)
 
 .PHONY: install run test test-reliability lint fmt bench schemas clean
 

@@ -105,8 +105,9 @@ def _worker(spec: ServiceSpec, settings: BaseServiceSettings) -> int:
     worker: Any = Worker(
         app,
         loglevel=settings.log_level,
-        logging_config=logs.dict_config(spec.name, "worker", settings.log_level),
+        logging_config=logs.dict_config(settings.log_level),
         quiet=True,
+        redirect_stdouts=False,
         loop=loop,
     )
     try:

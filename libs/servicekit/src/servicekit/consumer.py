@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -225,6 +226,8 @@ def build_app(
     timers: Sequence[Timer] = (),
 ) -> faust.App:
     """A faust app with one agent per subscription; nothing connects until it starts."""
+    datadir = Path("var") / "faust" / settings.service_name
+    datadir.mkdir(parents=True, exist_ok=True)
     app = _App(
         f"ucx-{settings.service_name}",
         broker=[f"kafka://{b}" for b in settings.kafka_bootstrap_servers.split(",")],
@@ -241,7 +244,7 @@ def build_app(
         broker_rebalance_timeout=settings.consumer_rebalance_timeout_s,
         consumer_max_fetch_size=4 * 1024 * 1024,
         producer_acks=-1,
-        datadir=f"var/faust/{settings.service_name}",
+        datadir=str(datadir),
     )
     app.fetch_max_wait_ms = settings.consumer_fetch_max_wait_ms
     for subscription in subscriptions:

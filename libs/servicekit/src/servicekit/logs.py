@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import logging.config
 import sys
 from typing import Any
 
@@ -16,36 +17,41 @@ _SHARED: list[Any] = [
 ]
 
 
+def json_formatter() -> logging.Formatter:
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=_SHARED,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(),
+        ],
+    )
+
+
+def dict_config(level: str = "INFO") -> dict[str, Any]:
+    """Every stdlib log line as JSON on stdout, as a ``dictConfig`` (faust's worker wants one)."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": json_formatter}},
+        "handlers": {
+            "default": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stdout",
+            }
+        },
+        "root": {"level": level, "handlers": ["default"]},
+        "loggers": {name: {"level": "WARNING"} for name in ("kafka", "aiokafka", "uvicorn.access")},
+    }
+
+
 def configure(service: str, process: str, level: str = "INFO") -> None:
     structlog.configure(
-        processors=[
-            *_SHARED,
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
+        processors=[*_SHARED, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=_SHARED,
-            processors=[
-                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                structlog.processors.format_exc_info,
-                structlog.processors.JSONRenderer(),
-            ],
-        )
-    )
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    for noisy in ("kafka", "aiokafka", "uvicorn.access"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    logging.config.dictConfig(dict_config(level))
     structlog.contextvars.bind_contextvars(service=service, process=process)
-
-
-def dict_config(service: str, process: str, level: str = "INFO") -> dict[str, Any]:
-    """The same setup as a ``logging.config.dictConfig`` dict (faust's worker wants one)."""
-    configure(service, process, level)
-    return {"version": 1, "incremental": True, "disable_existing_loggers": False}
