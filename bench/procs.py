@@ -34,9 +34,7 @@ def free_port(*offsets: int) -> int:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = int(s.getsockname()[1])
-        if port + max(offsets, default=0) < 65536 and all(
-            _port_is_free(port + o) for o in offsets
-        ):
+        if port + max(offsets, default=0) < 65536 and all(_port_is_free(port + o) for o in offsets):
             return port
     raise BenchError("no free port found")
 

@@ -264,7 +264,7 @@ def _add_timer(app: faust.App, engine: Engine, timer: Timer) -> None:
     async def tick() -> None:
         try:
             await asyncio.to_thread(run_once)
-        except Exception:  # noqa: BLE001 - a failed tick is retried at the next one
+        except Exception:
             log.exception("timer failed", timer=timer.name)
 
     tick.__name__ = tick.__qualname__ = timer.name

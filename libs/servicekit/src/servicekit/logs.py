@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import logging.config
-import sys
 from typing import Any
 
 import structlog

@@ -11,13 +11,12 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
 from prometheus_client import Counter, Gauge
 from sqlalchemy import Engine, func, select, text, update
 
@@ -59,18 +58,16 @@ class Relay:
                 acks="all",
                 linger_ms=2,
                 max_block_ms=5_000,
-                request_timeout_ms=10_000,
-                delivery_timeout_ms=30_000,
+                request_timeout_ms=5_000,
+                delivery_timeout_ms=10_000,
             )
             log.info("relay connected", bootstrap=s.kafka_bootstrap_servers)
         return self._producer
 
     def _disconnect(self) -> None:
         if self._producer is not None:
-            try:
+            with suppress(Exception):
                 self._producer.close(timeout=1)
-            except Exception:
-                pass
             self._producer = None
 
     # -- one step -------------------------------------------------------------------------
@@ -98,7 +95,7 @@ class Relay:
             )
             for row in rows
         ]
-        producer.flush(timeout=30)
+        producer.flush(timeout=15)
         for future in futures:
             future.get(timeout=0)  # raises the delivery error, if any
         with self.engine.begin() as conn:
@@ -119,8 +116,6 @@ class Relay:
                 )
             ).one()
         BACKLOG.set(count)
-        if oldest is not None and oldest.tzinfo is None:
-            oldest = oldest.replace(tzinfo=UTC)
         OLDEST.set((datetime.now(UTC) - oldest).total_seconds() if oldest else 0)
 
     # -- the loop ---------------------------------------------------------------------------
@@ -131,18 +126,17 @@ class Relay:
                 try:
                     published = self.publish_once()
                     backoff = 0.1
-                except (KafkaError, OSError) as exc:
+                except Exception as exc:
                     ERRORS.inc()
-                    log.warning(
-                        "relay publish failed; retrying", error=repr(exc), backoff_s=backoff
-                    )
+                    log.warning("relay step failed; retrying", error=repr(exc), backoff_s=backoff)
                     self._disconnect()
                     self.stopping.wait(backoff)
                     backoff = min(backoff * 2, self.settings.relay_backoff_max_s)
                     continue
                 if published == 0:
-                    self.observe_backlog()
                     self.stopping.wait(self.settings.relay_poll_interval_s)
+                    with suppress(Exception):  # metrics must never stop the relay
+                        self.observe_backlog()
         self._disconnect()
 
     def stop(self) -> None:

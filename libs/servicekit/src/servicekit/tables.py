@@ -76,8 +76,8 @@ outbox = table(
     column("key"),
     column("value"),
     column("headers"),
-    column("created_at"),
-    column("sent_at"),
+    column("created_at", UtcDateTime()),
+    column("sent_at", UtcDateTime()),
 )
 inbox = table(
     "inbox", column("event_id"), column("topic"), column("outcome"), column("processed_at")
@@ -90,5 +90,5 @@ idempotency_keys = table(
     column("status_code"),
     column("content_type"),
     column("body"),
-    column("created_at"),
+    column("created_at", UtcDateTime()),
 )
