@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import anyio
 from sqlalchemy import Engine, delete, insert, select, update
@@ -48,14 +48,24 @@ def lookup(engine: Engine, scope: str, key: str) -> Stored | None:
     return Stored(row.request_hash, row.status_code, row.content_type, body)
 
 
+STALE_AFTER = timedelta(seconds=60)
+"""An in-flight claim older than this belongs to a request that died: it may be taken over."""
+
+
 def claim(engine: Engine, scope: str, key: str, request_hash: str) -> bool:
     """Record the key as in flight; False if someone holds it already."""
+    now = datetime.now(UTC)
+    with engine.begin() as conn:  # drop a claim abandoned by a crashed request
+        conn.execute(
+            delete(keys).where(
+                keys.c.scope == scope, keys.c.key == key, keys.c.status_code.is_(None),
+                keys.c.created_at < now - STALE_AFTER,
+            )
+        )
     try:
         with engine.begin() as conn:
             conn.execute(
-                insert(keys).values(
-                    scope=scope, key=key, request_hash=request_hash, created_at=datetime.now(UTC)
-                )
+                insert(keys).values(scope=scope, key=key, request_hash=request_hash, created_at=now)
             )
         return True
     except IntegrityError:

@@ -49,31 +49,36 @@ async def broker_webhook(broker_id: str, request: Request) -> Response:
 def _receive(request: Request, broker_id: str, body: bytes, headers: dict[str, str]) -> Response:
     settings: Settings = request.app.state.settings
     engine = request.app.state.engine
-    with request.app.state.sessions() as session:
-        try:
+    sessions = request.app.state.sessions
+    try:
+        with sessions() as session:  # closed at once: SQLite holds its write lock per session
             broker = services.verify_webhook(session, settings, broker_id, body, headers)
-        except Problem as exc:
-            return problem_response(exc.status, exc.type_, exc.title, exc.detail)
-        scope, webhook_id = f"webhook:{broker.id}", headers["webhook-id"]
-        request_hash = idempotency.digest(body)
-        stored = idempotency.lookup(engine, scope, webhook_id)
-        if stored is None and idempotency.claim(engine, scope, webhook_id, request_hash):
-            response = _apply(session, settings, broker, webhook_id, body)
-            idempotency.complete(
-                engine, scope, webhook_id, response.status_code,
-                response.headers.get("content-type", "application/json"), bytes(response.body),
-            )
-            return response
-        stored = stored or idempotency.lookup(engine, scope, webhook_id)
-        if stored is None or stored.status_code is None:
-            return problem_response(
-                409, "webhook-in-flight", "Webhook in flight",
-                "A delivery with this webhook-id is still being processed; retry later.",
-            )
-        return Response(
-            stored.body, status_code=stored.status_code, media_type=stored.content_type,
-            headers={"webhook-replayed": "true"},
+    except Problem as exc:
+        return problem_response(exc.status, exc.type_, exc.title, exc.detail)
+    scope, webhook_id = f"webhook:{broker.id}", headers["webhook-id"]
+    stored = idempotency.lookup(engine, scope, webhook_id)
+    if stored is None and idempotency.claim(engine, scope, webhook_id, idempotency.digest(body)):
+        try:
+            with sessions() as session:
+                response = _apply(session, settings, broker, webhook_id, body)
+        except BaseException:
+            idempotency.release(engine, scope, webhook_id)  # let the broker's retry in
+            raise
+        idempotency.complete(
+            engine, scope, webhook_id, response.status_code,
+            response.headers.get("content-type", "application/json"), bytes(response.body),
         )
+        return response
+    stored = stored or idempotency.lookup(engine, scope, webhook_id)
+    if stored is None or stored.status_code is None:
+        return problem_response(
+            409, "webhook-in-flight", "Webhook in flight",
+            "A delivery with this webhook-id is still being processed; retry later.",
+        )
+    return Response(
+        stored.body, status_code=stored.status_code, media_type=stored.content_type,
+        headers={"webhook-replayed": "true"},
+    )
 
 
 def _apply(
