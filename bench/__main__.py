@@ -57,7 +57,9 @@ def _stop_all(procs: list[Proc]) -> None:
 
 
 def _on_sigterm(_signum: int, _frame: FrameType | None) -> None:
-    raise SystemExit(143)  # unwinds the ExitStack: children, broker and temp dir go too
+    # Like Ctrl-C: asyncio.run cancels its tasks cleanly, and the ExitStack then stops the
+    # children, the broker and removes the temp dir.
+    raise KeyboardInterrupt
 
 
 def run(config: Config, workdir: Path, broker: EmbeddedBroker, procs: list[Proc]) -> str:
@@ -88,12 +90,17 @@ def run(config: Config, workdir: Path, broker: EmbeddedBroker, procs: list[Proc]
     return report.table(figures)
 
 
-def write_results(table: str, config: Config, elapsed_s: float) -> None:
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def write_results(table: str, config: Config, elapsed_s: float, load_before: str) -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
     RESULTS.write_text(
         f"# ucx bench, {stamp}\n\n"
-        f"{os.cpu_count()} CPUs, {elapsed_s:.0f} s in all, {config}\n\n"
+        f"{os.cpu_count()} CPUs; {elapsed_s:.0f} s in all; load average before {load_before}, "
+        f"after {_load()} (other work on the machine skews every figure); {config}\n\n"
         f"{table}\n\n{report.BASELINES}\n"
     )
 
@@ -101,19 +108,23 @@ def write_results(table: str, config: Config, elapsed_s: float) -> None:
 def main() -> int:
     signal.signal(signal.SIGTERM, _on_sigterm)
     config = Config.from_env()
+    load_before = _load()
     started = time.monotonic()
     procs: list[Proc] = []
-    with ExitStack() as stack:
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ucx-bench-")))
-        broker = stack.enter_context(EmbeddedBroker())
-        stack.callback(_stop_all, procs)  # LIFO: children stop before the broker and the dir
-        try:
+    try:
+        with ExitStack() as stack:
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ucx-bench-")))
+            broker = stack.enter_context(EmbeddedBroker())
+            stack.callback(_stop_all, procs)  # LIFO: children stop before broker and dir
             table = run(config, workdir, broker, procs)
-        except BenchError as exc:
-            say(f"failed: {exc}")
-            return 1
+    except BenchError as exc:
+        say(f"failed: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        say("interrupted; every child process stopped, temp dir removed")
+        return 130
     elapsed = time.monotonic() - started
-    write_results(table, config, elapsed)
+    write_results(table, config, elapsed, load_before)
     print(table)
     say(f"done in {elapsed:.0f} s; written to {RESULTS}")
     return 0

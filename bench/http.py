@@ -16,6 +16,8 @@ from bench import data
 from bench.procs import Proc, base_env, free_port, run
 
 ADMIN_TOKEN = "bench-admin-token-not-a-secret"
+TRANSPORT_ERROR = 0
+"""The status we count for a request that got no answer (refused, reset, timed out)."""
 WARMUP = 50
 """Extra vehicles posted first and left out of the figures (imports, caches, first connects)."""
 
@@ -28,6 +30,14 @@ class LoadResult:
     non_201: int
     statuses: dict[int, int]
     peak_rss_mib: float | None
+
+    @property
+    def failures(self) -> str:
+        """The non-201 count, with its statuses when there are any (0 = no answer)."""
+        others = {code: n for code, n in sorted(self.statuses.items()) if code != 201}
+        if not others:
+            return "0"
+        return f"{self.non_201} ({', '.join(f'{code}: {n}' for code, n in others.items())})"
 
     @property
     def rps(self) -> float:
@@ -52,9 +62,12 @@ async def _drive(
         async with httpx.AsyncClient(headers=headers, limits=limits, timeout=60.0) as client:
             for body in pending:  # shared iterator: each body is sent once
                 started = time.perf_counter()
-                response = await client.post(url, json=body)
+                try:
+                    code = (await client.post(url, json=body)).status_code
+                except httpx.TransportError:
+                    code = TRANSPORT_ERROR
                 latencies.append((time.perf_counter() - started) * 1000)
-                statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+                statuses[code] = statuses.get(code, 0) + 1
 
     started = time.perf_counter()
     await asyncio.gather(*(one_client() for _ in range(concurrency)))

@@ -110,3 +110,23 @@ def test_suspended_enterprise_is_409_and_bad_keys_are_401(inspection: TestClient
     r = inspection.post("/v1/inspections", json=factories.inspection(vin),
                         headers=bearer("ucx_stn_forged"))
     assert r.status_code == 401
+
+
+def test_a_later_status_change_wins_and_a_late_older_one_does_not(inspection: TestClient) -> None:
+    uscc, vin = registered(inspection)
+    now = datetime.now(UTC)
+
+    def change(to: str, at: datetime) -> envelope.CloudEvent:
+        return envelope.new_event(events.EnterpriseStatusChanged.model_validate(
+            {"enterprise_uscc": uscc, "from": None, "to": to, "actor": "admin", "reason": "r",
+             "changed_at": at}), source="ucx/registry")
+
+    deliver(inspection, change("admitted", now - timedelta(minutes=2)))
+    deliver(inspection, change("suspended", now - timedelta(minutes=1)))
+    deliver(inspection, change("admitted", now - timedelta(minutes=3)))  # late, older
+    key = station_key(inspection)
+    r = inspection.post("/v1/inspections", json=factories.inspection(vin), headers=bearer(key))
+    assert r.status_code == 409
+    deliver(inspection, change("admitted", now))
+    r = inspection.post("/v1/inspections", json=factories.inspection(vin), headers=bearer(key))
+    assert r.status_code == 201

@@ -12,7 +12,12 @@ from sqlalchemy.orm import Session
 from contracts import events
 from servicekit.db import UtcDateTime
 
-_standing = table("enterprise_standing", column("uscc"), column("status"), column("changed_at"))
+_standing = table(
+    "enterprise_standing",
+    column("uscc", String()),
+    column("status", String()),
+    column("changed_at", UtcDateTime()),
+)
 
 
 def define(metadata: MetaData) -> None:
@@ -43,7 +48,7 @@ def apply(session: Session, event: CloudEvent) -> None:
                 uscc=data.enterprise_uscc, status=data.to_status, changed_at=data.changed_at
             )
         )
-    elif UtcDateTime().process_result_value(current, None) <= data.changed_at:  # type: ignore[operator]
+    elif current <= data.changed_at:
         session.execute(
             update(_standing)
             .where(_standing.c.uscc == data.enterprise_uscc)

@@ -1,0 +1,84 @@
+"""Running the stack as real processes for the e2e and reliability tests."""
+
+from __future__ import annotations
+
+import random
+import socket
+import time
+from pathlib import Path
+
+import httpx
+from helpers import ADMIN_TOKEN
+from servicekit.broker import EmbeddedBroker
+from servicekit.stack import SERVICES, Stack
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def free_base() -> int:
+    """A base port such that base+i, +100 (worker) and +200 (relay) are free for each service."""
+    for _ in range(100):
+        base = random.randrange(20_000, 40_000, 10)
+        ports = [base + i + off for i in range(len(SERVICES)) for off in (0, 100, 200)]
+        if all(_free(p) for p in ports):
+            return base
+    raise RuntimeError("no free port range")
+
+
+class RunningStack:
+    def __init__(self, tmp: Path, broker: EmbeddedBroker) -> None:
+        self.broker = broker
+        base = free_base()
+        self.ports = {name: base + i for i, name in enumerate(SERVICES)}
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+            "UCX_ADMIN_TOKEN": ADMIN_TOKEN,
+            "PYTHONUNBUFFERED": "1",
+        }
+        for name, port in self.ports.items():
+            prefix = name.upper()
+            env[f"{prefix}_PORT"] = str(port)
+            env[f"{prefix}_DATABASE_URL"] = f"sqlite:///{tmp / name}.db"
+        self.db = {name: tmp / f"{name}.db" for name in SERVICES}
+        self.log_path = tmp / "stack.log"
+        self.stack = Stack(env=env, services=self.ports, log=self.log_path.open("w"))
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.ports[service]}"
+
+    def start(self) -> None:
+        self.stack.migrate()
+        self.stack.start()
+        self.stack.wait_healthy(60)
+        self.wait_workers_ready()
+
+    def wait_workers_ready(self, timeout_s: float = 90) -> None:
+        deadline = time.monotonic() + timeout_s
+        for port in self.ports.values():
+            while True:
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port + 100}/readyz", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert time.monotonic() < deadline, f"worker on {port + 100} not ready"
+                time.sleep(0.3)
+
+    def stop(self) -> None:
+        self.stack.stop()
+        assert self.stack.log is not None
+        self.stack.log.close()
+
+
+def wait_for(check: object, timeout_s: float = 60, every_s: float = 0.2) -> object:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = check()  # type: ignore[operator]
+        if result:
+            return result
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(every_s)
