@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from stack_support import RunningStack
+
 from servicekit.broker import EmbeddedBroker
 from servicekit.topics import provision
-from stack_support import RunningStack
 
 
 @pytest.fixture(scope="module")
@@ -21,5 +22,3 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     finally:
         running.stop()
         broker.stop()
-
-

@@ -8,7 +8,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,10 @@ def main(spec: ServiceSpec, argv: Sequence[str] | None = None) -> int:
         help="first mark outbox records created at or after TIME (ISO 8601) as unsent, "
         "e.g. to fill a fresh broker; 'all' replays everything",
     )
+    replay_cmd = sub.add_parser(
+        "replay", help="mark outbox records as unsent; the running relay publishes them again"
+    )
+    replay_cmd.add_argument("--from", dest="since", metavar="TIME|all", required=True)
     sub.add_parser("worker", help="consume Kafka topics (faust)")
     sub.add_parser("migrate", help="upgrade the database to the latest migration")
     args = parser.parse_args(argv)
@@ -58,6 +62,12 @@ def main(spec: ServiceSpec, argv: Sequence[str] | None = None) -> int:
         return _api(spec, settings)
     if args.process == "relay":
         return _relay(settings, args.replay_from)
+    if args.process == "replay":
+        engine = make_engine(settings.database_url)
+        count = relay.replay_from(engine, _since(args.since))
+        engine.dispose()
+        print(f"{count} outbox records marked for replay")
+        return 0
     return _worker(spec, settings)
 
 
@@ -74,12 +84,18 @@ def _api(spec: ServiceSpec, settings: BaseServiceSettings) -> int:
     return 0
 
 
+def _since(value: str) -> datetime | None:
+    if value == "all":
+        return None
+    since = datetime.fromisoformat(value)
+    return since if since.tzinfo else since.replace(tzinfo=UTC)
+
+
 def _relay(settings: BaseServiceSettings, replay: str | None) -> int:
     log = structlog.get_logger("servicekit.cli")
     engine = make_engine(settings.database_url)
     if replay:
-        since = None if replay == "all" else datetime.fromisoformat(replay)
-        count = relay.replay_from(engine, since)
+        count = relay.replay_from(engine, _since(replay))
         log.info("outbox marked for replay", records=count, since=replay)
     worker = relay.Relay(settings, engine)
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -8,8 +8,19 @@ from typing import Any
 
 import structlog
 
+_IDENTITY: dict[str, str] = {}
+
+
+def _identity(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    """``service`` and ``process`` on every line, from any thread (faust's consumer has its own)."""
+    for key, value in _IDENTITY.items():
+        event.setdefault(key, value)
+    return event
+
+
 _SHARED: list[Any] = [
     structlog.contextvars.merge_contextvars,
+    _identity,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
     structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -52,5 +63,5 @@ def configure(service: str, process: str, level: str = "INFO") -> None:
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
+    _IDENTITY.update(service=service, process=process)
     logging.config.dictConfig(dict_config(level))
-    structlog.contextvars.bind_contextvars(service=service, process=process)

@@ -1,0 +1,100 @@
+"""Crashes and outages on the running stack: nothing acknowledged is lost or doubled."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+import factories
+import httpx
+from helpers import ADMIN, bearer
+from stack_support import RunningStack, wait_for
+
+
+def admitted_enterprise(registry: httpx.Client) -> tuple[str, str]:
+    body = factories.enterprise()
+    assert registry.post("/v1/enterprises", json=body).status_code == 201
+    r = registry.post(f"/v1/enterprises/{body['uscc']}/decisions", headers=ADMIN,
+                      json={"action": "approve", "reason": "admitted for the fault tests"})
+    return body["uscc"], r.json()["api_key"]
+
+
+def ledger_registrations(stack: RunningStack, uscc: str) -> tuple[int, int]:
+    with sqlite3.connect(stack.db["scoring"], timeout=30) as conn:
+        total, distinct = conn.execute(
+            "SELECT count(*), count(DISTINCT event_id) FROM ledger "
+            "WHERE uscc = ? AND type = 'vehicle.registered'", (uscc,)
+        ).fetchone()
+    return int(total), int(distinct)
+
+
+def register_many(stack: RunningStack, uscc: str, key: str, n: int,
+                  on_progress: object = None, pace_s: float = 0.0) -> list[int]:
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def one(_: int) -> None:
+        with httpx.Client(base_url=stack.url("registry"), timeout=30) as client:
+            r = client.post("/v1/vehicles", json=factories.vehicle(uscc), headers=bearer(key))
+        with lock:
+            statuses.append(r.status_code)
+            if on_progress is not None:
+                on_progress(len(statuses))  # type: ignore[operator]
+        if pace_s:
+            time.sleep(pace_s)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(one, range(n)))
+    return statuses
+
+
+def test_relay_sigkilled_mid_stream_loses_and_doubles_nothing(stack: RunningStack) -> None:
+    registry = httpx.Client(base_url=stack.url("registry"), timeout=10)
+    uscc, key = admitted_enterprise(registry)
+    killed = threading.Event()
+
+    def kill_at_300(done: int) -> None:
+        if done >= 300 and not killed.is_set():
+            killed.set()
+            stack.stack.kill("registry.relay", signal.SIGKILL)
+            stack.stack.start_process("registry.relay")
+
+    statuses = register_many(stack, uscc, key, 1000, on_progress=kill_at_300)
+    assert killed.is_set()
+    assert statuses.count(201) == 1000
+    wait_for(lambda: ledger_registrations(stack, uscc)[0] >= 1000, timeout_s=120)
+    time.sleep(2)  # let any re-sent duplicates arrive: they must change nothing
+    assert ledger_registrations(stack, uscc) == (1000, 1000)
+
+
+def test_broker_outage_loses_nothing_and_the_outbox_refills_a_fresh_broker(
+    stack: RunningStack,
+) -> None:
+    registry = httpx.Client(base_url=stack.url("registry"), timeout=10)
+    uscc, key = admitted_enterprise(registry)
+    wait_for(lambda: ledger_registrations(stack, uscc) == (0, 0))
+    started = datetime.now(UTC)
+    stopped_at: list[float] = []
+    outage = threading.Thread(
+        target=lambda: (time.sleep(2), stack.broker.stop(), stopped_at.append(time.monotonic()))
+    )
+    outage.start()
+    statuses = register_many(stack, uscc, key, 200, pace_s=0.1)  # about 2.5 s of traffic
+    outage.join()
+    during = register_many(stack, uscc, key, 100)  # broker down: the API still accepts
+    time.sleep(max(0.0, 20 - (time.monotonic() - stopped_at[0])))  # 20 s without a broker
+    assert statuses.count(201) == 200 and during.count(201) == 100
+
+    stack.broker.start()  # a fresh, empty broker on the same port
+    for service in ("registry", "inspection", "customs", "scoring"):
+        subprocess.run([sys.executable, "-m", service, "replay", "--from", started.isoformat()],
+                       env=stack.stack.env, check=True, capture_output=True)
+    wait_for(lambda: ledger_registrations(stack, uscc)[0] >= 300, timeout_s=180)
+    time.sleep(2)
+    assert ledger_registrations(stack, uscc) == (300, 300)
