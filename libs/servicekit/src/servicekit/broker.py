@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import signal
 import socket
 import subprocess
 import time
@@ -26,6 +29,12 @@ def wait_for_port(host: str, port: int, timeout_s: float = 30.0) -> None:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"nothing listens on {host}:{port} after {timeout_s}s") from None
             time.sleep(0.05)
+
+
+def _die_with_parent() -> None:
+    """Linux: the broker gets SIGTERM when its parent dies, so no broker outlives its owner."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 class EmbeddedBroker:
@@ -55,6 +64,7 @@ class EmbeddedBroker:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
         )
         wait_for_port(self.host, self.port)
         return self
