@@ -18,11 +18,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
-from servicekit.broker import EmbeddedBroker
-from servicekit.topics import provision
-
 from bench import data, http, report, scoring
 from bench.procs import BenchError, Proc
+from servicekit.broker import EmbeddedBroker
+from servicekit.topics import provision
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.md"
 NOOP_TIMEOUT_S = 60.0

@@ -9,10 +9,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from contracts import events
 from contracts.envelope import encode, headers, new_event
 from contracts.identifiers import USCC_ALPHABET, uscc_check_char, vin_check_digit
-
-from contracts import events
 
 _VIN_CHARS = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"
 MODEL_YEAR = 2022

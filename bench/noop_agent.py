@@ -18,11 +18,11 @@ from typing import Any
 
 import faust
 from faust.worker import Worker
-from servicekit.consumer import build_app
-from servicekit.settings import BaseServiceSettings
 from sqlalchemy import create_engine
 
 from contracts import topics
+from servicekit.consumer import build_app
+from servicekit.settings import BaseServiceSettings
 
 
 def add_counter(app: faust.App, expect: int, result: Path) -> None:

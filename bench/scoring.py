@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kafka import KafkaProducer
-from scoring.models import LedgerEntry
 from sqlalchemy import Engine, create_engine, func, select
 from sqlalchemy.pool import NullPool
 
 from bench.data import KafkaRecord
 from bench.procs import BenchError, Proc, base_env, free_port, run
+from scoring.models import LedgerEntry
 
 POLL_S = 0.25
 

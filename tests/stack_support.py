@@ -8,9 +8,11 @@ import time
 from pathlib import Path
 
 import httpx
-from helpers import ADMIN_TOKEN
+
 from servicekit.broker import EmbeddedBroker
 from servicekit.stack import SERVICES, Stack
+
+from helpers import ADMIN_TOKEN
 
 
 def _free(port: int) -> bool:
@@ -61,7 +63,10 @@ class RunningStack:
         for port in self.ports.values():
             while True:
                 try:
-                    if httpx.get(f"http://127.0.0.1:{port + 100}/readyz", timeout=2).status_code == 200:
+                    if (
+                        httpx.get(f"http://127.0.0.1:{port + 100}/readyz", timeout=2).status_code
+                        == 200
+                    ):
                         break
                 except httpx.HTTPError:
                     pass

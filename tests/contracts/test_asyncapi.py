@@ -8,15 +8,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import factories
 import pytest
 import yaml
+
+from contracts import envelope, identifiers, topics
 from contracts.events import BY_TOPIC, BY_TYPE
 from servicekit import consumer, outbox
 from servicekit.cli import ServiceSpec
 from servicekit.settings import BaseServiceSettings
 
-from contracts import envelope, identifiers, topics
+import factories
 
 CONTRACTS = Path(__file__).resolve().parents[2] / "contracts"
 DOCUMENT = CONTRACTS / "asyncapi.yaml"

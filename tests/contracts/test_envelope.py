@@ -1,6 +1,5 @@
 from datetime import UTC, datetime
 
-import factories
 import pytest
 from cloudevents.core.bindings import kafka as ce_kafka
 from cloudevents.core.formats.json import JSONFormat
@@ -8,12 +7,19 @@ from pydantic import ValidationError
 
 from contracts import envelope, events
 
+import factories
+
 
 def _registered() -> events.VehicleRegistered:
     return events.VehicleRegistered(
-        enterprise_uscc="91350100M000100Y43", vin="1M8GDM9AXKP042788", make="Buick",
-        model="Excelle", model_year=2019, first_registration_date="2019-05-02",
-        mileage_km=60000, registered_at=datetime.now(UTC),
+        enterprise_uscc="91350100M000100Y43",
+        vin="1M8GDM9AXKP042788",
+        make="Buick",
+        model="Excelle",
+        model_year=2019,
+        first_registration_date="2019-05-02",
+        mileage_km=60000,
+        registered_at=datetime.now(UTC),
     )
 
 
@@ -22,7 +28,8 @@ def test_structured_mode_round_trip_is_readable_by_the_cloudevents_sdk() -> None
     value = envelope.encode(event)
     message = ce_kafka.KafkaMessage(
         headers={k: v for k, v in envelope.headers(event)},
-        key=event.enterpriseid.encode(), value=value,
+        key=event.enterpriseid.encode(),
+        value=value,
     )
     parsed = ce_kafka.from_kafka(message, JSONFormat())  # mode detected from headers
     assert parsed.get_id() == event.id
@@ -43,13 +50,21 @@ def test_producers_are_strict() -> None:
     with pytest.raises(ValidationError):
         events.VehicleRegistered.model_validate({**_registered().model_dump(), "colour": "white"})
     with pytest.raises(ValidationError):
-        events.VehicleRegistered.model_validate({**_registered().model_dump(), "vin": factories.vin()[:-1]})
+        events.VehicleRegistered.model_validate(
+            {**_registered().model_dump(), "vin": factories.vin()[:-1]}
+        )
 
 
 def test_status_change_uses_from_and_to_on_the_wire() -> None:
     data = events.EnterpriseStatusChanged.model_validate(
-        {"enterprise_uscc": "91350100M000100Y43", "from": "applied", "to": "admitted",
-         "actor": "admin", "reason": "ok", "changed_at": datetime.now(UTC)}
+        {
+            "enterprise_uscc": "91350100M000100Y43",
+            "from": "applied",
+            "to": "admitted",
+            "actor": "admin",
+            "reason": "ok",
+            "changed_at": datetime.now(UTC),
+        }
     )
     wire = envelope.new_event(data, source="ucx/registry").data
     assert wire["from"] == "applied" and wire["to"] == "admitted"

@@ -38,8 +38,17 @@ def test_vin_with_wrong_check_digit_is_accepted_for_other_regions() -> None:
     assert validate_vin(japanese) == japanese
 
 
-@pytest.mark.parametrize("bad", ["", "1M8GDM9AXKP04278", "1M8GDM9AXKP0427888", "IM8GDM9AXKP042788",
-                                 "1M8GDM9AXKP04278O", "1M8GDM9AXKQ042788"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "1M8GDM9AXKP04278",
+        "1M8GDM9AXKP0427888",
+        "IM8GDM9AXKP042788",
+        "1M8GDM9AXKP04278O",
+        "1M8GDM9AXKQ042788",
+    ],
+)
 def test_vin_shape_is_enforced(bad: str) -> None:
     with pytest.raises(ValueError, match="vin_format"):
         validate_vin(bad)

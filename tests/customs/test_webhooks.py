@@ -4,10 +4,8 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import factories
 import pytest
 from fastapi.testclient import TestClient
-from helpers import ADMIN, service_client
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
@@ -17,6 +15,9 @@ from customs.__main__ import SPEC
 from customs.consumers import subscriptions
 from customs.settings import Settings
 from servicekit.db import make_engine
+
+import factories
+from helpers import ADMIN, service_client
 
 
 @pytest.fixture
@@ -37,49 +38,114 @@ def deliver(settings: Settings, event: envelope.CloudEvent) -> None:
 
 class Broker:
     def __init__(self, client: TestClient, enterprises: list[str]) -> None:
-        r = client.post("/v1/brokers", headers=ADMIN, json={
-            "name": "Xiamen Haitong Customs Brokerage", "customs_code": "3502980123",
-            "enterprises": enterprises,
-        })
+        r = client.post(
+            "/v1/brokers",
+            headers=ADMIN,
+            json={
+                "name": "Xiamen Haitong Customs Brokerage",
+                "customs_code": "3502980123",
+                "enterprises": enterprises,
+            },
+        )
         assert r.status_code == 201, r.text
         self.client, self.id, self.secret = client, r.json()["id"], r.json()["secret"]
 
-    def send(self, type_: str, data: dict[str, Any], *, msg_id: str | None = None,
-             at: datetime | None = None, secret: str | None = None) -> Any:
+    def send(
+        self,
+        type_: str,
+        data: dict[str, Any],
+        *,
+        msg_id: str | None = None,
+        at: datetime | None = None,
+        secret: str | None = None,
+    ) -> Any:
         body = json.dumps({"type": type_, "timestamp": datetime.now(UTC).isoformat(), "data": data})
         msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
         at = at or datetime.now(UTC)
         signature = Webhook(secret or self.secret).sign(msg_id, at, body)
-        return self.client.post(f"/v1/webhooks/brokers/{self.id}", content=body, headers={
-            "webhook-id": msg_id, "webhook-timestamp": str(int(at.timestamp())),
-            "webhook-signature": signature, "content-type": "application/json",
-        })
+        return self.client.post(
+            f"/v1/webhooks/brokers/{self.id}",
+            content=body,
+            headers={
+                "webhook-id": msg_id,
+                "webhook-timestamp": str(int(at.timestamp())),
+                "webhook-signature": signature,
+                "content-type": "application/json",
+            },
+        )
 
 
 def ready_vehicle(settings: Settings, uscc: str, vin: str | None = None) -> tuple[str, str]:
     """A registered, passed vehicle of an admitted enterprise, as customs' projections see it."""
     vin, cert = vin or factories.vin(), f"EXC-2611-{uuid.uuid4().hex[:16].upper()}-7"
     now = datetime.now(UTC)
-    deliver(settings, envelope.new_event(events.EnterpriseStatusChanged.model_validate(
-        {"enterprise_uscc": uscc, "from": "applied", "to": "admitted", "actor": "admin",
-         "reason": "ok", "changed_at": now}), source="ucx/registry"))
-    deliver(settings, envelope.new_event(events.VehicleRegistered(
-        enterprise_uscc=uscc, vin=vin, make="Volkswagen", model="Lavida", model_year=2022,
-        first_registration_date="2022-04-18", mileage_km=38_200, registered_at=now,
-    ), source="ucx/registry"))
-    deliver(settings, envelope.new_event(events.VehicleInspected(
-        enterprise_uscc=uscc, inspection_id=str(uuid.uuid4()), vin=vin, station_id="s1",
-        inspected_at=now, odometer_km=39_000, verdict="pass", first_inspection=True, items=[],
-        failed_items=[], certificate_no=cert, valid_until=date.today() + timedelta(days=90),
-    ), source="ucx/inspection"))
+    deliver(
+        settings,
+        envelope.new_event(
+            events.EnterpriseStatusChanged.model_validate(
+                {
+                    "enterprise_uscc": uscc,
+                    "from": "applied",
+                    "to": "admitted",
+                    "actor": "admin",
+                    "reason": "ok",
+                    "changed_at": now,
+                }
+            ),
+            source="ucx/registry",
+        ),
+    )
+    deliver(
+        settings,
+        envelope.new_event(
+            events.VehicleRegistered(
+                enterprise_uscc=uscc,
+                vin=vin,
+                make="Volkswagen",
+                model="Lavida",
+                model_year=2022,
+                first_registration_date="2022-04-18",
+                mileage_km=38_200,
+                registered_at=now,
+            ),
+            source="ucx/registry",
+        ),
+    )
+    deliver(
+        settings,
+        envelope.new_event(
+            events.VehicleInspected(
+                enterprise_uscc=uscc,
+                inspection_id=str(uuid.uuid4()),
+                vin=vin,
+                station_id="s1",
+                inspected_at=now,
+                odometer_km=39_000,
+                verdict="pass",
+                first_inspection=True,
+                items=[],
+                failed_items=[],
+                certificate_no=cert,
+                valid_until=date.today() + timedelta(days=90),
+            ),
+            source="ucx/inspection",
+        ),
+    )
     return vin, cert
 
 
 def lodged(vin: str, uscc: str, cert: str, **kw: Any) -> dict[str, Any]:
-    return {"declaration_no": f"D{uuid.uuid4().int % 10**17:017d}", "vin": vin,
-            "enterprise_uscc": uscc, "export_licence_no": "EL-2026-35-00871",
-            "certificate_no": cert, "port_of_loading": "CNXMN", "destination_country": "KZ",
-            "declared_at": datetime.now(UTC).isoformat(), **kw}
+    return {
+        "declaration_no": f"D{uuid.uuid4().int % 10**17:017d}",
+        "vin": vin,
+        "enterprise_uscc": uscc,
+        "export_licence_no": "EL-2026-35-00871",
+        "certificate_no": cert,
+        "port_of_loading": "CNXMN",
+        "destination_country": "KZ",
+        "declared_at": datetime.now(UTC).isoformat(),
+        **kw,
+    }
 
 
 def outbox_topics(settings: Settings) -> list[str]:
@@ -100,12 +166,24 @@ def test_a_vehicle_is_declared_released_and_exported(customs: tuple[TestClient, 
     assert r.status_code == 202, r.text
     assert r.json()["status"] == "accepted"
     no = declaration["declaration_no"]
-    assert broker.send("declaration.released", {"declaration_no": no,
-                       "released_at": datetime.now(UTC).isoformat()}).json()["status"] == "released"
-    r = broker.send("shipment.departed", {
-        "declaration_no": no, "bill_of_lading": "COSU6312458790", "vessel_name": "COSCO Fortune",
-        "vessel_imo": "IMO 9074729", "port_of_loading": "CNXMN",
-        "departed_at": datetime.now(UTC).isoformat()})
+    assert (
+        broker.send(
+            "declaration.released",
+            {"declaration_no": no, "released_at": datetime.now(UTC).isoformat()},
+        ).json()["status"]
+        == "released"
+    )
+    r = broker.send(
+        "shipment.departed",
+        {
+            "declaration_no": no,
+            "bill_of_lading": "COSU6312458790",
+            "vessel_name": "COSCO Fortune",
+            "vessel_imo": "IMO 9074729",
+            "port_of_loading": "CNXMN",
+            "departed_at": datetime.now(UTC).isoformat(),
+        },
+    )
     assert r.json()["status"] == "exported"
     assert outbox_topics(settings) == ["vehicle.declared.v1", "vehicle.exported.v1"]
     assert client.get(f"/v1/declarations/{no}", headers=ADMIN).json()["status"] == "exported"
@@ -172,7 +250,7 @@ def test_a_broker_acts_only_for_its_enterprises(customs: tuple[TestClient, Setti
 
 
 def test_invalid_message_is_422_naming_the_field(customs: tuple[TestClient, Settings]) -> None:
-    client, settings = customs
+    client, _settings = customs
     uscc = factories.uscc()
     broker = Broker(client, [uscc])
     r = broker.send("declaration.lodged", lodged(factories.vin(), uscc, "X", port_of_loading="C"))

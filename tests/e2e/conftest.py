@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from stack_support import RunningStack
 
 from servicekit.broker import EmbeddedBroker
 from servicekit.topics import provision
+
+from stack_support import RunningStack
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
-import factories
 import httpx
+
+import factories
 from helpers import ADMIN, bearer
 from stack_support import RunningStack, wait_for
 
@@ -20,8 +21,11 @@ from stack_support import RunningStack, wait_for
 def admitted_enterprise(registry: httpx.Client) -> tuple[str, str]:
     body = factories.enterprise()
     assert registry.post("/v1/enterprises", json=body).status_code == 201
-    r = registry.post(f"/v1/enterprises/{body['uscc']}/decisions", headers=ADMIN,
-                      json={"action": "approve", "reason": "admitted for the fault tests"})
+    r = registry.post(
+        f"/v1/enterprises/{body['uscc']}/decisions",
+        headers=ADMIN,
+        json={"action": "approve", "reason": "admitted for the fault tests"},
+    )
     return body["uscc"], r.json()["api_key"]
 
 
@@ -29,13 +33,20 @@ def ledger_registrations(stack: RunningStack, uscc: str) -> tuple[int, int]:
     with sqlite3.connect(stack.db["scoring"], timeout=30) as conn:
         total, distinct = conn.execute(
             "SELECT count(*), count(DISTINCT event_id) FROM ledger "
-            "WHERE uscc = ? AND type = 'vehicle.registered'", (uscc,)
+            "WHERE uscc = ? AND type = 'vehicle.registered'",
+            (uscc,),
         ).fetchone()
     return int(total), int(distinct)
 
 
-def register_many(stack: RunningStack, uscc: str, key: str, n: int,
-                  on_progress: object = None, pace_s: float = 0.0) -> list[int]:
+def register_many(
+    stack: RunningStack,
+    uscc: str,
+    key: str,
+    n: int,
+    on_progress: object = None,
+    pace_s: float = 0.0,
+) -> list[int]:
     statuses: list[int] = []
     lock = threading.Lock()
 
@@ -93,8 +104,12 @@ def test_broker_outage_loses_nothing_and_the_outbox_refills_a_fresh_broker(
 
     stack.broker.start()  # a fresh, empty broker on the same port
     for service in ("registry", "inspection", "customs", "scoring"):
-        subprocess.run([sys.executable, "-m", service, "replay", "--from", started.isoformat()],
-                       env=stack.stack.env, check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", service, "replay", "--from", started.isoformat()],
+            env=stack.stack.env,
+            check=True,
+            capture_output=True,
+        )
     wait_for(lambda: ledger_registrations(stack, uscc)[0] >= 300, timeout_s=180)
     time.sleep(2)
     assert ledger_registrations(stack, uscc) == (300, 300)

@@ -28,8 +28,12 @@ def test_the_launcher_serves_every_api_within_60_s_and_stops_cleanly_on_ctrl_c(
     env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
     env.pop("UCX_ADMIN_TOKEN", None)
     launcher = subprocess.Popen(
-        [sys.executable, "-m", "servicekit.stack"], cwd=tmp_path, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        [sys.executable, "-m", "servicekit.stack"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         started = time.monotonic()

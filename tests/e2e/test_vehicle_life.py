@@ -7,23 +7,25 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-import factories
 import httpx
 from cloudevents.core.bindings import kafka as ce_kafka
 from cloudevents.core.formats.json import JSONFormat
-from helpers import ADMIN, bearer
 from kafka import KafkaConsumer, TopicPartition
-from stack_support import RunningStack, wait_for
 from standardwebhooks import Webhook
 
 from contracts import topics
+
+import factories
+from helpers import ADMIN, bearer
+from stack_support import RunningStack, wait_for
 
 
 def signed(secret: str, type_: str, data: dict[str, object]) -> tuple[bytes, dict[str, str]]:
     body = json.dumps({"type": type_, "timestamp": datetime.now(UTC).isoformat(), "data": data})
     msg_id, now = f"msg_{uuid.uuid4().hex}", datetime.now(UTC)
     return body.encode(), {
-        "webhook-id": msg_id, "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(now.timestamp())),
         "webhook-signature": Webhook(secret).sign(msg_id, now, body),
         "content-type": "application/json",
     }
@@ -59,47 +61,102 @@ def test_one_vehicle_from_application_to_departure(stack: RunningStack) -> None:
     enterprise = factories.enterprise()
     uscc = enterprise["uscc"]
     assert registry.post("/v1/enterprises", json=enterprise).status_code == 201
-    approved = registry.post(f"/v1/enterprises/{uscc}/decisions", headers=ADMIN,
-                             json={"action": "approve", "reason": "documents and site verified"})
+    approved = registry.post(
+        f"/v1/enterprises/{uscc}/decisions",
+        headers=ADMIN,
+        json={"action": "approve", "reason": "documents and site verified"},
+    )
     key = approved.json()["api_key"]
     vehicle = factories.vehicle(uscc)
     vin = vehicle["vin"]
     assert registry.post("/v1/vehicles", json=vehicle, headers=bearer(key)).status_code == 201
 
     station = inspection.post("/v1/stations", json=factories.station(), headers=ADMIN).json()
-    inspected = wait_for(lambda: (r := inspection.post(
-        "/v1/inspections", json=factories.inspection(vin), headers=bearer(station["api_key"])
-    )).status_code == 201 and r)  # 404 until the inspection worker has the registration
+    inspected = wait_for(
+        lambda: (
+            (
+                r := inspection.post(
+                    "/v1/inspections",
+                    json=factories.inspection(vin),
+                    headers=bearer(station["api_key"]),
+                )
+            ).status_code
+            == 201
+            and r
+        )
+    )  # 404 until the inspection worker has the registration
     certificate = inspected.json()["certificate_no"]  # type: ignore[attr-defined]
 
-    broker = customs.post("/v1/brokers", headers=ADMIN, json={
-        "name": "Xiamen Haitong Customs Brokerage", "customs_code": "3502980123",
-        "enterprises": [uscc]}).json()
+    broker = customs.post(
+        "/v1/brokers",
+        headers=ADMIN,
+        json={
+            "name": "Xiamen Haitong Customs Brokerage",
+            "customs_code": "3502980123",
+            "enterprises": [uscc],
+        },
+    ).json()
     declaration_no = f"D{uuid.uuid4().int % 10**17:017d}"
-    body, headers = signed(broker["secret"], "declaration.lodged", {
-        "declaration_no": declaration_no, "vin": vin, "enterprise_uscc": uscc,
-        "export_licence_no": "EL-2026-35-00871", "certificate_no": certificate,
-        "port_of_loading": "CNXMN", "destination_country": "KZ",
-        "declared_at": datetime.now(UTC).isoformat()})
+    body, headers = signed(
+        broker["secret"],
+        "declaration.lodged",
+        {
+            "declaration_no": declaration_no,
+            "vin": vin,
+            "enterprise_uscc": uscc,
+            "export_licence_no": "EL-2026-35-00871",
+            "certificate_no": certificate,
+            "port_of_loading": "CNXMN",
+            "destination_country": "KZ",
+            "declared_at": datetime.now(UTC).isoformat(),
+        },
+    )
     hook = f"/v1/webhooks/brokers/{broker['id']}"
     assert customs.post(hook, content=body, headers=headers).status_code == 202
-    wait_for(lambda: customs.get(f"/v1/declarations/{declaration_no}", headers=ADMIN)
-             .json()["status"] == "accepted")
-    body, headers = signed(broker["secret"], "declaration.released", {
-        "declaration_no": declaration_no, "released_at": datetime.now(UTC).isoformat()})
+    wait_for(
+        lambda: (
+            customs.get(f"/v1/declarations/{declaration_no}", headers=ADMIN).json()["status"]
+            == "accepted"
+        )
+    )
+    body, headers = signed(
+        broker["secret"],
+        "declaration.released",
+        {"declaration_no": declaration_no, "released_at": datetime.now(UTC).isoformat()},
+    )
     assert customs.post(hook, content=body, headers=headers).json()["status"] == "released"
-    body, headers = signed(broker["secret"], "shipment.departed", {
-        "declaration_no": declaration_no, "bill_of_lading": "COSU6312458790",
-        "vessel_name": "COSCO Fortune", "vessel_imo": "IMO 9074729", "port_of_loading": "CNXMN",
-        "departed_at": datetime.now(UTC).isoformat()})
+    body, headers = signed(
+        broker["secret"],
+        "shipment.departed",
+        {
+            "declaration_no": declaration_no,
+            "bill_of_lading": "COSU6312458790",
+            "vessel_name": "COSCO Fortune",
+            "vessel_imo": "IMO 9074729",
+            "port_of_loading": "CNXMN",
+            "departed_at": datetime.now(UTC).isoformat(),
+        },
+    )
     assert customs.post(hook, content=body, headers=headers).json()["status"] == "exported"
 
-    assessment = wait_for(lambda: (r := scoring.get(f"/v1/enterprises/{uscc}/assessment"))
-                          .status_code == 200 and r.json()["events_counted"] == 4 and r.json())
+    assessment = wait_for(
+        lambda: (
+            (r := scoring.get(f"/v1/enterprises/{uscc}/assessment")).status_code == 200
+            and r.json()["events_counted"] == 4
+            and r.json()
+        )
+    )
     assert assessment["events_by_type"] == {  # type: ignore[index]
-        "vehicle.registered": 1, "vehicle.inspected": 1, "vehicle.declared": 1, "vehicle.exported": 1}
-    timeline = wait_for(lambda: (t := registry.get(f"/v1/vehicles/{vin}/timeline").json())
-                        ["stage"] == "exported" and t)
+        "vehicle.registered": 1,
+        "vehicle.inspected": 1,
+        "vehicle.declared": 1,
+        "vehicle.exported": 1,
+    }
+    timeline = wait_for(
+        lambda: (
+            (t := registry.get(f"/v1/vehicles/{vin}/timeline").json())["stage"] == "exported" and t
+        )
+    )
     assert len(timeline["events"]) == 4  # type: ignore[index]
 
     for topic in topics.VEHICLE_TOPICS:

@@ -1,10 +1,8 @@
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import factories
 import pytest
 from fastapi.testclient import TestClient
-from helpers import ADMIN, bearer, service_client
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -13,6 +11,9 @@ from inspection.__main__ import SPEC
 from inspection.consumers import vehicle_registered
 from servicekit import standing
 from servicekit.db import make_engine
+
+import factories
+from helpers import ADMIN, bearer, service_client
 
 
 @pytest.fixture
@@ -34,11 +35,22 @@ def deliver(client: TestClient, event: envelope.CloudEvent) -> None:
 
 def registered(client: TestClient, mileage_km: int = 38_200) -> tuple[str, str]:
     uscc, vin = factories.uscc(), factories.vin()
-    deliver(client, envelope.new_event(events.VehicleRegistered(
-        enterprise_uscc=uscc, vin=vin, make="Volkswagen", model="Lavida", model_year=2022,
-        first_registration_date="2022-04-18", mileage_km=mileage_km,
-        registered_at=datetime.now(UTC) - timedelta(days=2),
-    ), source="ucx/registry"))
+    deliver(
+        client,
+        envelope.new_event(
+            events.VehicleRegistered(
+                enterprise_uscc=uscc,
+                vin=vin,
+                make="Volkswagen",
+                model="Lavida",
+                model_year=2022,
+                first_registration_date="2022-04-18",
+                mileage_km=mileage_km,
+                registered_at=datetime.now(UTC) - timedelta(days=2),
+            ),
+            source="ucx/registry",
+        ),
+    )
     return uscc, vin
 
 
@@ -50,8 +62,9 @@ def station_key(client: TestClient) -> str:
 
 def test_a_passing_inspection_gets_a_certificate_and_one_event(inspection: TestClient) -> None:
     _uscc, vin = registered(inspection)
-    r = inspection.post("/v1/inspections", json=factories.inspection(vin),
-                        headers=bearer(station_key(inspection)))
+    r = inspection.post(
+        "/v1/inspections", json=factories.inspection(vin), headers=bearer(station_key(inspection))
+    )
     assert r.status_code == 201, r.text
     body = r.json()
     assert body["verdict"] == "pass" and body["first_inspection"] is True
@@ -67,27 +80,33 @@ def test_a_passing_inspection_gets_a_certificate_and_one_event(inspection: TestC
 def test_failed_items_are_named_and_a_reinspection_is_not_first(inspection: TestClient) -> None:
     _uscc, vin = registered(inspection)
     key = station_key(inspection)
-    first = inspection.post("/v1/inspections", json=factories.inspection(vin, fail=("BRAKES",)),
-                            headers=bearer(key)).json()
+    first = inspection.post(
+        "/v1/inspections", json=factories.inspection(vin, fail=("BRAKES",)), headers=bearer(key)
+    ).json()
     assert first["verdict"] == "fail"
     assert first["failed_items"] == [{"code": "BRAKES", "severity": "critical"}]
-    again = inspection.post("/v1/inspections", json=factories.inspection(vin, odometer_km=39_000),
-                            headers=bearer(key)).json()
+    again = inspection.post(
+        "/v1/inspections", json=factories.inspection(vin, odometer_km=39_000), headers=bearer(key)
+    ).json()
     assert again["verdict"] == "pass" and again["first_inspection"] is False
 
 
 def test_odometer_rollback_is_caught(inspection: TestClient) -> None:
     _uscc, vin = registered(inspection, mileage_km=80_000)
-    r = inspection.post("/v1/inspections", json=factories.inspection(vin, odometer_km=41_000),
-                        headers=bearer(station_key(inspection)))
+    r = inspection.post(
+        "/v1/inspections",
+        json=factories.inspection(vin, odometer_km=41_000),
+        headers=bearer(station_key(inspection)),
+    )
     assert r.json()["verdict"] == "fail"
     assert r.json()["fraud_signals"] == ["odometer_rollback"]
 
 
 def test_unknown_vin_is_404_and_incomplete_checklist_is_422(inspection: TestClient) -> None:
     key = station_key(inspection)
-    r = inspection.post("/v1/inspections", json=factories.inspection(factories.vin()),
-                        headers=bearer(key))
+    r = inspection.post(
+        "/v1/inspections", json=factories.inspection(factories.vin()), headers=bearer(key)
+    )
     assert r.status_code == 404
     assert "register" in r.json()["detail"]
     _uscc, vin = registered(inspection)
@@ -100,15 +119,29 @@ def test_unknown_vin_is_404_and_incomplete_checklist_is_422(inspection: TestClie
 
 def test_suspended_enterprise_is_409_and_bad_keys_are_401(inspection: TestClient) -> None:
     uscc, vin = registered(inspection)
-    deliver(inspection, envelope.new_event(events.EnterpriseStatusChanged.model_validate(
-        {"enterprise_uscc": uscc, "from": "admitted", "to": "suspended", "actor": "policy",
-         "reason": "score below 60", "changed_at": datetime.now(UTC)}), source="ucx/registry"))
+    deliver(
+        inspection,
+        envelope.new_event(
+            events.EnterpriseStatusChanged.model_validate(
+                {
+                    "enterprise_uscc": uscc,
+                    "from": "admitted",
+                    "to": "suspended",
+                    "actor": "policy",
+                    "reason": "score below 60",
+                    "changed_at": datetime.now(UTC),
+                }
+            ),
+            source="ucx/registry",
+        ),
+    )
     key = station_key(inspection)
     r = inspection.post("/v1/inspections", json=factories.inspection(vin), headers=bearer(key))
     assert r.status_code == 409
     assert r.json()["enterprise_status"] == "suspended"
-    r = inspection.post("/v1/inspections", json=factories.inspection(vin),
-                        headers=bearer("ucx_stn_forged"))
+    r = inspection.post(
+        "/v1/inspections", json=factories.inspection(vin), headers=bearer("ucx_stn_forged")
+    )
     assert r.status_code == 401
 
 
@@ -117,9 +150,19 @@ def test_a_later_status_change_wins_and_a_late_older_one_does_not(inspection: Te
     now = datetime.now(UTC)
 
     def change(to: str, at: datetime) -> envelope.CloudEvent:
-        return envelope.new_event(events.EnterpriseStatusChanged.model_validate(
-            {"enterprise_uscc": uscc, "from": None, "to": to, "actor": "admin", "reason": "r",
-             "changed_at": at}), source="ucx/registry")
+        return envelope.new_event(
+            events.EnterpriseStatusChanged.model_validate(
+                {
+                    "enterprise_uscc": uscc,
+                    "from": None,
+                    "to": to,
+                    "actor": "admin",
+                    "reason": "r",
+                    "changed_at": at,
+                }
+            ),
+            source="ucx/registry",
+        )
 
     deliver(inspection, change("admitted", now - timedelta(minutes=2)))
     deliver(inspection, change("suspended", now - timedelta(minutes=1)))

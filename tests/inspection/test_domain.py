@@ -1,10 +1,11 @@
 from datetime import UTC, date, datetime, timedelta
 
-import factories
 import pytest
 
 from inspection import domain
 from inspection.domain import ItemReport
+
+import factories
 
 NOW = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
 
@@ -18,9 +19,13 @@ def items(fail: tuple[str, ...] = (), na: tuple[str, ...] = ()) -> list[ItemRepo
 
 def decide(reports: list[ItemReport], **kw: object) -> domain.Verdict:
     args: dict[str, object] = {
-        "vin": factories.vin(model_year=2022), "model_year": 2022, "odometer_km": 40_000,
-        "mileage_floor_km": 38_000, "inspected_at": NOW - timedelta(hours=1),
-        "registered_at": NOW - timedelta(days=3), "now": NOW,
+        "vin": factories.vin(model_year=2022),
+        "model_year": 2022,
+        "odometer_km": 40_000,
+        "mileage_floor_km": 38_000,
+        "inspected_at": NOW - timedelta(hours=1),
+        "registered_at": NOW - timedelta(days=3),
+        "now": NOW,
     }
     return domain.decide(reports, **{**args, **kw})  # type: ignore[arg-type]
 
@@ -50,7 +55,7 @@ def test_model_year_and_time_signals() -> None:
 
 
 def test_checklist_must_be_complete_unique_known_and_applicable() -> None:
-    reports = items(na=("BRAKES", "EMISSIONS"))[1:] + [ItemReport("TURBO", "pass")]
+    reports = [*items(na=("BRAKES", "EMISSIONS"))[1:], ItemReport("TURBO", "pass")]
     reports.append(reports[0])
     with pytest.raises(domain.ChecklistError) as caught:
         domain.check_items(reports)

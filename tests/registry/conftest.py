@@ -1,10 +1,11 @@
 from collections.abc import Iterator
 
 import pytest
-from helpers import service_client
 from fastapi.testclient import TestClient
 
 from registry.__main__ import SPEC
+
+from helpers import service_client
 
 
 @pytest.fixture

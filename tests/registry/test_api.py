@@ -1,9 +1,10 @@
-import factories
-from helpers import ADMIN, bearer
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
 from servicekit.db import normalise_url
+
+import factories
+from helpers import ADMIN, bearer
 
 
 def admitted(registry: TestClient) -> tuple[str, str]:
@@ -12,7 +13,8 @@ def admitted(registry: TestClient) -> tuple[str, str]:
     assert registry.post("/v1/enterprises", json=body).status_code == 201
     r = registry.post(
         f"/v1/enterprises/{body['uscc']}/decisions",
-        json={"action": "approve", "reason": "site visit passed"}, headers=ADMIN,
+        json={"action": "approve", "reason": "site visit passed"},
+        headers=ADMIN,
     )
     assert r.status_code == 200, r.text
     return body["uscc"], r.json()["api_key"]
@@ -34,7 +36,9 @@ def test_apply_approve_and_register_a_vehicle_writes_one_event_each(registry: Te
     assert r.json()["stage"] == "registered"
     assert registry.get(f"/v1/vehicles/{vehicle['vin']}").json()["enterprise_uscc"] == uscc
     assert outbox_types(registry) == [
-        "enterprise.status-changed.v1", "enterprise.status-changed.v1", "vehicle.registered.v1",
+        "enterprise.status-changed.v1",
+        "enterprise.status-changed.v1",
+        "vehicle.registered.v1",
     ]
     timeline = registry.get(f"/v1/vehicles/{vehicle['vin']}/timeline").json()
     assert [e["type"] for e in timeline["events"]] == ["vehicle.registered"]
@@ -66,7 +70,9 @@ def test_invalid_uscc_check_character_is_422(registry: TestClient) -> None:
     r = registry.post("/v1/enterprises", json=body)
     assert r.status_code == 422
     assert r.json()["errors"][0] == {
-        "field": "uscc", "rule": "uscc_check_character", "message": r.json()["errors"][0]["message"]
+        "field": "uscc",
+        "rule": "uscc_check_character",
+        "message": r.json()["errors"][0]["message"],
     }
     assert outbox_types(registry) == []
 
@@ -98,7 +104,8 @@ def test_a_vin_is_registered_once(registry: TestClient) -> None:
 def test_suspended_enterprise_cannot_register(registry: TestClient) -> None:
     uscc, key = admitted(registry)
     r = registry.post(
-        f"/v1/enterprises/{uscc}/decisions", json={"action": "suspend", "reason": "audit"},
+        f"/v1/enterprises/{uscc}/decisions",
+        json={"action": "suspend", "reason": "audit"},
         headers=ADMIN,
     )
     assert r.json()["status"] == "suspended"
@@ -113,7 +120,8 @@ def test_transition_outside_the_status_machine_is_409_with_allowed_actions(
     body = factories.enterprise()
     registry.post("/v1/enterprises", json=body)
     r = registry.post(
-        f"/v1/enterprises/{body['uscc']}/decisions", json={"action": "suspend", "reason": "x"},
+        f"/v1/enterprises/{body['uscc']}/decisions",
+        json={"action": "suspend", "reason": "x"},
         headers=ADMIN,
     )
     assert r.status_code == 409
@@ -152,7 +160,8 @@ def test_idempotency_key_replays_the_first_answer(registry: TestClient) -> None:
 
 def test_oversized_body_is_413(registry: TestClient) -> None:
     r = registry.post(
-        "/v1/enterprises", content=b"{" + b" " * (1024 * 1024 + 10) + b"}",
+        "/v1/enterprises",
+        content=b"{" + b" " * (1024 * 1024 + 10) + b"}",
         headers={"content-type": "application/json"},
     )
     assert r.status_code == 413
@@ -165,6 +174,24 @@ def test_health_and_readiness(registry: TestClient) -> None:
     assert ready.status_code == 200  # the broker is reported but not critical for an API
     checks = {c["name"]: c for c in ready.json()["checks"]}
     assert checks["database"]["status"] == "ok"
-    assert "ucx_http_requests_total" in registry.get("/metrics").text or registry.get(
-        "/metrics"
-    ).status_code == 200
+    assert (
+        "ucx_http_requests_total" in registry.get("/metrics").text
+        or registry.get("/metrics").status_code == 200
+    )
+
+
+def test_applying_again_while_admitted_is_409_and_rejected_may_reapply(
+    registry: TestClient,
+) -> None:
+    uscc, _key = admitted(registry)
+    again = registry.post("/v1/enterprises", json=factories.enterprise(uscc))
+    assert again.status_code == 409
+    assert again.json()["current_status"] == "admitted"
+    other = factories.enterprise()
+    registry.post("/v1/enterprises", json=other)
+    registry.post(
+        f"/v1/enterprises/{other['uscc']}/decisions",
+        headers=ADMIN,
+        json={"action": "reject", "reason": "no sales site"},
+    )
+    assert registry.post("/v1/enterprises", json=other).json()["status"] == "applied"

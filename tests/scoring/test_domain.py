@@ -21,8 +21,13 @@ def test_first_inspection_failures_lower_quality_and_damage_counts_twice() -> No
     tally = domain.Tally(vehicles=20, first_inspections=20, first_inspection_fails=2, exports=1)
     base = domain.components_of(POLICY, tally)["quality"]["value"]
     assert round(base, 4) == round((20 * 0.5 + 10 * 0.8) / 30, 4)
-    damaged = domain.fold(POLICY, tally, "e1", "vehicle.inspected", {
-        "first_inspection": True, "verdict": "fail", "failed_items": ["FLOOD_DAMAGE_FREE"]})
+    damaged = domain.fold(
+        POLICY,
+        tally,
+        "e1",
+        "vehicle.inspected",
+        {"first_inspection": True, "verdict": "fail", "failed_items": ["FLOOD_DAMAGE_FREE"]},
+    )
     assert damaged.first_inspection_fails == 4
 
 

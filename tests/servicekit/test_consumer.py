@@ -4,7 +4,6 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-import factories
 import pytest
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
@@ -15,6 +14,8 @@ from servicekit import migrate, standing
 from servicekit.consumer import BatchApplier, Record, Subscription
 from servicekit.db import make_engine
 from servicekit.tables import inbox, outbox
+
+import factories
 
 
 @pytest.fixture
@@ -28,8 +29,14 @@ def engine(database_url: str) -> Iterator[Engine]:
 def status_event(uscc: str, to: str = "admitted") -> envelope.CloudEvent:
     return envelope.new_event(
         events.EnterpriseStatusChanged.model_validate(
-            {"enterprise_uscc": uscc, "from": "applied", "to": to, "actor": "admin",
-             "reason": "approved", "changed_at": datetime.now(UTC)}
+            {
+                "enterprise_uscc": uscc,
+                "from": "applied",
+                "to": to,
+                "actor": "admin",
+                "reason": "approved",
+                "changed_at": datetime.now(UTC),
+            }
         ),
         source="ucx/registry",
     )
@@ -92,9 +99,10 @@ def test_a_handler_that_keeps_failing_is_dead_lettered_and_the_batch_goes_on(
     assert applier(engine).apply([record(poison, 7)])["processed"] == 1
     assert applier(engine).apply([record(poison, 7)])["duplicate"] == 1
     with engine.connect() as conn:
-        assert conn.execute(
-            select(inbox.c.outcome).where(inbox.c.event_id == poison.id)
-        ).scalar_one() == "processed"
+        assert (
+            conn.execute(select(inbox.c.outcome).where(inbox.c.event_id == poison.id)).scalar_one()
+            == "processed"
+        )
 
 
 def test_an_undecodable_record_is_dead_lettered(engine: Engine) -> None:

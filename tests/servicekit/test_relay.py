@@ -25,8 +25,11 @@ from servicekit.topics import provision
 def _event(uscc: str = "91350100M000100Y43") -> envelope.CloudEvent:
     return envelope.new_event(
         events.ComplaintFiled(
-            enterprise_uscc=uscc, complaint_id=str(uuid.uuid4()), country="KZ",
-            category="no_spare_parts", filed_at=datetime.now(UTC),
+            enterprise_uscc=uscc,
+            complaint_id=str(uuid.uuid4()),
+            country="KZ",
+            category="no_spare_parts",
+            filed_at=datetime.now(UTC),
         ),
         source="ucx/test",
     )
@@ -68,7 +71,9 @@ def _unsent(engine: Engine) -> int:
     with engine.connect() as conn:
         return int(
             conn.execute(
-                select(func.count()).select_from(outbox_table).where(outbox_table.c.sent_at.is_(None))
+                select(func.count())
+                .select_from(outbox_table)
+                .where(outbox_table.c.sent_at.is_(None))
             ).scalar_one()
         )
 

@@ -6,6 +6,7 @@ header, ``content-type: application/cloudevents+json; charset=UTF-8``.
 
 from __future__ import annotations
 
+import builtins
 import secrets
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
@@ -41,7 +42,7 @@ class CloudEvent(BaseModel):
     def topic(self) -> str:
         return BY_TYPE[self.type].TOPIC
 
-    def parse_data(self, model: type[D]) -> D:
+    def parse_data(self, model: builtins.type[D]) -> D:
         """Read ``data`` tolerantly: fields unknown to this consumer are dropped."""
         known = {f.alias or name for name, f in model.model_fields.items()} | set(
             model.model_fields

@@ -23,7 +23,6 @@ from typing import Any
 import faust
 import structlog
 import uuid_utils
-from contracts.envelope import CloudEvent
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.transport.drivers.aiokafka import Transport as AIOKafkaTransport
@@ -34,6 +33,7 @@ from sqlalchemy.orm import Session
 from tenacity import retry, stop_never, wait_exponential
 
 from contracts import envelope, topics
+from contracts.envelope import CloudEvent
 from servicekit import outbox, tracing
 from servicekit.db import session_factory
 from servicekit.settings import BaseServiceSettings
@@ -193,26 +193,26 @@ class BatchApplier:
         log.error("dead-lettered", topic=topic, offset=record.offset, error=error[:300])
 
 
-class _ConsumerThread(AIOKafkaConsumerThread):  # type: ignore[misc]
+class _ConsumerThread(AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         # faust hard-codes fetch_max_wait_ms=1500; the embedded broker does not wake a waiting
         # fetch, so every hop would wait that long (DESIGN.md §6). The Fetcher reads this
         # attribute when the consumer starts.
-        consumer._fetch_max_wait_ms = self.app.fetch_max_wait_ms
+        consumer._fetch_max_wait_ms = getattr(self.app, "fetch_max_wait_ms", 100)
         return consumer
 
 
-class _Consumer(AIOKafkaConsumer):  # type: ignore[misc]
+class _Consumer(AIOKafkaConsumer):
     def _new_consumer_thread(self) -> _ConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
 
-class _Transport(AIOKafkaTransport):  # type: ignore[misc]
+class _Transport(AIOKafkaTransport):
     Consumer = _Consumer
 
 
-class _App(faust.App):  # type: ignore[misc]
+class _App(faust.App):
     fetch_max_wait_ms = 100
 
     def _new_transport(self) -> Any:

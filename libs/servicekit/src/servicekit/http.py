@@ -157,6 +157,7 @@ def create_service_app(
 ) -> FastAPI:
     """Nothing connects here: the engine connects lazily and is disposed on shutdown."""
     engine = make_engine(settings.database_url)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield

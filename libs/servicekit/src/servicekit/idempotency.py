@@ -58,7 +58,9 @@ def claim(engine: Engine, scope: str, key: str, request_hash: str) -> bool:
     with engine.begin() as conn:  # drop a claim abandoned by a crashed request
         conn.execute(
             delete(keys).where(
-                keys.c.scope == scope, keys.c.key == key, keys.c.status_code.is_(None),
+                keys.c.scope == scope,
+                keys.c.key == key,
+                keys.c.status_code.is_(None),
                 keys.c.created_at < now - STALE_AFTER,
             )
         )

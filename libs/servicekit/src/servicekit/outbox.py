@@ -6,11 +6,11 @@ import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from contracts.envelope import CloudEvent
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from contracts import envelope
+from contracts.envelope import CloudEvent
 from servicekit.tables import outbox
 
 

@@ -54,7 +54,9 @@ class Stack:
     def migrate(self) -> None:
         for name in self.services:
             subprocess.run(
-                [sys.executable, "-m", name, "migrate"], env=self.env, check=True,
+                [sys.executable, "-m", name, "migrate"],
+                env=self.env,
+                check=True,
                 stdout=subprocess.DEVNULL,
             )
 

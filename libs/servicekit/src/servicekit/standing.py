@@ -5,11 +5,11 @@ Inspection and customs enforce standing at their gates; the registry owns it.
 
 from __future__ import annotations
 
-from contracts.envelope import CloudEvent
 from sqlalchemy import Column, MetaData, String, Table, column, insert, select, table, update
 from sqlalchemy.orm import Session
 
 from contracts import events
+from contracts.envelope import CloudEvent
 from servicekit.db import UtcDateTime
 
 _standing = table(

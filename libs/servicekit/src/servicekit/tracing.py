@@ -5,6 +5,7 @@ from __future__ import annotations
 from contextvars import ContextVar
 
 import structlog
+
 from contracts.envelope import new_trace_id, trace_id_of
 
 _trace_id: ContextVar[str | None] = ContextVar("trace_id", default=None)

@@ -16,7 +16,7 @@ def install(app: faust.App, settings: BaseServiceSettings, engine: Engine) -> No
     def assigned() -> None:
         if app.rebalancing or not app.consumer.assignment():
             raise RuntimeError("no partitions assigned yet (joining or rebalancing)")
-        if not app.tables.recovery.completed.is_set():
+        if not app.tables.recovery.completed.is_set():  # type: ignore[attr-defined]
             raise RuntimeError("table recovery not finished")
 
     checks: dict[str, tuple[Check, bool]] = {

@@ -3,11 +3,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from servicekit.cli import ServiceSpec, main
-
 from customs.app import create_app
 from customs.consumers import subscriptions, timers
 from customs.settings import Settings
+from servicekit.cli import ServiceSpec, main
 
 SPEC = ServiceSpec(
     name="customs",

@@ -7,7 +7,7 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
 from customs import services
-from customs.models import Declaration
+from customs.models import Broker, Declaration
 from customs.schemas import (
     BrokerCreate,
     BrokerCreated,
@@ -65,32 +65,43 @@ def _receive(request: Request, broker_id: str, body: bytes, headers: dict[str, s
             idempotency.release(engine, scope, webhook_id)  # let the broker's retry in
             raise
         idempotency.complete(
-            engine, scope, webhook_id, response.status_code,
-            response.headers.get("content-type", "application/json"), bytes(response.body),
+            engine,
+            scope,
+            webhook_id,
+            response.status_code,
+            response.headers.get("content-type", "application/json"),
+            bytes(response.body),
         )
         return response
     stored = stored or idempotency.lookup(engine, scope, webhook_id)
     if stored is None or stored.status_code is None:
         return problem_response(
-            409, "webhook-in-flight", "Webhook in flight",
+            409,
+            "webhook-in-flight",
+            "Webhook in flight",
             "A delivery with this webhook-id is still being processed; retry later.",
         )
     return Response(
-        stored.body, status_code=stored.status_code, media_type=stored.content_type,
+        stored.body,
+        status_code=stored.status_code,
+        media_type=stored.content_type,
         headers={"webhook-replayed": "true"},
     )
 
 
 def _apply(
-    session: Session, settings: Settings, broker: services.Broker, webhook_id: str, body: bytes
+    session: Session, settings: Settings, broker: Broker, webhook_id: str, body: bytes
 ) -> JSONResponse:
     try:
         message = _messages.validate_json(body)
     except ValidationError as exc:
         errors = field_errors(exc.errors())
         return problem_response(
-            422, "validation-error", "Invalid webhook message",
-            "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5]), errors=errors,
+            422,
+            "validation-error",
+            "Invalid webhook message",
+            "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5]),
+            errors=errors,
         )
     try:
         accepted = services.handle_message(session, settings, broker, webhook_id, message)
@@ -100,6 +111,8 @@ def _apply(
 
 
 @router.get("/declarations/{declaration_no}")
-def get_declaration(declaration_no: str, session: SessionDep, _admin: AdminDep) -> DeclarationPublic:
+def get_declaration(
+    declaration_no: str, session: SessionDep, _admin: AdminDep
+) -> DeclarationPublic:
     declaration: Declaration = services.get_declaration(session, declaration_no)
     return DeclarationPublic.model_validate(declaration, from_attributes=True)

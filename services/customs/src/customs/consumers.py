@@ -11,8 +11,8 @@ from contracts import events
 from contracts.envelope import CloudEvent
 from customs import services
 from customs.models import KnownVehicle, LatestInspection
-from servicekit import standing
 from customs.settings import Settings
+from servicekit import standing
 from servicekit.consumer import Handler, Subscription, Timer
 from servicekit.settings import BaseServiceSettings
 
@@ -28,8 +28,10 @@ def _vehicle_registered(settings: Settings) -> Handler:
         if session.get(KnownVehicle, data.vin) is None:
             session.add(
                 KnownVehicle(
-                    vin=data.vin, enterprise_uscc=data.enterprise_uscc,
-                    first_registration_date=data.first_registration_date, exported=False,
+                    vin=data.vin,
+                    enterprise_uscc=data.enterprise_uscc,
+                    first_registration_date=data.first_registration_date,
+                    exported=False,
                 )
             )
             session.flush()

@@ -23,7 +23,9 @@ class _In(BaseModel):
 
 class BrokerCreate(_In):
     name: Text
-    customs_code: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9A-Z]{10}$")]
+    customs_code: Annotated[
+        str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9A-Z]{10}$")
+    ]
     enterprises: list[Uscc] = Field(min_length=1, max_length=1000)
 
 
@@ -37,11 +39,17 @@ class DeclarationLodged(_In):
     declaration_no: OpaqueRef
     vin: Vin
     enterprise_uscc: Uscc
-    export_licence_no: Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | None = None
-    certificate_no: Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | None = None
+    export_licence_no: (
+        Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | None
+    ) = None
+    certificate_no: (
+        Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | None
+    ) = None
     port_of_loading: UnLocode
     destination_country: CountryCode
-    after_sales_letter_ref: Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | None = None
+    after_sales_letter_ref: (
+        Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | None
+    ) = None
     declared_at: AwareDatetime
 
 

@@ -72,7 +72,7 @@ def verify_webhook(
         Webhook(vault.unseal(broker.secret_encrypted, settings.secret_key)).verify(
             body, headers, json_parse=False
         )
-    except Exception as exc:  # noqa: BLE001 - every verification failure is the same 401
+    except Exception as exc:
         raise Unauthorized("invalid-signature", f"Webhook not verified: {exc}") from exc
     return broker
 
@@ -119,7 +119,11 @@ def _lodge(
             "declaration-exists", f"Declaration {data.declaration_no} was lodged already."
         )
     declaration = Declaration(
-        **data.model_dump(), broker_id=broker.id, status="pending", reasons=[], reason_details={},
+        **data.model_dump(),
+        broker_id=broker.id,
+        status="pending",
+        reasons=[],
+        reason_details={},
         lodged_at=datetime.now(UTC),
     )
     session.add(declaration)
@@ -177,7 +181,7 @@ def decide_if_possible(
                 declaration_no=declaration.declaration_no,
                 vin=declaration.vin,
                 broker_id=declaration.broker_id,
-                outcome=decision.outcome,  # type: ignore[arg-type]
+                outcome=decision.outcome,
                 reasons=decision.reasons,
                 export_licence_no=declaration.export_licence_no,
                 certificate_no=declaration.certificate_no,
@@ -280,4 +284,3 @@ def decide_overdue(session: Session, settings: Settings, now: datetime) -> int:
     for declaration in overdue:
         decide_if_possible(session, settings, declaration, force=True)
     return len(overdue)
-

@@ -3,11 +3,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from servicekit.cli import ServiceSpec, main
-
 from inspection.app import create_app
 from inspection.consumers import subscriptions
 from inspection.settings import Settings
+from servicekit.cli import ServiceSpec, main
 
 SPEC = ServiceSpec(
     name="inspection",

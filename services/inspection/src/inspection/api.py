@@ -24,17 +24,21 @@ def create_station(body: StationCreate, session: SessionDep, _admin: AdminDep) -
 
 
 @router.post("/inspections", status_code=status.HTTP_201_CREATED)
-def post_inspection(body: InspectionCreate, session: SessionDep, request: Request) -> InspectionPublic:
+def post_inspection(
+    body: InspectionCreate, session: SessionDep, request: Request
+) -> InspectionPublic:
     settings: Settings = request.app.state.settings
     inspection = services.record_inspection(session, settings, bearer(request), body)
     return InspectionPublic(
         id=inspection.id,
         vin=inspection.vin,
-        verdict=inspection.verdict,  # type: ignore[arg-type]
+        verdict=inspection.verdict,
         first_inspection=inspection.first_inspection,
         certificate_no=inspection.certificate_no,
         valid_until=inspection.valid_until,
-        failed_items=[FailedItem(code=c, severity=domain.CHECKLIST[c]) for c in inspection.failed_items],
+        failed_items=[
+            FailedItem(code=c, severity=domain.CHECKLIST[c]) for c in inspection.failed_items
+        ],
         remarks=inspection.remarks,
         fraud_signals=inspection.fraud_signals,
         inspected_at=inspection.inspected_at,

@@ -12,6 +12,6 @@ def create_app(settings: BaseServiceSettings | None = None) -> FastAPI:
     return create_service_app(
         settings or Settings(),
         title="ucx inspection",
-        description="Accredited stations post inspections; the service decides the verdict and issues certificates.",
+        description="Stations post inspections; the service decides and certifies.",
         routers=[router],
     )

@@ -16,8 +16,12 @@ def vehicle_registered(session: Session, event: CloudEvent) -> None:
     if session.get(KnownVehicle, data.vin) is None:
         session.add(
             KnownVehicle(
-                vin=data.vin, enterprise_uscc=data.enterprise_uscc, make=data.make,
-                model=data.model, model_year=data.model_year, mileage_km=data.mileage_km,
+                vin=data.vin,
+                enterprise_uscc=data.enterprise_uscc,
+                make=data.make,
+                model=data.model,
+                model_year=data.model_year,
+                mileage_km=data.mileage_km,
                 registered_at=data.registered_at,
             )
         )

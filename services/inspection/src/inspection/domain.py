@@ -35,7 +35,9 @@ CHECKLIST: dict[str, str] = {
 }
 # Items a station may mark not_applicable: an electric car has no emissions or fluid leaks
 # to test, not every model has recalls. Every other item always applies.
-MAY_NOT_APPLY = frozenset({"EMISSIONS", "FLUID_LEAKS", "OPEN_RECALLS_REMEDIED", "ENGINE_TRANSMISSION"})
+MAY_NOT_APPLY = frozenset(
+    {"EMISSIONS", "FLUID_LEAKS", "OPEN_RECALLS_REMEDIED", "ENGINE_TRANSMISSION"}
+)
 DAMAGE_ITEMS = frozenset({"STRUCTURAL_DAMAGE_FREE", "FLOOD_DAMAGE_FREE", "FIRE_DAMAGE_FREE"})
 
 _CERT_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
@@ -70,7 +72,8 @@ def check_items(items: Sequence[ItemReport]) -> None:
     missing = sorted(c for c in CHECKLIST if c not in counts)
     duplicates = sorted(c for c, n in counts.items() if n > 1 and c in CHECKLIST)
     not_applicable = sorted(
-        i.code for i in items
+        i.code
+        for i in items
         if i.result == "not_applicable" and i.code in CHECKLIST and i.code not in MAY_NOT_APPLY
     )
     for rule, codes, text in (

@@ -96,7 +96,12 @@ def record_inspection(
             valid_until = now.date() + timedelta(days=settings.certificate_valid_days)
         inspection_id = str(uuid.uuid4())
         item_rows = [
-            {"code": i.code, "result": i.result, "severity": domain.CHECKLIST[i.code], "note": i.note}
+            {
+                "code": i.code,
+                "result": i.result,
+                "severity": domain.CHECKLIST[i.code],
+                "note": i.note,
+            }
             for i in items
         ]
         event = new_event(
@@ -107,9 +112,9 @@ def record_inspection(
                 station_id=station.id,
                 inspected_at=report.inspected_at,
                 odometer_km=report.odometer_km,
-                verdict=verdict.verdict,  # type: ignore[arg-type]
+                verdict=verdict.verdict,
                 first_inspection=earlier_count == 0,
-                items=[events.InspectionItem(**row) for row in item_rows],  # type: ignore[arg-type]
+                items=[events.InspectionItem(**row) for row in item_rows],
                 failed_items=verdict.failed_items,
                 fraud_signals=verdict.fraud_signals,
                 certificate_no=certificate_no,

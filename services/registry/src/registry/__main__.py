@@ -3,11 +3,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from servicekit.cli import ServiceSpec, main
-
 from registry.app import create_app
 from registry.consumers import subscriptions
 from registry.settings import Settings
+from servicekit.cli import ServiceSpec, main
 
 SPEC = ServiceSpec(
     name="registry",

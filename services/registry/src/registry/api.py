@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, status
-from servicekit.auth import bearer
-from servicekit.http import AdminDep, SessionDep
 
 from registry import services
 from registry.schemas import (
@@ -16,6 +14,8 @@ from registry.schemas import (
     VehiclePublic,
 )
 from registry.settings import Settings
+from servicekit.auth import bearer
+from servicekit.http import AdminDep, SessionDep
 
 router = APIRouter(prefix="/v1")
 

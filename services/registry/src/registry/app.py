@@ -12,6 +12,6 @@ def create_app(settings: BaseServiceSettings | None = None) -> FastAPI:
     return create_service_app(
         settings or Settings(),
         title="ucx registry",
-        description="Export enterprises and their admission status; vehicles registered for export.",
+        description="Export enterprises, admission status, vehicles for export.",
         routers=[router],
     )

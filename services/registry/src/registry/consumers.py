@@ -3,12 +3,12 @@ adds a line to its timeline. Each handler runs inside the consumer base's transa
 
 from __future__ import annotations
 
-from contracts.envelope import CloudEvent
-from servicekit.consumer import Subscription
 from sqlalchemy.orm import Session
 
 from contracts import events
+from contracts.envelope import CloudEvent
 from registry.models import TimelineEntry, Vehicle
+from servicekit.consumer import Subscription
 
 _STAGE_ORDER = ["registered", "inspected", "inspection_failed", "declared", "rejected", "exported"]
 

@@ -89,6 +89,6 @@ def check_vehicle(
     if (today - transfer_endorsed_on).days > endorsement_max_age_days:
         raise RuleViolation(
             "transfer_endorsement_expired",
-            f"the transfer-pending-export endorsement is older than {endorsement_max_age_days} days",
+            f"the transfer endorsement is older than {endorsement_max_age_days} days",
             field="transfer_endorsed_on",
         )

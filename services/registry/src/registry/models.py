@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from servicekit import tables
-from servicekit.db import UtcDateTime, new_metadata
 from sqlalchemy import Date, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from servicekit import tables
+from servicekit.db import UtcDateTime, new_metadata
 
 
 class Base(DeclarativeBase):

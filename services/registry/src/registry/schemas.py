@@ -3,8 +3,9 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from contracts.identifiers import CountryCode, HsCode, OpaqueRef, Uscc, Vin
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from contracts.identifiers import CountryCode, HsCode, OpaqueRef, Uscc, Vin
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Province = Annotated[str, StringConstraints(pattern=r"^[1-8][0-9]0000$")]

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from contracts.envelope import new_event
-from servicekit import outbox, tracing
-from servicekit.auth import hash_key, new_api_key
-from servicekit.problems import Conflict, Forbidden, NotFound, Problem, Unauthorized
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from contracts import events
+from contracts.envelope import new_event
 from registry import domain
 from registry.models import Enterprise, StatusChange, TimelineEntry, Vehicle
 from registry.schemas import EnterpriseCreate, VehicleCreate
 from registry.settings import Settings
+from servicekit import outbox, tracing
+from servicekit.auth import hash_key, new_api_key
+from servicekit.problems import Conflict, Forbidden, NotFound, Problem, Unauthorized
 
 SOURCE = "ucx/registry"
 
@@ -71,14 +71,14 @@ def _check_may_reapply(
             "reapply-too-early",
             f"An exited enterprise may reapply from {allowed.date().isoformat()}.",
             uscc=enterprise.uscc,
-            status=enterprise.status,
+            current_status=enterprise.status,
             reapply_from=allowed.isoformat(),
         )
     raise Conflict(
         "enterprise-exists",
         f"Enterprise {enterprise.uscc} is already {enterprise.status}.",
         uscc=enterprise.uscc,
-        status=enterprise.status,
+        current_status=enterprise.status,
         enterprise=f"/v1/enterprises/{enterprise.uscc}",
     )
 
@@ -96,7 +96,6 @@ def decide(
             raise Conflict(
                 "transition-not-allowed",
                 f"Cannot {action} an enterprise that is {enterprise.status}.",
-                status=409,
                 current_status=enterprise.status,
                 allowed_actions=domain.allowed_actions(enterprise.status),
             )

@@ -3,11 +3,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from servicekit.cli import ServiceSpec, main
-
 from scoring.app import create_app
 from scoring.consumers import subscriptions
 from scoring.settings import Settings
+from servicekit.cli import ServiceSpec, main
 
 SPEC = ServiceSpec(
     name="scoring",

@@ -109,19 +109,23 @@ def components_of(policy: Policy, t: Tally) -> dict[str, dict[str, float]]:
     return {
         "quality": {
             "value": _rate_component(policy, quality_rate, c.quality.tolerance, n),
-            "weight": c.quality.weight, "observed_rate": quality_rate,
+            "weight": c.quality.weight,
+            "observed_rate": quality_rate,
         },
         "integrity": {
             "value": _rate_component(policy, integrity_rate, c.integrity.tolerance, n),
-            "weight": c.integrity.weight, "observed_rate": integrity_rate,
+            "weight": c.integrity.weight,
+            "observed_rate": integrity_rate,
         },
         "gate_compliance": {
             "value": _rate_component(policy, gate_rate, c.gate_compliance.tolerance, n),
-            "weight": c.gate_compliance.weight, "observed_rate": gate_rate,
+            "weight": c.gate_compliance.weight,
+            "observed_rate": gate_rate,
         },
         "after_sales": {
             "value": _rate_component(policy, after_sales_rate, c.after_sales.tolerance, n),
-            "weight": c.after_sales.weight, "observed_rate": after_sales_rate,
+            "weight": c.after_sales.weight,
+            "observed_rate": after_sales_rate,
         },
         "activity": {"value": 1.0 if t.exports else 0.0, "weight": c.activity.weight},
     }
@@ -140,13 +144,15 @@ def tier_for(policy: Policy, score: float, previous: str | None) -> str:
     for name in names[names.index(raw) : names.index(previous)]:
         if score >= policy.tiers[name] + policy.hysteresis:
             return name
-    return previous  # type: ignore[return-value]
+    return previous
 
 
 def assess(policy: Policy, t: Tally) -> Assessment:
     causes = sorted({e for ids in t.causes.values() for e in ids})
     score = score_of(policy, t)
-    return Assessment(score, t.tier or tier_for(policy, score, None), components_of(policy, t), causes)
+    return Assessment(
+        score, t.tier or tier_for(policy, score, None), components_of(policy, t), causes
+    )
 
 
 def replay(policy: Policy, history: Iterable[tuple[str, str, Mapping[str, Any]]]) -> Tally:

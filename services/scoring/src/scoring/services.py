@@ -35,16 +35,26 @@ def record(session: Session, policy: Policy, event: CloudEvent) -> None:
     row = session.get(EnterpriseAssessment, uscc)
     if row is None:
         row = EnterpriseAssessment(
-            uscc=uscc, tally=domain.Tally().model_dump(), last_hash=GENESIS, score=0.0,
-            tier="", policy_version=policy.version,
+            uscc=uscc,
+            tally=domain.Tally().model_dump(),
+            last_hash=GENESIS,
+            score=0.0,
+            tier="",
+            policy_version=policy.version,
         )
         session.add(row)
     now = datetime.now(UTC)
     digest = chain_hash(row.last_hash, event.id, event.type, event.data)
     session.add(
         LedgerEntry(
-            event_id=event.id, uscc=uscc, type=event.type, subject=event.subject,
-            time=event.time, data=event.data, prev_hash=row.last_hash, hash=digest,
+            event_id=event.id,
+            uscc=uscc,
+            type=event.type,
+            subject=event.subject,
+            time=event.time,
+            data=event.data,
+            prev_hash=row.last_hash,
+            hash=digest,
             recorded_at=now,
         )
     )
@@ -76,13 +86,13 @@ def emit_changes(session: Session, policy: Policy, batch: Sequence[CloudEvent]) 
                 events.EnterpriseAssessed(
                     enterprise_uscc=uscc,
                     score=row.score,
-                    tier=row.tier,  # type: ignore[arg-type]
-                    previous_tier=row.emitted_tier,  # type: ignore[arg-type]
+                    tier=row.tier,
+                    previous_tier=row.emitted_tier,
                     components={
                         name: events.Component(value=c["value"], weight=c["weight"])
                         for name, c in assessment.components.items()
                     },
-                    recommended_action=action,  # type: ignore[arg-type]
+                    recommended_action=action,
                     causes=[e.id for e in batch if e.enterpriseid == uscc][-domain.MAX_CAUSES :],
                     policy_version=policy.version,
                     assessed_at=row.updated_at,
@@ -108,8 +118,7 @@ def verify_chain(session: Session) -> list[str]:
     for entry in session.scalars(select(LedgerEntry).order_by(LedgerEntry.seq)):
         prev = heads.get(entry.uscc, GENESIS)
         expected = chain_hash(prev, entry.event_id, entry.type, entry.data)
-        if entry.prev_hash != prev or entry.hash != expected:
-            if entry.uscc not in broken:
-                broken.append(entry.uscc)
+        if (entry.prev_hash != prev or entry.hash != expected) and entry.uscc not in broken:
+            broken.append(entry.uscc)
         heads[entry.uscc] = entry.hash
     return broken
