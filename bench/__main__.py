@@ -19,7 +19,7 @@ from pathlib import Path
 from types import FrameType
 
 from bench import data, http, report, scoring
-from bench.procs import BenchError, Proc
+from bench.procs import BenchError, Proc, say
 from servicekit.broker import EmbeddedBroker
 from servicekit.topics import provision
 
@@ -44,10 +44,6 @@ class Config:
             enterprises=int(os.environ.get("BENCH_ENTERPRISES", "300")),
             scoring_timeout_s=float(os.environ.get("BENCH_SCORING_TIMEOUT", "100")),
         )
-
-
-def say(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
 def _stop_all(procs: list[Proc]) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from bench import data
-from bench.procs import Proc, base_env, free_port, run
+from bench.procs import Proc, base_env, free_port, run, say, tail
 
 ADMIN_TOKEN = "bench-admin-token-not-a-secret"
 TRANSPORT_ERROR = 0
@@ -50,9 +50,10 @@ class LoadResult:
 
 async def _drive(
     url: str, headers: dict[str, str], bodies: Sequence[dict[str, Any]], concurrency: int
-) -> tuple[float, list[float], dict[int, int]]:
+) -> tuple[float, list[float], dict[int, int], list[str]]:
     latencies: list[float] = []
     statuses: dict[int, int] = {}
+    errors: list[str] = []
     pending: Iterator[dict[str, Any]] = iter(bodies)
 
     async def one_client() -> None:
@@ -63,16 +64,21 @@ async def _drive(
             for body in pending:  # shared iterator: each body is sent once
                 started = time.perf_counter()
                 try:
-                    code = (await client.post(url, json=body)).status_code
-                except httpx.TransportError:
+                    response = await client.post(url, json=body)
+                    code = response.status_code
+                    if code != 201 and len(errors) < 3:
+                        errors.append(f"{code}: {response.text[:300]}")
+                except httpx.TransportError as exc:
                     code = TRANSPORT_ERROR
+                    if len(errors) < 3:
+                        errors.append(f"no answer: {type(exc).__name__}: {exc}")
                 latencies.append((time.perf_counter() - started) * 1000)
                 statuses[code] = statuses.get(code, 0) + 1
 
     started = time.perf_counter()
     await asyncio.gather(*(one_client() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
-    return elapsed, latencies, statuses
+    return elapsed, latencies, statuses, errors
 
 
 def drive(
@@ -84,8 +90,13 @@ def drive(
 ) -> LoadResult:
     """Warm up on the first ``WARMUP`` bodies, then measure the rest."""
     asyncio.run(_drive(url, headers, bodies[:WARMUP], concurrency))
-    elapsed, latencies, statuses = asyncio.run(_drive(url, headers, bodies[WARMUP:], concurrency))
+    elapsed, latencies, statuses, errors = asyncio.run(
+        _drive(url, headers, bodies[WARMUP:], concurrency)
+    )
     non_201 = sum(n for code, n in statuses.items() if code != 201)
+    if non_201:
+        say(f"{proc.name}: {non_201} non-201 answers; first ones: {errors}")
+        say(f"{proc.name} log tail:\n{tail(proc.log)}")
     return LoadResult(len(latencies), elapsed, latencies, non_201, statuses, proc.peak_rss_mib())
 
 

@@ -19,6 +19,11 @@ class BenchError(RuntimeError):
     pass
 
 
+def say(message: str) -> None:
+    """Progress and diagnostics go to stderr: stdout carries the table only."""
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
 def _port_is_free(port: int) -> bool:
     with socket.socket() as s:
         try:

@@ -29,3 +29,18 @@ def service_client(
     )
     with TestClient(spec.create_app(config), raise_server_exceptions=False) as client:
         yield client, config
+
+
+def sql(client: TestClient, statement: str, **params: Any) -> list[Any]:
+    """Run SQL on the database behind a service client (to look, or to move time)."""
+    from sqlalchemy import create_engine, text
+
+    from servicekit.db import normalise_url
+
+    engine = create_engine(normalise_url(client.app.state.settings.database_url))  # type: ignore[attr-defined]
+    try:
+        with engine.begin() as conn:
+            result = conn.execute(text(statement), params)
+            return list(result.all()) if result.returns_rows else []
+    finally:
+        engine.dispose()

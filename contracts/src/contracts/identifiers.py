@@ -54,6 +54,14 @@ def validate_vin(value: str) -> str:
     return vin
 
 
+def vin_warnings(vin: str) -> list[str]:
+    """Advisory findings that do not refuse a VIN: a wrong check digit outside China and
+    North America, where the check digit is not mandatory."""
+    if not check_digit_mandatory(vin) and vin[8] != vin_check_digit(vin):
+        return ["vin_check_digit"]
+    return []
+
+
 def vin_model_years(vin: str) -> tuple[int, int]:
     """The two model years (30 years apart) that position 10 of a VIN can stand for."""
     index = _YEAR_CODES.find(vin[9])

@@ -1,28 +1,59 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, status
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, status
 
 from registry import services
+from registry.models import Vehicle
 from registry.schemas import (
+    BatchResult,
+    BatchRow,
+    ComplaintCreate,
+    ComplaintPublic,
+    ComplaintResolve,
     DecisionCreate,
     DecisionPublic,
     EnterpriseCreate,
     EnterprisePublic,
+    Page,
+    StatusChangePublic,
     TimelineEvent,
     TimelinePublic,
+    VehicleBatch,
     VehicleCreate,
     VehiclePublic,
 )
 from registry.settings import Settings
 from servicekit.auth import bearer
 from servicekit.http import AdminDep, SessionDep
+from servicekit.pagination import MAX_LIMIT
 
 router = APIRouter(prefix="/v1")
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+EnterpriseStatus = Annotated[
+    str | None,
+    Query(pattern="^(applied|admitted|warned|suspended|exited|rejected|expired)$"),
+]
+Stage = Annotated[
+    str | None,
+    Query(
+        pattern="^(registered|inspected_passed|inspected_failed|declared|declaration_rejected"
+        "|exported|stalled)$"
+    ),
+]
 
 
 def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
+
+
+def _vehicle(request: Request, vehicle: Vehicle) -> VehiclePublic:
+    public = VehiclePublic.model_validate(vehicle, from_attributes=True)
+    stage = services.visible_stage(_settings(request), vehicle, datetime.now(UTC))
+    return public.model_copy(update={"stage": stage})
 
 
 @router.post("/enterprises", status_code=status.HTTP_201_CREATED)
@@ -31,12 +62,25 @@ def apply(body: EnterpriseCreate, session: SessionDep, request: Request) -> Ente
     return EnterprisePublic.model_validate(enterprise, from_attributes=True)
 
 
+@router.get("/enterprises")
+def list_enterprises(
+    session: SessionDep,
+    status: EnterpriseStatus = None,
+    province: Annotated[str | None, Query(pattern=r"^[0-9]{6}$")] = None,
+    cursor: str | None = None,
+    limit: Limit = 50,
+) -> Page[EnterprisePublic]:
+    rows, next_cursor = services.list_enterprises(session, status, province, cursor, limit)
+    items = [EnterprisePublic.model_validate(e, from_attributes=True) for e in rows]
+    return Page[EnterprisePublic](items=items, next_cursor=next_cursor)
+
+
 @router.post("/enterprises/{uscc}/decisions")
 def decide(
     uscc: str, body: DecisionCreate, session: SessionDep, request: Request, _admin: AdminDep
 ) -> DecisionPublic:
     enterprise, api_key = services.decide(
-        session, _settings(request), uscc.strip().upper(), body.action, body.reason
+        session, _settings(request), uscc, body.action, body.reason
     )
     public = DecisionPublic.model_validate(enterprise, from_attributes=True)
     return public.model_copy(update={"api_key": api_key})
@@ -44,27 +88,59 @@ def decide(
 
 @router.get("/enterprises/{uscc}")
 def get_enterprise(uscc: str, session: SessionDep) -> EnterprisePublic:
-    enterprise = services.get_enterprise(session, uscc.strip().upper())
+    enterprise = services.get_enterprise(session, uscc)
     return EnterprisePublic.model_validate(enterprise, from_attributes=True)
+
+
+@router.get("/enterprises/{uscc}/history")
+def history(uscc: str, session: SessionDep) -> list[StatusChangePublic]:
+    return [
+        StatusChangePublic.model_validate(c, from_attributes=True)
+        for c in services.history(session, uscc)
+    ]
 
 
 @router.post("/vehicles", status_code=status.HTTP_201_CREATED)
 def register_vehicle(body: VehicleCreate, session: SessionDep, request: Request) -> VehiclePublic:
     vehicle = services.register_vehicle(session, _settings(request), bearer(request), body)
-    return VehiclePublic.model_validate(vehicle, from_attributes=True)
+    return _vehicle(request, vehicle)
+
+
+@router.post("/vehicles:batch", status_code=status.HTTP_207_MULTI_STATUS)
+def register_batch(body: VehicleBatch, session: SessionDep, request: Request) -> BatchResult:
+    """Up to 500 vehicles: valid rows are committed, invalid rows come back with their errors."""
+    rows = services.register_batch(session, _settings(request), bearer(request), body.vehicles)
+    results = [BatchRow(**row) for row in rows]
+    created = sum(r.status == "created" for r in results)
+    return BatchResult(created=created, rejected=len(results) - created, results=results)
+
+
+@router.get("/vehicles")
+def list_vehicles(
+    session: SessionDep,
+    request: Request,
+    enterprise: Annotated[str | None, Query(max_length=18)] = None,
+    stage: Stage = None,
+    cursor: str | None = None,
+    limit: Limit = 50,
+) -> Page[VehiclePublic]:
+    rows, next_cursor = services.list_vehicles(
+        session, _settings(request), enterprise, stage, cursor, limit
+    )
+    return Page[VehiclePublic](items=[_vehicle(request, v) for v in rows], next_cursor=next_cursor)
 
 
 @router.get("/vehicles/{vin}")
-def get_vehicle(vin: str, session: SessionDep) -> VehiclePublic:
-    return VehiclePublic.model_validate(services.get_vehicle(session, vin), from_attributes=True)
+def get_vehicle(vin: str, session: SessionDep, request: Request) -> VehiclePublic:
+    return _vehicle(request, services.get_vehicle(session, vin))
 
 
 @router.get("/vehicles/{vin}/timeline")
-def timeline(vin: str, session: SessionDep) -> TimelinePublic:
+def timeline(vin: str, session: SessionDep, request: Request) -> TimelinePublic:
     vehicle, entries = services.timeline(session, vin)
     return TimelinePublic(
         vin=vehicle.vin,
-        stage=vehicle.stage,
+        stage=services.visible_stage(_settings(request), vehicle, datetime.now(UTC)),
         events=[
             TimelineEvent(
                 id=e.event_id, type=e.type, source=e.source, time=e.time, summary=e.summary
@@ -72,3 +148,33 @@ def timeline(vin: str, session: SessionDep) -> TimelinePublic:
             for e in entries
         ],
     )
+
+
+@router.post("/enterprises/{uscc}/complaints", status_code=status.HTTP_201_CREATED)
+def file_complaint(
+    uscc: str, body: ComplaintCreate, session: SessionDep, _admin: AdminDep
+) -> ComplaintPublic:
+    complaint = services.file_complaint(session, uscc, body)
+    return ComplaintPublic.model_validate(complaint, from_attributes=True)
+
+
+@router.get("/enterprises/{uscc}/complaints")
+def list_complaints(uscc: str, session: SessionDep) -> list[ComplaintPublic]:
+    return [
+        ComplaintPublic.model_validate(c, from_attributes=True)
+        for c in services.list_complaints(session, uscc)
+    ]
+
+
+@router.get("/enterprises/{uscc}/complaints/{complaint_id}")
+def get_complaint(uscc: str, complaint_id: str, session: SessionDep) -> ComplaintPublic:
+    complaint = services.get_complaint(session, uscc, complaint_id)
+    return ComplaintPublic.model_validate(complaint, from_attributes=True)
+
+
+@router.post("/enterprises/{uscc}/complaints/{complaint_id}/resolve")
+def resolve_complaint(
+    uscc: str, complaint_id: str, body: ComplaintResolve, session: SessionDep, _admin: AdminDep
+) -> ComplaintPublic:
+    complaint = services.resolve_complaint(session, uscc, complaint_id, body.resolution)
+    return ComplaintPublic.model_validate(complaint, from_attributes=True)

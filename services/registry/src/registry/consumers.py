@@ -1,61 +1,53 @@
-"""What the registry reads from Kafka: every vehicle event moves the vehicle's stage and
-adds a line to its timeline. Each handler runs inside the consumer base's transaction."""
+"""What the registry reads from Kafka: vehicle events build each vehicle's timeline and
+stage; assessments drive automatic status decisions. Handlers run inside the consumer base's
+transaction."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
 from contracts import events
 from contracts.envelope import CloudEvent
-from registry.models import TimelineEntry, Vehicle
-from servicekit.consumer import Subscription
+from registry import domain, services
+from registry.settings import Settings
+from servicekit.consumer import Subscription, Timer
+from servicekit.settings import BaseServiceSettings
 
-_STAGE_ORDER = ["registered", "inspected", "inspection_failed", "declared", "rejected", "exported"]
 
-
-def _summary(event: CloudEvent) -> tuple[str, str | None]:
-    """One line for the timeline and the stage the vehicle reaches (None = unchanged)."""
+def _describe(event: CloudEvent) -> tuple[str, str]:
+    """One line for the timeline, and the stage the event leads to."""
     if event.type == events.VehicleInspected.TYPE:
         inspected = event.parse_data(events.VehicleInspected)
+        stage = domain.stage_of(event.type, inspected.verdict)
         if inspected.verdict == "pass":
-            return f"inspection passed, certificate {inspected.certificate_no}", "inspected"
-        return f"inspection failed: {', '.join(inspected.failed_items)}", "inspection_failed"
+            return f"inspection passed, certificate {inspected.certificate_no}", stage
+        failed = ", ".join(inspected.failed_items + inspected.fraud_signals)
+        return f"inspection failed: {failed}", stage
     if event.type == events.VehicleDeclared.TYPE:
         declared = event.parse_data(events.VehicleDeclared)
+        stage = domain.stage_of(event.type, declared.outcome)
         if declared.outcome == "accepted":
-            return f"declaration {declared.declaration_no} accepted", "declared"
+            return f"declaration {declared.declaration_no} accepted", stage
         return (
             f"declaration {declared.declaration_no} rejected: {', '.join(declared.reasons)}",
-            None,
+            stage,
         )
     exported = event.parse_data(events.VehicleExported)
     return (
         f"departed {exported.port_of_loading} on {exported.vessel_name}, "
         f"B/L {exported.bill_of_lading}",
-        "exported",
+        domain.stage_of(event.type, None),
     )
 
 
 def record_vehicle_event(session: Session, event: CloudEvent) -> None:
-    vin = event.subject or ""
-    summary, stage = _summary(event)
-    if session.get(TimelineEntry, event.id) is None:
-        session.add(
-            TimelineEntry(
-                event_id=event.id,
-                vin=vin,
-                type=event.type,
-                source=event.source,
-                time=event.time,
-                summary=summary,
-            )
-        )
-    vehicle = session.get(Vehicle, vin)
-    if vehicle is not None and stage is not None and vehicle.stage != "exported":
-        vehicle.stage = stage
+    summary, stage = _describe(event)
+    services.record_vehicle_event(session, event, summary, stage)
 
 
-def subscriptions(_settings: object) -> list[Subscription]:
+def subscriptions(_settings: BaseServiceSettings) -> list[Subscription]:
     return [
         Subscription(
             "registry-vehicle-lifecycle",
@@ -64,5 +56,17 @@ def subscriptions(_settings: object) -> list[Subscription]:
                 events.VehicleDeclared.TYPE: record_vehicle_event,
                 events.VehicleExported.TYPE: record_vehicle_event,
             },
-        )
+        ),
+        Subscription(
+            "registry-assessments", {events.EnterpriseAssessed.TYPE: services.apply_assessment}
+        ),
     ]
+
+
+def timers(settings: BaseServiceSettings) -> list[Timer]:
+    assert isinstance(settings, Settings)
+
+    def expire(session: Session) -> None:
+        services.expire_overdue(session, datetime.now(UTC))
+
+    return [Timer("registry-admission-expiry", settings.expiry_sweep_interval_s, expire)]

@@ -19,7 +19,9 @@ TRANSITIONS: dict[str, dict[str, str]] = {
     "suspend": {"admitted": "suspended", "warned": "suspended"},
     "reinstate": {"warned": "admitted", "suspended": "admitted"},
     "exit": {"admitted": "exited", "warned": "exited", "suspended": "exited"},
+    "expire": {"admitted": "expired", "warned": "expired"},
 }
+SYSTEM_ACTIONS = frozenset({"expire"})
 MAY_REGISTER_VEHICLES = frozenset({"admitted", "warned"})
 
 
@@ -33,7 +35,9 @@ class RuleViolation(Exception):
 
 
 def allowed_actions(status: str) -> list[str]:
-    return sorted(a for a, moves in TRANSITIONS.items() if status in moves)
+    return sorted(
+        a for a, moves in TRANSITIONS.items() if status in moves and a not in SYSTEM_ACTIONS
+    )
 
 
 def next_status(status: str, action: str) -> str | None:
@@ -92,3 +96,77 @@ def check_vehicle(
             f"the transfer endorsement is older than {endorsement_max_age_days} days",
             field="transfer_endorsed_on",
         )
+
+
+# -- admission over time --------------------------------------------------------------------
+EXPIRES = frozenset({"admitted", "warned"})
+
+
+def effective_status(status: str, admission_valid_until: date | None, today: date) -> str:
+    """``expired`` happens by itself when the admission year passes without renewal."""
+    if status in EXPIRES and admission_valid_until is not None and admission_valid_until < today:
+        return "expired"
+    return status
+
+
+# -- automatic decisions from enterprise.assessed -------------------------------------------
+POLICY_ACTIONS: dict[str, str] = {
+    "warn": "warn",
+    "suspend": "suspend",
+    "exit": "exit",
+    "reinstate": "reinstate",
+}
+
+
+def automatic_action(recommended: str, status: str) -> str | None:
+    """The decision the policy takes for a recommendation, if the status machine allows it."""
+    action = POLICY_ACTIONS.get(recommended)
+    if action is None or next_status(status, action) is None:
+        return None
+    return action
+
+
+# -- a vehicle's stage from its timeline ---------------------------------------------------
+STAGES = (
+    "registered",
+    "inspected_passed",
+    "inspected_failed",
+    "declared",
+    "declaration_rejected",
+    "exported",
+    "stalled",
+)
+_STAGE_OF_EVENT = {
+    ("vehicle.registered", None): "registered",
+    ("vehicle.inspected", "pass"): "inspected_passed",
+    ("vehicle.inspected", "fail"): "inspected_failed",
+    ("vehicle.declared", "accepted"): "declared",
+    ("vehicle.declared", "rejected"): "declaration_rejected",
+    ("vehicle.exported", None): "exported",
+}
+
+
+def stage_of(event_type: str, outcome: str | None) -> str:
+    return _STAGE_OF_EVENT[(event_type, outcome)]
+
+
+def stage_after(stages_in_time_order: list[str]) -> str:
+    """The stage after the events in the order they happened (not the order they arrived);
+    exported is final."""
+    stage = "registered"
+    for step in stages_in_time_order:
+        if stage == "exported":
+            break
+        stage = step
+    return stage
+
+
+def visible_stage(stage: str, registered_on: date, today: date, stalled_after_days: int) -> str:
+    """A vehicle not exported 60 days after registration is ``stalled``: its temporary
+    plates have expired."""
+    if stage != "exported" and (today - registered_on).days > stalled_after_days:
+        return "stalled"
+    return stage
+
+
+COMPLAINT_CATEGORIES = ("no_spare_parts", "warranty_refused", "misrepresented_condition", "other")

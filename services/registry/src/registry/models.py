@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Date, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from servicekit import tables
@@ -65,8 +65,9 @@ class Vehicle(Base):
     destination_country: Mapped[str] = mapped_column(String(2))
     transfer_endorsed_on: Mapped[date] = mapped_column(Date)
     stage: Mapped[str] = mapped_column(String(20), index=True)
-    registered_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    registered_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
     event_id: Mapped[str] = mapped_column(String(64))
+    warnings: Mapped[list[str]] = mapped_column(JSON, default=list)
 
 
 class TimelineEntry(Base):
@@ -80,3 +81,19 @@ class TimelineEntry(Base):
     source: Mapped[str] = mapped_column(String(100))
     time: Mapped[datetime] = mapped_column(UtcDateTime())
     summary: Mapped[str] = mapped_column(Text)
+    stage: Mapped[str] = mapped_column(String(30))
+
+
+class Complaint(Base):
+    __tablename__ = "complaints"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    uscc: Mapped[str] = mapped_column(ForeignKey("enterprises.uscc"), index=True)
+    vin: Mapped[str | None] = mapped_column(String(17))
+    country: Mapped[str] = mapped_column(String(2))
+    category: Mapped[str] = mapped_column(String(40))
+    description: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20))
+    filed_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    resolution: Mapped[str | None] = mapped_column(Text)

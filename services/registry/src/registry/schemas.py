@@ -1,18 +1,27 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from contracts.identifiers import CountryCode, HsCode, OpaqueRef, Uscc, Vin
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
 Province = Annotated[str, StringConstraints(pattern=r"^[1-8][0-9]0000$")]
+T = TypeVar("T")
 
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = Field(
+        description="Pass as ?cursor= for the next page; null at the end."
+    )
 
 
 class EnterpriseCreate(_In):
@@ -41,13 +50,24 @@ class EnterprisePublic(BaseModel):
 
 class DecisionCreate(_In):
     action: Literal["approve", "reject", "renew", "warn", "suspend", "reinstate", "exit"]
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+    reason: LongText
 
 
 class DecisionPublic(EnterprisePublic):
     api_key: str | None = Field(
         default=None, description="Only on approve: the enterprise's API key, shown once."
     )
+
+
+class StatusChangePublic(BaseModel):
+    event_id: str
+    from_status: str | None
+    to_status: str
+    action: str
+    actor: Literal["admin", "policy", "system"]
+    reason: str
+    cause: str | None = Field(description="The event that caused it (an assessment), if any.")
+    changed_at: datetime
 
 
 class VehicleCreate(_In):
@@ -82,6 +102,28 @@ class VehiclePublic(BaseModel):
     transfer_endorsed_on: date
     stage: str
     registered_at: datetime
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Advisory findings, e.g. vin_check_digit for a foreign VIN.",
+    )
+
+
+class VehicleBatch(_In):
+    vehicles: list[dict[str, Any]] = Field(min_length=1, max_length=500)
+
+
+class BatchRow(BaseModel):
+    index: int
+    vin: str | None
+    status: Literal["created", "rejected"]
+    errors: list[dict[str, str]] = []
+    warnings: list[str] = []
+
+
+class BatchResult(BaseModel):
+    created: int
+    rejected: int
+    results: list[BatchRow]
 
 
 class TimelineEvent(BaseModel):
@@ -96,3 +138,27 @@ class TimelinePublic(BaseModel):
     vin: str
     stage: str
     events: list[TimelineEvent]
+
+
+class ComplaintCreate(_In):
+    vin: Vin | None = None
+    country: CountryCode
+    category: Literal["no_spare_parts", "warranty_refused", "misrepresented_condition", "other"]
+    description: LongText
+
+
+class ComplaintResolve(_In):
+    resolution: LongText
+
+
+class ComplaintPublic(BaseModel):
+    id: str
+    uscc: str
+    vin: str | None
+    country: str
+    category: str
+    description: str
+    status: Literal["open", "resolved"]
+    filed_at: datetime
+    resolved_at: datetime | None
+    resolution: str | None

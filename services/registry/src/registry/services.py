@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from pydantic import ValidationError
+from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from contracts import events
-from contracts.envelope import new_event
+from contracts.envelope import CloudEvent, new_event
+from contracts.identifiers import vin_warnings
 from registry import domain
-from registry.models import Enterprise, StatusChange, TimelineEntry, Vehicle
-from registry.schemas import EnterpriseCreate, VehicleCreate
+from registry.models import Complaint, Enterprise, StatusChange, TimelineEntry, Vehicle
+from registry.schemas import ComplaintCreate, EnterpriseCreate, VehicleCreate
 from registry.settings import Settings
-from servicekit import outbox, tracing
+from servicekit import outbox, pagination, tracing
 from servicekit.auth import hash_key, new_api_key
-from servicekit.problems import Conflict, Forbidden, NotFound, Problem, Unauthorized
+from servicekit.problems import Conflict, Forbidden, NotFound, Problem, Unauthorized, field_errors
 
 SOURCE = "ucx/registry"
 
@@ -24,6 +29,15 @@ SOURCE = "ucx/registry"
 def _rule_problem(exc: domain.RuleViolation) -> Problem:
     errors = [{"field": exc.field or "body", "rule": exc.rule, "message": str(exc)}]
     return Problem(exc.rule.replace("_", "-"), str(exc), status=422, errors=errors)
+
+
+def _emit(session: Session, data: events.EventData) -> CloudEvent:
+    event = new_event(data, source=SOURCE, trace_id=tracing.current_trace_id())
+    outbox.add(session, event)
+    return event
+
+
+# -- enterprises ------------------------------------------------------------------------------
 
 
 def apply(session: Session, settings: Settings, data: EnterpriseCreate) -> Enterprise:
@@ -62,9 +76,7 @@ def _check_may_reapply(
             .where(StatusChange.uscc == enterprise.uscc, StatusChange.to_status == "exited")
             .order_by(StatusChange.id.desc())
         )
-        allowed = (exited_at or now).replace(tzinfo=UTC) + timedelta(
-            days=settings.reapply_after_exit_days
-        )
+        allowed = (exited_at or now) + timedelta(days=settings.reapply_after_exit_days)
         if now >= allowed:
             return
         raise Conflict(
@@ -91,6 +103,7 @@ def decide(
     api_key = None
     with session.begin():
         enterprise = _get_enterprise(session, uscc, lock=True)
+        _expire_if_due(session, enterprise, now)
         target = domain.next_status(enterprise.status, action)
         if target is None:
             raise Conflict(
@@ -110,6 +123,52 @@ def decide(
     return enterprise, api_key
 
 
+def apply_assessment(session: Session, event: CloudEvent) -> None:
+    """Consumer handler for ``enterprise.assessed``: the tier policy, applied automatically.
+    A manual decision at or after the assessment's moment wins."""
+    data = event.parse_data(events.EnterpriseAssessed)
+    enterprise = session.get(Enterprise, data.enterprise_uscc)
+    if enterprise is None:
+        return
+    now = datetime.now(UTC)
+    _expire_if_due(session, enterprise, now)
+    last_manual = session.scalar(
+        select(StatusChange.changed_at)
+        .where(StatusChange.uscc == enterprise.uscc, StatusChange.actor == "admin")
+        .order_by(StatusChange.id.desc())
+    )
+    if last_manual is not None and last_manual >= data.assessed_at:
+        return
+    action = domain.automatic_action(data.recommended_action, enterprise.status)
+    if action is None:
+        return
+    target = domain.next_status(enterprise.status, action)
+    assert target is not None
+    reason = f"assessment: score {data.score:.1f}, tier {data.tier} (policy {data.policy_version})"
+    _change_status(session, enterprise, target, action, "policy", reason, event.id, now)
+
+
+def _expire_if_due(session: Session, enterprise: Enterprise, now: datetime) -> bool:
+    effective = domain.effective_status(
+        enterprise.status, enterprise.admission_valid_until, now.date()
+    )
+    if effective == enterprise.status:
+        return False
+    reason = f"admission valid until {enterprise.admission_valid_until} was not renewed"
+    _change_status(session, enterprise, effective, "expire", "system", reason, None, now)
+    return True
+
+
+def expire_overdue(session: Session, now: datetime) -> int:
+    """Timer: every admission whose year has passed without renewal becomes ``expired``."""
+    due = session.scalars(
+        select(Enterprise).where(
+            Enterprise.status.in_(domain.EXPIRES), Enterprise.admission_valid_until < now.date()
+        )
+    ).all()
+    return sum(_expire_if_due(session, enterprise, now) for enterprise in due)
+
+
 def _change_status(
     session: Session,
     enterprise: Enterprise,
@@ -121,7 +180,10 @@ def _change_status(
     now: datetime,
 ) -> None:
     from_status = enterprise.status or None
-    event = new_event(
+    enterprise.status = to_status
+    enterprise.updated_at = now
+    event = _emit(
+        session,
         events.EnterpriseStatusChanged.model_validate(
             {
                 "enterprise_uscc": enterprise.uscc,
@@ -133,11 +195,7 @@ def _change_status(
                 "changed_at": now,
             }
         ),
-        source=SOURCE,
-        trace_id=tracing.current_trace_id(),
     )
-    enterprise.status = to_status
-    enterprise.updated_at = now
     session.add(
         StatusChange(
             uscc=enterprise.uscc,
@@ -151,25 +209,45 @@ def _change_status(
             changed_at=now,
         )
     )
-    outbox.add(session, event)
 
 
 def _get_enterprise(session: Session, uscc: str, lock: bool = False) -> Enterprise:
-    enterprise = session.get(Enterprise, uscc, with_for_update=lock)
+    enterprise = session.get(Enterprise, uscc.strip().upper(), with_for_update=lock)
     if enterprise is None:
         raise NotFound("enterprise-not-found", f"No enterprise {uscc} has applied.")
     return enterprise
 
 
 def get_enterprise(session: Session, uscc: str) -> Enterprise:
-    return _get_enterprise(session, uscc)
+    """Read; an admission that lapsed is expired on the spot (and the change emitted)."""
+    with session.begin():
+        enterprise = _get_enterprise(session, uscc)
+        _expire_if_due(session, enterprise, datetime.now(UTC))
+    return enterprise
+
+
+def list_enterprises(
+    session: Session, status: str | None, province: str | None, cursor: str | None, limit: int
+) -> tuple[list[Enterprise], str | None]:
+    query = select(Enterprise).order_by(Enterprise.uscc).limit(limit)
+    if status:
+        query = query.where(Enterprise.status == status)
+    if province:
+        query = query.where(Enterprise.province == province)
+    after = pagination.decode(cursor)
+    if after:
+        query = query.where(Enterprise.uscc > after)
+    rows = list(session.scalars(query))
+    return rows, pagination.next_cursor([e.uscc for e in rows], limit)
 
 
 def history(session: Session, uscc: str) -> list[StatusChange]:
     _get_enterprise(session, uscc)
     return list(
         session.scalars(
-            select(StatusChange).where(StatusChange.uscc == uscc).order_by(StatusChange.id)
+            select(StatusChange)
+            .where(StatusChange.uscc == uscc.strip().upper())
+            .order_by(StatusChange.id)
         )
     )
 
@@ -183,13 +261,7 @@ def authenticate_enterprise(session: Session, api_key: str) -> Enterprise:
     return enterprise
 
 
-def register_vehicle(
-    session: Session, settings: Settings, api_key: str, data: VehicleCreate
-) -> Vehicle:
-    try:
-        return _register_vehicle(session, settings, api_key, data)
-    except IntegrityError as exc:  # a concurrent registration of the same VIN won the race
-        raise _already_registered(data.vin) from exc
+# -- vehicles ---------------------------------------------------------------------------------
 
 
 def _already_registered(vin: str) -> Conflict:
@@ -200,58 +272,139 @@ def _already_registered(vin: str) -> Conflict:
     )
 
 
-def _register_vehicle(
+def _may_register(session: Session, enterprise: Enterprise, uscc: str, now: datetime) -> None:
+    if enterprise.uscc != uscc:
+        raise Forbidden(
+            "not-your-enterprise",
+            "The API key belongs to another enterprise than enterprise_uscc.",
+        )
+    _expire_if_due(session, enterprise, now)
+    if enterprise.status not in domain.MAY_REGISTER_VEHICLES:
+        raise Forbidden(
+            f"enterprise-{enterprise.status}",
+            f"An enterprise that is {enterprise.status} cannot register vehicles.",
+            enterprise_status=enterprise.status,
+        )
+
+
+def _check_vehicle(settings: Settings, data: VehicleCreate, now: datetime) -> None:
+    try:
+        domain.check_vehicle(
+            vin=data.vin,
+            model_year=data.model_year,
+            first_registration_date=data.first_registration_date,
+            transfer_endorsed_on=data.transfer_endorsed_on,
+            today=now.date(),
+            endorsement_max_age_days=settings.transfer_endorsement_max_age_days,
+        )
+    except domain.RuleViolation as exc:
+        raise _rule_problem(exc) from exc
+
+
+def _add_vehicle(
+    session: Session, enterprise: Enterprise, data: VehicleCreate, now: datetime
+) -> Vehicle:
+    event = _emit(session, events.VehicleRegistered(**data.model_dump(), registered_at=now))
+    vehicle = Vehicle(
+        **data.model_dump(),
+        stage="registered",
+        registered_at=now,
+        event_id=event.id,
+        warnings=vin_warnings(data.vin),
+    )
+    session.add(vehicle)
+    session.add(
+        TimelineEntry(
+            event_id=event.id,
+            vin=data.vin,
+            type=event.type,
+            source=SOURCE,
+            time=now,
+            stage="registered",
+            summary=f"registered for export by {enterprise.name} ({enterprise.uscc})",
+        )
+    )
+    return vehicle
+
+
+def register_vehicle(
     session: Session, settings: Settings, api_key: str, data: VehicleCreate
 ) -> Vehicle:
-    today = datetime.now(UTC).date()
     now = datetime.now(UTC)
+    try:
+        with session.begin():
+            enterprise = authenticate_enterprise(session, api_key)
+            _may_register(session, enterprise, data.enterprise_uscc, now)
+            _check_vehicle(settings, data, now)
+            if session.get(Vehicle, data.vin) is not None:
+                raise _already_registered(data.vin)
+            vehicle = _add_vehicle(session, enterprise, data, now)
+    except IntegrityError as exc:  # a concurrent registration of the same VIN won the race
+        raise _already_registered(data.vin) from exc
+    return vehicle
+
+
+def register_batch(
+    session: Session, settings: Settings, api_key: str, rows: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Valid rows are committed (one transaction, one event each); invalid ones are reported."""
+    now = datetime.now(UTC)
+    results: list[dict[str, Any]] = []
     with session.begin():
         enterprise = authenticate_enterprise(session, api_key)
-        if enterprise.uscc != data.enterprise_uscc:
-            raise Forbidden(
-                "not-your-enterprise",
-                "The API key belongs to another enterprise than enterprise_uscc.",
-            )
+        _expire_if_due(session, enterprise, now)
         if enterprise.status not in domain.MAY_REGISTER_VEHICLES:
-            raise Forbidden(
-                f"enterprise-{enterprise.status}",
-                f"An enterprise that is {enterprise.status} cannot register vehicles.",
-                enterprise_status=enterprise.status,
+            _may_register(session, enterprise, enterprise.uscc, now)
+        valid: list[tuple[int, VehicleCreate]] = []
+        for index, raw in enumerate(rows):
+            vin = raw.get("vin") if isinstance(raw.get("vin"), str) else None
+            try:
+                data = VehicleCreate.model_validate(raw)
+                _may_register(session, enterprise, data.enterprise_uscc, now)
+                _check_vehicle(settings, data, now)
+            except ValidationError as exc:
+                results.append(_rejected(index, vin, field_errors(exc.errors())))
+                continue
+            except Problem as exc:
+                errors = exc.extra.get("errors") or [
+                    {"field": "enterprise_uscc", "rule": exc.type_, "message": exc.detail}
+                ]
+                results.append(_rejected(index, vin, errors))
+                continue
+            valid.append((index, data))
+        vins = [d.vin for _, d in valid]
+        existing = set(session.scalars(select(Vehicle.vin).where(Vehicle.vin.in_(vins))))
+        seen: set[str] = set()
+        for index, data in valid:
+            if data.vin in existing or data.vin in seen:
+                duplicate = {
+                    "field": "vin",
+                    "rule": "vehicle_already_registered",
+                    "message": f"VIN {data.vin} is already registered",
+                }
+                results.append(_rejected(index, data.vin, [duplicate]))
+                continue
+            seen.add(data.vin)
+            _add_vehicle(session, enterprise, data, now)
+            results.append(
+                {
+                    "index": index,
+                    "vin": data.vin,
+                    "status": "created",
+                    "warnings": vin_warnings(data.vin),
+                }
             )
-        try:
-            domain.check_vehicle(
-                vin=data.vin,
-                model_year=data.model_year,
-                first_registration_date=data.first_registration_date,
-                transfer_endorsed_on=data.transfer_endorsed_on,
-                today=today,
-                endorsement_max_age_days=settings.transfer_endorsement_max_age_days,
-            )
-        except domain.RuleViolation as exc:
-            raise _rule_problem(exc) from exc
-        if session.get(Vehicle, data.vin) is not None:
-            raise _already_registered(data.vin)
-        event = new_event(
-            events.VehicleRegistered(**data.model_dump(), registered_at=now),
-            source=SOURCE,
-            trace_id=tracing.current_trace_id(),
-        )
-        vehicle = Vehicle(
-            **data.model_dump(), stage="registered", registered_at=now, event_id=event.id
-        )
-        session.add(vehicle)
-        session.add(
-            TimelineEntry(
-                event_id=event.id,
-                vin=data.vin,
-                type=event.type,
-                source=SOURCE,
-                time=now,
-                summary=f"registered for export by {enterprise.name} ({enterprise.uscc})",
-            )
-        )
-        outbox.add(session, event)
-    return vehicle
+    return sorted(results, key=lambda r: int(r["index"]))
+
+
+def _rejected(index: int, vin: str | None, errors: list[dict[str, str]]) -> dict[str, Any]:
+    return {"index": index, "vin": vin, "status": "rejected", "errors": errors}
+
+
+def visible_stage(settings: Settings, vehicle: Vehicle, now: datetime) -> str:
+    return domain.visible_stage(
+        vehicle.stage, vehicle.registered_at.date(), now.date(), settings.stalled_after_days
+    )
 
 
 def get_vehicle(session: Session, vin: str) -> Vehicle:
@@ -261,9 +414,160 @@ def get_vehicle(session: Session, vin: str) -> Vehicle:
     return vehicle
 
 
+def list_vehicles(
+    session: Session,
+    settings: Settings,
+    enterprise: str | None,
+    stage: str | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Vehicle], str | None]:
+    query: Select[tuple[Vehicle]] = select(Vehicle).order_by(Vehicle.vin).limit(limit)
+    if enterprise:
+        query = query.where(Vehicle.enterprise_uscc == enterprise.strip().upper())
+    stalled_before = datetime.now(UTC) - timedelta(days=settings.stalled_after_days)
+    if stage == "stalled":
+        query = query.where(Vehicle.stage != "exported", Vehicle.registered_at < stalled_before)
+    elif stage == "exported":
+        query = query.where(Vehicle.stage == "exported")
+    elif stage:
+        query = query.where(Vehicle.stage == stage, Vehicle.registered_at >= stalled_before)
+    after = pagination.decode(cursor)
+    if after:
+        query = query.where(Vehicle.vin > after)
+    rows = list(session.scalars(query))
+    return rows, pagination.next_cursor([v.vin for v in rows], limit)
+
+
 def timeline(session: Session, vin: str) -> tuple[Vehicle, list[TimelineEntry]]:
     vehicle = get_vehicle(session, vin)
     entries = session.scalars(
-        select(TimelineEntry).where(TimelineEntry.vin == vehicle.vin).order_by(TimelineEntry.time)
+        select(TimelineEntry)
+        .where(TimelineEntry.vin == vehicle.vin)
+        .order_by(TimelineEntry.time, TimelineEntry.event_id)
     )
     return vehicle, list(entries)
+
+
+def record_vehicle_event(session: Session, event: CloudEvent, summary: str, stage: str) -> None:
+    """Consumer side: one timeline line per event id; the stage follows the events in the
+    order they happened, whatever order they arrived in."""
+    vin = event.subject or ""
+    if session.get(TimelineEntry, event.id) is None:
+        session.add(
+            TimelineEntry(
+                event_id=event.id,
+                vin=vin,
+                type=event.type,
+                source=event.source,
+                time=event.time,
+                summary=summary,
+                stage=stage,
+            )
+        )
+        session.flush()
+    vehicle = session.get(Vehicle, vin)
+    if vehicle is not None:
+        stages = session.scalars(
+            select(TimelineEntry.stage)
+            .where(TimelineEntry.vin == vin)
+            .order_by(TimelineEntry.time, TimelineEntry.event_id)
+        ).all()
+        vehicle.stage = domain.stage_after(list(stages))
+
+
+# -- complaints -------------------------------------------------------------------------------
+
+
+def file_complaint(session: Session, uscc: str, data: ComplaintCreate) -> Complaint:
+    now = datetime.now(UTC)
+    with session.begin():
+        enterprise = _get_enterprise(session, uscc)
+        if data.vin is not None:
+            vehicle = session.get(Vehicle, data.vin)
+            if (
+                vehicle is None
+                or vehicle.enterprise_uscc != enterprise.uscc
+                or vehicle.stage != "exported"
+            ):
+                raise Problem(
+                    "complaint-vehicle-not-exported",
+                    f"VIN {data.vin} is not a vehicle this enterprise exported.",
+                    status=422,
+                    errors=[
+                        {
+                            "field": "vin",
+                            "rule": "complaint_vin_not_exported",
+                            "message": "must be one of the enterprise's exported vehicles",
+                        }
+                    ],
+                )
+        complaint = Complaint(
+            id=str(uuid.uuid4()),
+            uscc=enterprise.uscc,
+            vin=data.vin,
+            country=data.country,
+            category=data.category,
+            description=data.description,
+            status="open",
+            filed_at=now,
+        )
+        session.add(complaint)
+        _emit(
+            session,
+            events.ComplaintFiled(
+                enterprise_uscc=enterprise.uscc,
+                complaint_id=complaint.id,
+                vin=data.vin,
+                country=data.country,
+                category=data.category,
+                filed_at=now,
+            ),
+        )
+    return complaint
+
+
+def resolve_complaint(session: Session, uscc: str, complaint_id: str, resolution: str) -> Complaint:
+    now = datetime.now(UTC)
+    with session.begin():
+        complaint = _get_complaint(session, uscc, complaint_id)
+        if complaint.status == "resolved":
+            raise Conflict(
+                "complaint-resolved",
+                "The complaint is resolved already.",
+                current_status=complaint.status,
+            )
+        complaint.status = "resolved"
+        complaint.resolved_at = now
+        complaint.resolution = resolution
+        _emit(
+            session,
+            events.ComplaintResolved(
+                enterprise_uscc=complaint.uscc,
+                complaint_id=complaint.id,
+                resolved_at=now,
+            ),
+        )
+    return complaint
+
+
+def _get_complaint(session: Session, uscc: str, complaint_id: str) -> Complaint:
+    complaint = session.get(Complaint, complaint_id)
+    if complaint is None or complaint.uscc != uscc.strip().upper():
+        raise NotFound("complaint-not-found", f"No complaint {complaint_id} for {uscc}.")
+    return complaint
+
+
+def get_complaint(session: Session, uscc: str, complaint_id: str) -> Complaint:
+    return _get_complaint(session, uscc, complaint_id)
+
+
+def list_complaints(session: Session, uscc: str) -> list[Complaint]:
+    _get_enterprise(session, uscc)
+    return list(
+        session.scalars(
+            select(Complaint)
+            .where(Complaint.uscc == uscc.strip().upper())
+            .order_by(Complaint.filed_at)
+        )
+    )

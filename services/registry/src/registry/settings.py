@@ -15,3 +15,5 @@ class Settings(BaseServiceSettings):
     reapply_after_exit_days: int = 365
     transfer_endorsement_max_age_days: int = 60
     min_dealer_appraisers: int = 3
+    stalled_after_days: int = 60
+    expiry_sweep_interval_s: float = 60.0
