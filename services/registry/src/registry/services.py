@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Select, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -422,7 +422,7 @@ def list_vehicles(
     cursor: str | None,
     limit: int,
 ) -> tuple[list[Vehicle], str | None]:
-    query: Select[tuple[Vehicle]] = select(Vehicle).order_by(Vehicle.vin).limit(limit)
+    query = select(Vehicle).order_by(Vehicle.vin).limit(limit)
     if enterprise:
         query = query.where(Vehicle.enterprise_uscc == enterprise.strip().upper())
     stalled_before = datetime.now(UTC) - timedelta(days=settings.stalled_after_days)
