@@ -28,7 +28,7 @@ from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.transport.drivers.aiokafka import Transport as AIOKafkaTransport
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.orm import Session
 from tenacity import retry, stop_never, wait_exponential
 
@@ -82,6 +82,10 @@ class Record:
     value: bytes
 
 
+class _HandlerFailed(Exception):
+    """A handler raised on the fast path: redo the batch event by event."""
+
+
 class BatchApplier:
     """Applies records to the database; plain sync code so it is testable without faust."""
 
@@ -90,44 +94,80 @@ class BatchApplier:
         self.subscription = subscription
         self.max_attempts = max_attempts
 
-    @retry(wait=wait_exponential(multiplier=0.1, max=5), stop=stop_never, reraise=True)
+    @retry(
+        wait=wait_exponential(multiplier=0.1, max=5),
+        stop=stop_never,
+        reraise=True,
+        before_sleep=lambda state: log.error(
+            "batch failed; retrying",
+            error=repr(state.outcome.exception() if state.outcome else None),
+            attempt=state.attempt_number,
+        ),
+    )
     def apply(self, records: Sequence[Record]) -> dict[str, int]:
-        """Retried until the database takes it: a down database must not lose events."""
+        """Retried until the database takes it: a down database must not lose events.
+
+        Fast path: the whole batch in one transaction, no savepoints. If any handler raises,
+        that attempt rolls back and the batch is applied again with a savepoint and retries
+        per event, so one poison event is isolated and dead-lettered."""
+        decoded: list[tuple[Record, CloudEvent | None, str | None]] = []
+        for record in records:
+            try:
+                decoded.append((record, envelope.decode(record.value), None))
+            except (ValidationError, ValueError) as exc:
+                decoded.append((record, None, f"undecodable: {exc}"))
+        try:
+            return self._apply(decoded, isolate=False)
+        except _HandlerFailed:
+            return self._apply(decoded, isolate=True)
+
+    def _apply(
+        self, decoded: list[tuple[Record, CloudEvent | None, str | None]], *, isolate: bool
+    ) -> dict[str, int]:
         outcomes = {"processed": 0, "duplicate": 0, "dead_lettered": 0}
         with self.sessions() as session, session.begin():
-            decoded: list[tuple[Record, CloudEvent | None, str | None]] = []
-            for record in records:
-                try:
-                    decoded.append((record, envelope.decode(record.value), None))
-                except (ValidationError, ValueError) as exc:
-                    decoded.append((record, None, f"undecodable: {exc}"))
             ids = [e.id for _, e, _ in decoded if e is not None]
-            applied: list[CloudEvent] = []
-            seen = set(
-                session.scalars(
-                    select(inbox.c.event_id).where(
-                        inbox.c.event_id.in_(ids), inbox.c.outcome == "processed"
-                    )
-                )
+            known: dict[str, str] = dict(
+                session.execute(
+                    select(inbox.c.event_id, inbox.c.outcome).where(inbox.c.event_id.in_(ids))
+                ).all()
             )
+            before = dict(known)
+            topics_of: dict[str, str] = {}
+            applied: list[CloudEvent] = []
             for record, event, error in decoded:
-                if event is not None and event.id in seen:
+                if event is not None and known.get(event.id) == "processed":
                     outcomes["duplicate"] += 1
                     continue
                 if event is not None:
-                    error = self._apply_one(session, event)
+                    error = (
+                        self._apply_one(session, event) if isolate else self._fast(session, event)
+                    )
+                    topics_of[event.id] = record.topic
                     if error is None:
                         applied.append(event)
-                        seen.add(event.id)
-                        self._remember(session, event, record.topic, "processed")
+                        known[event.id] = "processed"
                         outcomes["processed"] += 1
                         continue
-                    self._remember(session, event, record.topic, "dead_lettered")
+                    known[event.id] = "dead_lettered"
                 self._dead_letter(session, record, error or "unknown error")
                 outcomes["dead_lettered"] += 1
+            self._remember(session, known, before, topics_of)
             if applied and self.subscription.after_batch is not None:
                 self.subscription.after_batch(session, applied)
         return outcomes
+
+    def _fast(self, session: Session, event: CloudEvent) -> None:
+        handler = self.subscription.handlers.get(event.type)
+        if handler is None:
+            raise _HandlerFailed
+        tracing.begin(event.traceparent)
+        structlog.contextvars.bind_contextvars(event_id=event.id)
+        try:
+            handler(session, event)
+        except Exception as exc:
+            raise _HandlerFailed from exc
+        return None
 
     def _apply_one(self, session: Session, event: CloudEvent) -> str | None:
         handler = self.subscription.handlers.get(event.type)
@@ -141,7 +181,7 @@ class BatchApplier:
                 with session.begin_nested():
                     handler(session, event)
                 return None
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any handler failure is retried then parked
                 error = f"{type(exc).__name__}: {exc}"
                 log.warning(
                     "handler failed",
@@ -154,23 +194,25 @@ class BatchApplier:
         return error
 
     @staticmethod
-    def _remember(session: Session, event: CloudEvent, topic: str, outcome: str) -> None:
-        existing = session.execute(
-            select(inbox.c.outcome).where(inbox.c.event_id == event.id)
-        ).scalar_one_or_none()
+    def _remember(
+        session: Session, known: dict[str, str], before: dict[str, str], topics_of: dict[str, str]
+    ) -> None:
+        """The inbox rows for this batch: inserts in bulk; a redriven dead letter is updated."""
         now = datetime.now(UTC)
-        if existing is None:
-            session.execute(
-                insert(inbox).values(
-                    event_id=event.id, topic=topic, outcome=outcome, processed_at=now
+        new = [
+            {"event_id": i, "topic": topics_of[i], "outcome": o, "processed_at": now}
+            for i, o in known.items()
+            if i not in before
+        ]
+        if new:
+            session.execute(insert(inbox), new)
+        for event_id, outcome in known.items():
+            if event_id in before and before[event_id] != outcome:
+                session.execute(
+                    update(inbox)
+                    .where(inbox.c.event_id == event_id)
+                    .values(outcome=outcome, processed_at=now)
                 )
-            )
-        else:  # a redriven dead letter that now succeeded (or failed again)
-            session.execute(
-                inbox.update()
-                .where(inbox.c.event_id == event.id)
-                .values(outcome=outcome, processed_at=now)
-            )
 
     @staticmethod
     def _dead_letter(session: Session, record: Record, error: str) -> None:

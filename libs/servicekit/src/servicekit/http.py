@@ -22,6 +22,7 @@ from servicekit.auth import require_admin
 from servicekit.db import make_engine, session_factory
 from servicekit.idempotency import IdempotencyMiddleware
 from servicekit.settings import BaseServiceSettings
+from servicekit.writer import Writer
 
 Check = Callable[[], None]
 
@@ -60,7 +61,7 @@ async def run_checks(checks: dict[str, tuple[Check, bool]]) -> tuple[int, dict[s
         try:
             await anyio.to_thread.run_sync(check)
             status, error = "ok", None
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a failed check is data, not an error
             status, error = "down", f"{type(exc).__name__}: {exc}"[:300]
             ready = ready and not critical
         results.append(
@@ -158,15 +159,20 @@ def create_service_app(
     """Nothing connects here: the engine connects lazily and is disposed on shutdown."""
     engine = make_engine(settings.database_url)
 
+    writer = Writer(engine)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        writer.start()
         yield
+        writer.stop()
         engine.dispose()
 
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = session_factory(engine)
+    app.state.writer = writer
     problems.install(app)
 
     # The broker is reported but not critical for an API: the outbox absorbs an outage.
@@ -211,3 +217,11 @@ def admin(request: Request) -> None:
 
 
 AdminDep = Annotated[None, Depends(admin)]
+
+
+def get_writer(request: Request) -> Writer:
+    writer: Writer = request.app.state.writer
+    return writer
+
+
+WriterDep = Annotated[Writer, Depends(get_writer)]

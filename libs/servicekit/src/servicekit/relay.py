@@ -126,7 +126,7 @@ class Relay:
                 try:
                     published = self.publish_once()
                     backoff = 0.1
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - broker or database down: retry
                     ERRORS.inc()
                     log.warning("relay step failed; retrying", error=repr(exc), backoff_s=backoff)
                     self._disconnect()

@@ -27,7 +27,7 @@ from registry.schemas import (
 )
 from registry.settings import Settings
 from servicekit.auth import bearer
-from servicekit.http import AdminDep, SessionDep
+from servicekit.http import AdminDep, SessionDep, WriterDep
 from servicekit.pagination import MAX_LIMIT
 
 router = APIRouter(prefix="/v1")
@@ -101,8 +101,11 @@ def history(uscc: str, session: SessionDep) -> list[StatusChangePublic]:
 
 
 @router.post("/vehicles", status_code=status.HTTP_201_CREATED)
-def register_vehicle(body: VehicleCreate, session: SessionDep, request: Request) -> VehiclePublic:
-    vehicle = services.register_vehicle(session, _settings(request), bearer(request), body)
+async def register_vehicle(
+    body: VehicleCreate, request: Request, writer: WriterDep
+) -> VehiclePublic:
+    settings, key = _settings(request), bearer(request)
+    vehicle = await writer.run(lambda s: services.register_vehicle(s, settings, key, body))
     return _vehicle(request, vehicle)
 
 

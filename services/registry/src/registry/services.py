@@ -330,15 +330,16 @@ def _add_vehicle(
 def register_vehicle(
     session: Session, settings: Settings, api_key: str, data: VehicleCreate
 ) -> Vehicle:
+    """A unit of work for the group-commit writer: runs inside the caller's transaction."""
     now = datetime.now(UTC)
+    enterprise = authenticate_enterprise(session, api_key)
+    _may_register(session, enterprise, data.enterprise_uscc, now)
+    _check_vehicle(settings, data, now)
+    if session.get(Vehicle, data.vin) is not None:
+        raise _already_registered(data.vin)
+    vehicle = _add_vehicle(session, enterprise, data, now)
     try:
-        with session.begin():
-            enterprise = authenticate_enterprise(session, api_key)
-            _may_register(session, enterprise, data.enterprise_uscc, now)
-            _check_vehicle(settings, data, now)
-            if session.get(Vehicle, data.vin) is not None:
-                raise _already_registered(data.vin)
-            vehicle = _add_vehicle(session, enterprise, data, now)
+        session.flush()
     except IntegrityError as exc:  # a concurrent registration of the same VIN won the race
         raise _already_registered(data.vin) from exc
     return vehicle
