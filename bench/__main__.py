@@ -1,8 +1,12 @@
 """``python -m bench``: print one markdown table and write it to bench/results/latest.md.
 
-Knobs (environment): BENCH_N vehicles posted (2000), BENCH_CONCURRENCY clients (16),
-BENCH_EVENTS events scored (20000), BENCH_ENTERPRISES USCCs keying them (300),
-BENCH_SCORING_TIMEOUT seconds the scoring worker gets (100; past it the figure is partial).
+Knobs (environment): BENCH_N vehicles posted in the closed-loop saturation run (2000),
+BENCH_CONCURRENCY its connections (16), BENCH_RATE the open-loop offered rate (300 requests/s)
+for BENCH_OPEN_SECONDS (10), BENCH_POSTGRES_URL the server the registry is also measured on
+(postgresql://postgres@127.0.0.1:5432/postgres; a fresh database is created and dropped; when
+unreachable the PostgreSQL column reads n/a), BENCH_EVENTS events scored (20000),
+BENCH_ENTERPRISES USCCs keying them (300), BENCH_SCORING_TIMEOUT seconds the scoring worker gets
+(100; past it the figure is partial).
 """
 
 from __future__ import annotations
@@ -13,37 +17,51 @@ import sys
 import tempfile
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
-from bench import data, http, report, scoring
+from bench import data, http, pg, report, scoring
 from bench.procs import BenchError, Proc, say
 from servicekit.broker import EmbeddedBroker
 from servicekit.topics import provision
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.md"
 NOOP_TIMEOUT_S = 60.0
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 @dataclass(frozen=True)
 class Config:
     n: int
     concurrency: int
+    rate: float
+    open_seconds: float
     events: int
     enterprises: int
     scoring_timeout_s: float
+    postgres_url: str = field(repr=False)
 
     @classmethod
     def from_env(cls) -> Config:
         return cls(
             n=int(os.environ.get("BENCH_N", "2000")),
             concurrency=int(os.environ.get("BENCH_CONCURRENCY", "16")),
+            rate=float(os.environ.get("BENCH_RATE", "300")),
+            open_seconds=float(os.environ.get("BENCH_OPEN_SECONDS", "10")),
             events=int(os.environ.get("BENCH_EVENTS", "20000")),
             enterprises=int(os.environ.get("BENCH_ENTERPRISES", "300")),
             scoring_timeout_s=float(os.environ.get("BENCH_SCORING_TIMEOUT", "100")),
+            postgres_url=os.environ.get("BENCH_POSTGRES_URL", DEFAULT_POSTGRES_URL),
         )
+
+    @property
+    def load(self) -> http.Load:
+        return http.Load(self.n, self.concurrency, self.rate, self.open_seconds)
+
+    def describe(self) -> str:
+        return f"{self}, postgres={pg.redacted(self.postgres_url)}"
 
 
 def _stop_all(procs: list[Proc]) -> None:
@@ -57,13 +75,34 @@ def _on_sigterm(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def _registry_on_postgres(
+    config: Config, workdir: Path, procs: list[Proc]
+) -> http.Registration | str:
+    why = pg.unreachable(config.postgres_url)
+    if why is not None:
+        say(f"registration: no PostgreSQL at {pg.redacted(config.postgres_url)} ({why})")
+        return why
+    say("registration: registry api on PostgreSQL")
+    with pg.database(config.postgres_url) as url:
+        try:
+            return http.registry("registry-api-postgres", workdir, url, config.load, procs)
+        finally:
+            procs[-1].stop()  # before the database is dropped under it
+
+
 def run(config: Config, workdir: Path, broker: EmbeddedBroker, procs: list[Proc]) -> str:
-    say(f"registration: registry api, {config.n} vehicles, {config.concurrency} clients")
-    registry = http.registry(workdir, config.n, config.concurrency, procs)
+    load = config.load
+    say(
+        f"registration: bare FastAPI baseline; {load.n} requests on {load.concurrency} "
+        f"connections, then {load.rate:g} req/s offered for {load.open_seconds:g} s"
+    )
+    baseline = http.baseline(workdir, load, procs)
     procs[-1].stop()
-    say("registration: bare FastAPI baseline")
-    baseline = http.baseline(workdir, config.n, config.concurrency, procs)
+    say("registration: registry api on SQLite")
+    sqlite_url = f"sqlite:///{workdir / 'registry.db'}"
+    sqlite = http.registry("registry-api-sqlite", workdir, sqlite_url, load, procs)
     procs[-1].stop()
+    postgres = _registry_on_postgres(config, workdir, procs)
 
     say(f"scoring: building and producing {config.events} events")
     provision(broker.bootstrap_servers)
@@ -79,9 +118,7 @@ def run(config: Config, workdir: Path, broker: EmbeddedBroker, procs: list[Proc]
         broker.bootstrap_servers, workdir, config.events, NOOP_TIMEOUT_S, procs
     )
     procs[-1].stop()
-    figures = report.Figures(
-        config.n, config.concurrency, registry, baseline, produce_rate, worker, noop
-    )
+    figures = report.Figures(load, sqlite, postgres, baseline, produce_rate, worker, noop)
     return report.table(figures)
 
 
@@ -95,7 +132,7 @@ def write_results(table: str, config: Config, elapsed_s: float, load_before: str
     RESULTS.write_text(
         f"# ucx bench, {stamp}\n\n"
         f"{os.cpu_count()} CPUs; {elapsed_s:.0f} s in all; load average before {load_before}, "
-        f"after {_load()} (other work on the machine skews every figure); {config}\n\n"
+        f"after {_load()} (other work on the machine skews every figure); {config.describe()}\n\n"
         f"{table}\n\n{report.BASELINES}\n"
     )
 
@@ -121,7 +158,10 @@ def main() -> int:
     elapsed = time.monotonic() - started
     write_results(table, config, elapsed, load_before)
     print(table)
-    say(f"done in {elapsed:.0f} s; written to {RESULTS}")
+    say(
+        f"done in {elapsed:.0f} s; load average before {load_before}, after {_load()}; "
+        f"written to {RESULTS}"
+    )
     return 0
 
 

@@ -1,151 +1,147 @@
-"""Registration ingestion: ``POST /v1/vehicles`` against the registry and a bare baseline."""
+"""Registration ingestion: ``POST /v1/vehicles`` against the registry and a bare baseline.
+
+Each target is one uvicorn process, driven by :mod:`bench.client`: a warm-up, then the
+closed-loop saturation run, then the open-loop run at the offered rate. Every request carries a
+fresh VIN (the registry refuses duplicates), serialised before the clock starts.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Iterator, Sequence
+import json
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from bench import data
-from bench.procs import Proc, base_env, free_port, run, say, tail
+from bench.client import LoadResult, closed_loop, open_loop, post
+from bench.procs import BenchError, Proc, base_env, free_port, run, say, tail
 
 ADMIN_TOKEN = "bench-admin-token-not-a-secret"
-TRANSPORT_ERROR = 0
-"""The status we count for a request that got no answer (refused, reset, timed out)."""
+HOST = "127.0.0.1"
+PATH = "/v1/vehicles"
 WARMUP = 50
 """Extra vehicles posted first and left out of the figures (imports, caches, first connects)."""
 
 
 @dataclass(frozen=True)
-class LoadResult:
-    requests: int
-    elapsed_s: float
-    latencies_ms: list[float]
-    non_201: int
-    statuses: dict[int, int]
+class Load:
+    n: int
+    """Requests in the closed-loop (saturation) run."""
+    concurrency: int
+    rate: float
+    """Offered requests/s in the open-loop run."""
+    open_seconds: float
+
+    @property
+    def open_requests(self) -> int:
+        return round(self.rate * self.open_seconds)
+
+
+@dataclass(frozen=True)
+class Registration:
+    saturation: LoadResult
+    open: LoadResult
     peak_rss_mib: float | None
 
-    @property
-    def failures(self) -> str:
-        """The non-201 count, with its statuses when there are any (0 = no answer)."""
-        others = {code: n for code, n in sorted(self.statuses.items()) if code != 201}
-        if not others:
-            return "0"
-        return f"{self.non_201} ({', '.join(f'{code}: {n}' for code, n in others.items())})"
 
-    @property
-    def rps(self) -> float:
-        return self.requests / self.elapsed_s
-
-    def percentile(self, p: float) -> float:
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
+def _payloads(port: int, authorization: str, uscc: str, ids: data.Ids, count: int) -> list[bytes]:
+    today = datetime.now(UTC).date()
+    return [
+        post(
+            HOST, port, PATH,
+            json.dumps(data.vehicle(uscc, ids.vin(), today), separators=(",", ":")).encode(),
+            authorization,
+        )
+        for _ in range(count)
+    ]  # fmt: skip
 
 
-async def _drive(
-    url: str, headers: dict[str, str], bodies: Sequence[dict[str, Any]], concurrency: int
-) -> tuple[float, list[float], dict[int, int], list[str]]:
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    errors: list[str] = []
-    pending: Iterator[dict[str, Any]] = iter(bodies)
-
-    async def one_client() -> None:
-        # One client (one keep-alive connection) per simulated partner: a single shared
-        # httpx pool costs the driver more CPU per request as concurrency grows.
-        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        async with httpx.AsyncClient(headers=headers, limits=limits, timeout=60.0) as client:
-            for body in pending:  # shared iterator: each body is sent once
-                started = time.perf_counter()
-                try:
-                    response = await client.post(url, json=body)
-                    code = response.status_code
-                    if code != 201 and len(errors) < 3:
-                        errors.append(f"{code}: {response.text[:300]}")
-                except httpx.TransportError as exc:
-                    code = TRANSPORT_ERROR
-                    if len(errors) < 3:
-                        errors.append(f"no answer: {type(exc).__name__}: {exc}")
-                latencies.append((time.perf_counter() - started) * 1000)
-                statuses[code] = statuses.get(code, 0) + 1
-
-    started = time.perf_counter()
-    await asyncio.gather(*(one_client() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - started
-    return elapsed, latencies, statuses, errors
-
-
-def drive(
-    url: str,
-    headers: dict[str, str],
-    bodies: Sequence[dict[str, Any]],
-    concurrency: int,
-    proc: Proc,
-) -> LoadResult:
-    """Warm up on the first ``WARMUP`` bodies, then measure the rest."""
-    asyncio.run(_drive(url, headers, bodies[:WARMUP], concurrency))
-    elapsed, latencies, statuses, errors = asyncio.run(
-        _drive(url, headers, bodies[WARMUP:], concurrency)
+def _report(name: str, mode: str, result: LoadResult, proc: Proc) -> None:
+    lag = ""
+    if result.send_lag_ms:
+        lag = f", driver send lag p99 {result.percentile(99, result.send_lag_ms):.1f} ms"
+    say(
+        f"{name} {mode}: {result.requests} requests, {result.rps:,.0f} 201/s, "
+        f"p50 {result.percentile(50):.1f} ms, p99 {result.percentile(99):.1f} ms, "
+        f"{result.connections} connections opened, driver CPU "
+        f"{result.driver_us_per_request:.0f} us/request{lag}"
     )
-    non_201 = sum(n for code, n in statuses.items() if code != 201)
-    if non_201:
-        say(f"{proc.name}: {non_201} non-201 answers; first ones: {errors}")
-        say(f"{proc.name} log tail:\n{tail(proc.log)}")
-    return LoadResult(len(latencies), elapsed, latencies, non_201, statuses, proc.peak_rss_mib())
+    if result.non_201:
+        say(f"{name} {mode}: {result.failures} non-201 answers; first ones: {result.errors}")
+        say(f"{name} log tail:\n{tail(proc.log)}")
+
+
+def drive(name: str, port: int, payloads: list[bytes], load: Load, proc: Proc) -> Registration:
+    """Warm up, then saturate (closed loop), then offer ``load.rate`` (open loop)."""
+    warmup, rest = payloads[:WARMUP], payloads[WARMUP:]
+    closed, opened = rest[: load.n], rest[load.n :]
+    asyncio.run(closed_loop(HOST, port, warmup, load.concurrency))
+    saturation = asyncio.run(closed_loop(HOST, port, closed, load.concurrency))
+    _report(name, "saturation", saturation, proc)
+    proc.check_alive()
+    steady = asyncio.run(open_loop(HOST, port, opened, load.rate))
+    _report(name, f"open loop at {load.rate:g}/s", steady, proc)
+    proc.check_alive()
+    return Registration(saturation, steady, proc.peak_rss_mib())
+
+
+def _call(url: str, body: dict[str, Any], token: str | None = None) -> dict[str, Any]:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, json.dumps(body).encode(), headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            result: dict[str, Any] = json.loads(answer.read())
+            return result
+    except urllib.error.HTTPError as exc:
+        raise BenchError(f"POST {url}: {exc.code} {exc.read()[:500]!r}") from exc
 
 
 def _admitted_enterprise(base: str, ids: data.Ids) -> tuple[str, str]:
     """Apply and approve one enterprise; returns its USCC and its API key (shown once)."""
     uscc = ids.uscc()
-    with httpx.Client(base_url=base, timeout=30.0) as client:
-        client.post("/v1/enterprises", json=data.enterprise(uscc)).raise_for_status()
-        answer = client.post(
-            f"/v1/enterprises/{uscc}/decisions",
-            json={"action": "approve", "reason": "benchmark enterprise, admitted"},
-            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-        )
-        answer.raise_for_status()
-        return uscc, str(answer.json()["api_key"])
+    _call(f"{base}/v1/enterprises", data.enterprise(uscc))
+    answer = _call(
+        f"{base}/v1/enterprises/{uscc}/decisions",
+        {"action": "approve", "reason": "benchmark enterprise, admitted"},
+        ADMIN_TOKEN,
+    )
+    return uscc, str(answer["api_key"])
 
 
-def registry(workdir: Path, n: int, concurrency: int, procs: list[Proc]) -> LoadResult:
+def registry(
+    name: str, workdir: Path, database_url: str, load: Load, procs: list[Proc]
+) -> Registration:
     port = free_port(100, 200)
     env = base_env(
-        REGISTRY_DATABASE_URL=f"sqlite:///{workdir / 'registry.db'}",
+        REGISTRY_DATABASE_URL=database_url,
         REGISTRY_PORT=str(port),
-        KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}",  # the API only writes the outbox
+        KAFKA_BOOTSTRAP_SERVERS=f"{HOST}:{free_port()}",  # the API only writes the outbox
         UCX_ADMIN_TOKEN=ADMIN_TOKEN,
     )
-    run(["-m", "registry", "migrate"], env, workdir, workdir / "registry-migrate.log")
-    api = Proc("registry-api", ["-m", "registry", "api"], env, workdir)
+    run(["-m", "registry", "migrate"], env, workdir, workdir / f"{name}-migrate.log")
+    api = Proc(name, ["-m", "registry", "api"], env, workdir)
     procs.append(api)
     api.wait_for_port(port)
-    base = f"http://127.0.0.1:{port}"
     ids = data.Ids()
-    uscc, api_key = _admitted_enterprise(base, ids)
-    today = datetime.now(UTC).date()
-    bodies = [data.vehicle(uscc, ids.vin(), today) for _ in range(WARMUP + n)]
-    headers = {"Authorization": f"Bearer {api_key}"}
-    result = drive(f"{base}/v1/vehicles", headers, bodies, concurrency, api)
-    api.check_alive()
-    return result
+    uscc, api_key = _admitted_enterprise(f"http://{HOST}:{port}", ids)
+    count = WARMUP + load.n + load.open_requests
+    payloads = _payloads(port, f"Bearer {api_key}", uscc, ids, count)
+    return drive(name, port, payloads, load, api)
 
 
-def baseline(workdir: Path, n: int, concurrency: int, procs: list[Proc]) -> LoadResult:
+def baseline(workdir: Path, load: Load, procs: list[Proc]) -> Registration:
     port = free_port()
     api = Proc("baseline-api", ["-m", "bench.baseline_api", str(port)], base_env(), workdir)
     procs.append(api)
     api.wait_for_port(port)
     ids = data.Ids()
-    uscc = ids.uscc()
-    today = datetime.now(UTC).date()
-    bodies = [data.vehicle(uscc, ids.vin(), today) for _ in range(WARMUP + n)]
-    result = drive(f"http://127.0.0.1:{port}/v1/vehicles", {}, bodies, concurrency, api)
-    api.check_alive()
-    return result
+    count = WARMUP + load.n + load.open_requests
+    # The same header block as the registry's requests (the baseline ignores the key).
+    payloads = _payloads(port, "Bearer bench-baseline-ignores-this-key", ids.uscc(), ids, count)
+    return drive("baseline-api", port, payloads, load, api)

@@ -25,6 +25,7 @@ DOCUMENT = CONTRACTS / "asyncapi.yaml"
 PRODUCERS = {  # DESIGN.md §3
     topics.VEHICLE_REGISTERED: "registry",
     topics.VEHICLE_INSPECTED: "inspection",
+    topics.CERTIFICATE_REVOKED: "inspection",
     topics.VEHICLE_DECLARED: "customs",
     topics.VEHICLE_EXPORTED: "customs",
     topics.COMPLAINT_FILED: "registry",

@@ -256,3 +256,29 @@ def test_invalid_message_is_422_naming_the_field(customs: tuple[TestClient, Sett
     r = broker.send("declaration.lodged", lodged(factories.vin(), uscc, "X", port_of_loading="C"))
     assert r.status_code == 422
     assert r.json()["errors"][0]["field"] == "declaration.lodged.data.port_of_loading"
+
+
+def test_a_revoked_certificate_fails_the_inspection_gate(
+    customs: tuple[TestClient, Settings],
+) -> None:
+    client, settings = customs
+    uscc = factories.uscc()
+    vin, cert = ready_vehicle(settings, uscc)
+    deliver(
+        settings,
+        envelope.new_event(
+            events.CertificateRevoked(
+                enterprise_uscc=uscc,
+                certificate_no=cert,
+                vin=vin,
+                inspection_id="i",
+                reason="forged photos",
+                forged=True,
+                revoked_at=datetime.now(UTC),
+            ),
+            source="ucx/inspection",
+        ),
+    )
+    broker = Broker(client, [uscc])
+    r = broker.send("declaration.lodged", lodged(vin, uscc, cert))
+    assert (r.json()["status"], r.json()["reasons"]) == ("rejected", ["certificate_revoked"])

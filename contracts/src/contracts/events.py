@@ -81,6 +81,20 @@ class VehicleInspected(EventData):
     valid_until: date | None = None
 
 
+class CertificateRevoked(EventData):
+    """An export certificate withdrawn by the admin; ``forged`` marks a confirmed forgery."""
+
+    TYPE = "vehicle.certificate-revoked"
+    TOPIC = topics.CERTIFICATE_REVOKED
+
+    certificate_no: str
+    vin: Vin
+    inspection_id: str
+    reason: str
+    forged: bool
+    revoked_at: datetime
+
+
 class VehicleDeclared(EventData):
     TYPE = "vehicle.declared"
     TOPIC = topics.VEHICLE_DECLARED
@@ -165,6 +179,7 @@ class EnterpriseAssessed(EventData):
 EVENT_TYPES: tuple[type[EventData], ...] = (
     VehicleRegistered,
     VehicleInspected,
+    CertificateRevoked,
     VehicleDeclared,
     VehicleExported,
     ComplaintFiled,

@@ -12,9 +12,17 @@ COMPLAINT_FILED = "enterprise.complaint-filed.v1"
 COMPLAINT_RESOLVED = "enterprise.complaint-resolved.v1"
 STATUS_CHANGED = "enterprise.status-changed.v1"
 ASSESSED = "enterprise.assessed.v1"
+CERTIFICATE_REVOKED = "vehicle.certificate-revoked.v1"
 
 VEHICLE_TOPICS = (VEHICLE_REGISTERED, VEHICLE_INSPECTED, VEHICLE_DECLARED, VEHICLE_EXPORTED)
-ALL = (*VEHICLE_TOPICS, COMPLAINT_FILED, COMPLAINT_RESOLVED, STATUS_CHANGED, ASSESSED)
+ALL = (
+    *VEHICLE_TOPICS,
+    CERTIFICATE_REVOKED,
+    COMPLAINT_FILED,
+    COMPLAINT_RESOLVED,
+    STATUS_CHANGED,
+    ASSESSED,
+)
 
 
 def dlq(topic: str) -> str:

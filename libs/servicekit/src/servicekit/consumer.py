@@ -157,7 +157,8 @@ class BatchApplier:
                 self.subscription.after_batch(session, applied)
         return outcomes
 
-    def _fast(self, session: Session, event: CloudEvent) -> None:
+    def _fast(self, session: Session, event: CloudEvent) -> str | None:
+        """Apply without a savepoint; any failure sends the batch to the isolated path."""
         handler = self.subscription.handlers.get(event.type)
         if handler is None:
             raise _HandlerFailed

@@ -29,7 +29,7 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, sqlite_foreign_keys: bool = True, **kwargs: Any) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
@@ -41,12 +41,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             pool_size=8,
             max_overflow=32,
         )
-        _sqlite_wal_and_immediate(engine)
+        _sqlite_wal_and_immediate(engine, sqlite_foreign_keys)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, **kwargs)
 
 
-def _sqlite_wal_and_immediate(engine: Engine) -> None:
+def _sqlite_wal_and_immediate(engine: Engine, foreign_keys: bool) -> None:
     """WAL for concurrent readers; BEGIN IMMEDIATE so that api, relay and worker processes
     queue for the write lock (busy timeout) instead of failing on a stale read snapshot."""
 
@@ -56,7 +56,7 @@ def _sqlite_wal_and_immediate(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 

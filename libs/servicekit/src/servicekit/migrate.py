@@ -32,7 +32,8 @@ def _render_item(type_: str, obj: Any, _context: Any) -> str | Literal[False]:
 
 def run_env(metadata: MetaData, default_url: str) -> None:
     url = context.config.get_main_option("sqlalchemy.url") or default_url
-    engine = make_engine(url)
+    # SQLite rebuilds tables to alter them (batch mode): foreign keys must not fire meanwhile
+    engine = make_engine(url, sqlite_foreign_keys=False)
     try:
         with engine.connect() as connection:
             context.configure(

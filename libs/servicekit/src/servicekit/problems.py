@@ -10,6 +10,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = structlog.get_logger("servicekit.problems")
@@ -17,6 +18,49 @@ log = structlog.get_logger("servicekit.problems")
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://ucx.dev/problems/"
 _RULE = re.compile(r"^([a-z][a-z0-9_]+): ")
+
+
+class FieldError(BaseModel):
+    field: str
+    rule: str
+    message: str
+
+
+class ProblemDetail(BaseModel):
+    """RFC 9457 problem details, as every error is answered."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldError] | None = None
+
+
+_DESCRIPTIONS = {
+    400: "Bad request",
+    401: "Missing or invalid credentials",
+    403: "Not allowed",
+    404: "Not found",
+    409: "Conflict with the current state",
+    413: "Body over the size limit",
+    422: "Invalid input",
+    429: "Too many requests (see Retry-After)",
+}
+
+
+def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` documenting problem+json answers (for routers and routes)."""
+    schema = {"$ref": "#/components/schemas/ProblemDetail"}
+    return {
+        code: {
+            "model": ProblemDetail,
+            "description": _DESCRIPTIONS.get(code, "Error"),
+            "content": {PROBLEM_JSON: {"schema": schema}},
+        }
+        for code in codes
+    }
 
 
 class Problem(Exception):

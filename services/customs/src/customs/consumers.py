@@ -54,10 +54,19 @@ def _vehicle_inspected(settings: Settings) -> Handler:
         latest.certificate_no = data.certificate_no
         latest.valid_until = data.valid_until
         latest.inspected_at = data.inspected_at
+        latest.revoked = False
         session.flush()
         _decide_waiting(session, settings, data.vin)
 
     return handle
+
+
+def certificate_revoked(session: Session, event: CloudEvent) -> None:
+    """A revoked certificate fails the inspection gate from now on."""
+    data = event.parse_data(events.CertificateRevoked)
+    latest = session.get(LatestInspection, data.vin)
+    if latest is not None and latest.certificate_no == data.certificate_no:
+        latest.revoked = True
 
 
 def subscriptions(settings: BaseServiceSettings) -> list[Subscription]:
@@ -68,6 +77,7 @@ def subscriptions(settings: BaseServiceSettings) -> list[Subscription]:
             {
                 events.VehicleRegistered.TYPE: _vehicle_registered(settings),
                 events.VehicleInspected.TYPE: _vehicle_inspected(settings),
+                events.CertificateRevoked.TYPE: certificate_revoked,
                 events.EnterpriseStatusChanged.TYPE: standing.apply,
             },
         )

@@ -20,6 +20,7 @@ class InspectionFacts:
     verdict: str
     certificate_no: str | None
     valid_until: date | None
+    revoked: bool = False
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,8 @@ def decide(
         reasons.append("inspection_missing")
     elif inspection.verdict != "pass":
         reasons.append("inspection_failed")
+    elif inspection.revoked:
+        reasons.append("certificate_revoked")
     else:
         if inspection.valid_until is None or inspection.valid_until < declared_on:
             reasons.append("inspection_expired")

@@ -56,6 +56,7 @@ class LatestInspection(Base):
     certificate_no: Mapped[str | None] = mapped_column(String(40))
     valid_until: Mapped[date | None] = mapped_column(Date)
     inspected_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Declaration(Base):

@@ -147,7 +147,10 @@ def decide_if_possible(
     )
     inspection = (
         domain.InspectionFacts(
-            inspection_row.verdict, inspection_row.certificate_no, inspection_row.valid_until
+            inspection_row.verdict,
+            inspection_row.certificate_no,
+            inspection_row.valid_until,
+            inspection_row.revoked,
         )
         if inspection_row
         else None

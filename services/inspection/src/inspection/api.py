@@ -1,34 +1,91 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, status
+from datetime import UTC, datetime
+from typing import Annotated
 
+from fastapi import APIRouter, Query, Request, status
+
+from contracts.identifiers import Vin
 from inspection import domain, services
+from inspection.models import Inspection
+from inspection.ratelimit import RateLimiter
 from inspection.schemas import (
+    CertificatePublic,
+    CertificateRevoke,
     FailedItem,
     InspectionCreate,
     InspectionPublic,
+    KeyCreated,
+    PublicKey,
     StationCreate,
     StationCreated,
+    StationKeyPublic,
+    StationPublic,
+    StationStatusChange,
 )
 from inspection.settings import Settings
+from inspection.signing import Signer
 from servicekit.auth import bearer
-from servicekit.http import AdminDep, SessionDep
+from servicekit.http import AdminDep, SessionDep, WriterDep
+from servicekit.problems import Problem, problem_responses
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", responses=problem_responses(401, 403, 404, 409, 413, 422))
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _signer(request: Request) -> Signer:
+    signer: Signer | None = getattr(request.app.state, "signer", None)
+    if signer is None:
+        settings = _settings(request)
+        signer = Signer.load(settings.signing_key, settings.signing_key_file)
+        request.app.state.signer = signer
+    return signer
 
 
 @router.post("/stations", status_code=status.HTTP_201_CREATED)
 def create_station(body: StationCreate, session: SessionDep, _admin: AdminDep) -> StationCreated:
-    station, api_key = services.create_station(session, body)
-    return StationCreated(id=station.id, name=station.name, api_key=api_key)
+    station, key, api_key = services.create_station(session, body)
+    return StationCreated(id=station.id, name=station.name, key_id=key.id, api_key=api_key)
 
 
-@router.post("/inspections", status_code=status.HTTP_201_CREATED)
-def post_inspection(
-    body: InspectionCreate, session: SessionDep, request: Request
-) -> InspectionPublic:
-    settings: Settings = request.app.state.settings
-    inspection = services.record_inspection(session, settings, bearer(request), body)
+@router.post("/stations/{station_id}/keys", status_code=status.HTTP_201_CREATED)
+def rotate_key(
+    station_id: str, session: SessionDep, request: Request, _admin: AdminDep
+) -> KeyCreated:
+    """A new key; the station's other keys keep working for 24 h (rotation window)."""
+    key, api_key, until = services.rotate_key(session, _settings(request), station_id)
+    return KeyCreated(key_id=key.id, api_key=api_key, previous_keys_valid_until=until)
+
+
+@router.get("/stations/{station_id}/keys")
+def list_keys(station_id: str, session: SessionDep, _admin: AdminDep) -> list[StationKeyPublic]:
+    return [
+        StationKeyPublic.model_validate(k, from_attributes=True)
+        for k in services.list_keys(session, station_id)
+    ]
+
+
+@router.delete("/stations/{station_id}/keys/{key_id}")
+def revoke_key(
+    station_id: str, key_id: str, session: SessionDep, _admin: AdminDep
+) -> StationKeyPublic:
+    key = services.revoke_key(session, station_id, key_id)
+    return StationKeyPublic.model_validate(key, from_attributes=True)
+
+
+@router.post("/stations/{station_id}/status")
+def set_station_status(
+    station_id: str, body: StationStatusChange, session: SessionDep, _admin: AdminDep
+) -> StationPublic:
+    station = services.set_station_status(session, station_id, body.status)
+    return StationPublic.model_validate(station, from_attributes=True)
+
+
+def _public(inspection: Inspection) -> InspectionPublic:
     return InspectionPublic(
         id=inspection.id,
         vin=inspection.vin,
@@ -43,3 +100,51 @@ def post_inspection(
         fraud_signals=inspection.fraud_signals,
         inspected_at=inspection.inspected_at,
     )
+
+
+@router.post("/inspections", status_code=status.HTTP_201_CREATED)
+async def post_inspection(
+    body: InspectionCreate, request: Request, writer: WriterDep
+) -> InspectionPublic:
+    settings, key = _settings(request), bearer(request)
+    inspection = await writer.run(lambda s: services.record_inspection(s, settings, key, body))
+    return _public(inspection)
+
+
+@router.get("/certificates/public-key", responses=problem_responses(429))
+def public_key(request: Request) -> PublicKey:
+    signer = _signer(request)
+    return PublicKey(key_id=signer.key_id, public_key=signer.public_raw_b64, pem=signer.public_pem)
+
+
+@router.get("/certificates/{certificate_no}", responses=problem_responses(429))
+def verify_certificate(
+    certificate_no: Annotated[str, Query(max_length=64)] | str,
+    vin: Annotated[Vin, Query()],
+    session: SessionDep,
+    request: Request,
+) -> CertificatePublic:
+    """Public: anyone may check a certificate against its VIN; the answer is signed."""
+    limiter: RateLimiter = request.app.state.limiter
+    client = request.client.host if request.client else "unknown"
+    wait_s = limiter.allow(client)
+    if wait_s:
+        raise Problem(
+            "rate-limited",
+            "Too many certificate checks from this address; retry later.",
+            status=429,
+            retry_after_s=round(wait_s, 1),
+        )
+    payload = services.certificate(session, certificate_no[:64], vin, datetime.now(UTC).date())
+    signer = _signer(request)
+    answer = CertificatePublic.model_validate({**payload, "key_id": signer.key_id, "signature": ""})
+    signed = answer.model_dump(mode="json", exclude={"signature", "key_id"}, exclude_none=True)
+    return answer.model_copy(update={"signature": signer.sign(signed)})
+
+
+@router.post("/certificates/{certificate_no}/revoke")
+def revoke_certificate(
+    certificate_no: str, body: CertificateRevoke, session: SessionDep, _admin: AdminDep
+) -> dict[str, str]:
+    inspection = services.revoke_certificate(session, certificate_no, body.reason, body.forged)
+    return {"certificate_no": inspection.certificate_no or "", "status": "revoked"}

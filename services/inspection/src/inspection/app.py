@@ -3,15 +3,20 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from inspection.api import router
+from inspection.ratelimit import RateLimiter
 from inspection.settings import Settings
 from servicekit.http import create_service_app
 from servicekit.settings import BaseServiceSettings
 
 
 def create_app(settings: BaseServiceSettings | None = None) -> FastAPI:
-    return create_service_app(
-        settings or Settings(),
+    settings = settings or Settings()
+    assert isinstance(settings, Settings)
+    app = create_service_app(
+        settings,
         title="ucx inspection",
         description="Stations post inspections; the service decides and certifies.",
         routers=[router],
     )
+    app.state.limiter = RateLimiter(settings.verify_rate_per_minute)
+    return app

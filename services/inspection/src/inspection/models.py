@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Boolean, Date, Integer, String
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from servicekit import standing, tables
@@ -25,9 +25,21 @@ class Station(Base):
     accreditation: Mapped[str] = mapped_column(String(64))
     province: Mapped[str] = mapped_column(String(6))
     accreditation_valid_until: Mapped[date] = mapped_column(Date)
-    api_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     status: Mapped[str] = mapped_column(String(20))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class StationKey(Base):
+    """A station API key (stored as SHA-256). Rotation gives the old key an expiry."""
+
+    __tablename__ = "station_keys"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    station_id: Mapped[str] = mapped_column(ForeignKey("stations.id"), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class KnownVehicle(Base):
@@ -64,3 +76,6 @@ class Inspection(Base):
     valid_until: Mapped[date | None] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     event_id: Mapped[str] = mapped_column(String(64))
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    revoked_reason: Mapped[str | None] = mapped_column(String(2000))
+    revoked_as_forged: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -26,7 +26,67 @@ class StationCreate(_In):
 class StationCreated(BaseModel):
     id: str
     name: str
+    key_id: str
     api_key: str = Field(description="The station's API key, shown once.")
+
+
+class KeyCreated(BaseModel):
+    key_id: str
+    api_key: str = Field(description="The new key, shown once.")
+    previous_keys_valid_until: datetime = Field(
+        description="Older keys keep working until then (24 h), unless revoked."
+    )
+
+
+class StationKeyPublic(BaseModel):
+    id: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class StationStatusChange(_In):
+    status: Literal["active", "suspended"]
+    reason: Text
+
+
+class StationPublic(BaseModel):
+    id: str
+    name: str
+    accreditation: str
+    province: str
+    accreditation_valid_until: date
+    status: str
+
+
+class CertificateRevoke(_In):
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+    forged: bool = Field(
+        default=False, description="A confirmed forgery: scoring counts it as a severe violation."
+    )
+
+
+class CertificatePublic(BaseModel):
+    certificate_no: str
+    status: Literal["valid", "expired", "revoked", "not_found"]
+    vin: str | None = None
+    make: str | None = None
+    model: str | None = None
+    model_year: int | None = None
+    inspected_at: datetime | None = None
+    valid_until: date | None = None
+    key_id: str = Field(description="Which public key verifies ``signature``.")
+    signature: str = Field(
+        description="Ed25519 over the canonical JSON (sorted keys, no spaces, UTF-8) of every "
+        "other non-null field of this object (all but key_id and signature); base64."
+    )
+
+
+class PublicKey(BaseModel):
+    key_id: str
+    algorithm: Literal["Ed25519"] = "Ed25519"
+    public_key: str = Field(description="Raw 32-byte public key, base64.")
+    pem: str
 
 
 class ItemIn(_In):

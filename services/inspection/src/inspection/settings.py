@@ -14,3 +14,10 @@ class Settings(BaseServiceSettings):
     port: int = 8002
     database_url: str = "sqlite:///var/inspection.db"
     certificate_valid_days: int = 90
+    rotated_key_grace_hours: float = 24.0
+    signing_key: str = ""
+    """Ed25519 private key, base64 of the 32-byte seed. Empty: one is generated into
+    ``signing_key_file`` on first use (embedded default; production passes the secret)."""
+    signing_key_file: str = "var/inspection-signing-key"
+    verify_rate_per_minute: int = 60
+    """Public certificate checks per client address per minute."""

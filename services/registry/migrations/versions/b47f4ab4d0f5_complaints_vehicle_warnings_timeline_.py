@@ -39,10 +39,10 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_complaints_uscc'), ['uscc'], unique=False)
 
     with op.batch_alter_table('timeline', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('stage', sa.String(length=30), nullable=False))
+        batch_op.add_column(sa.Column('stage', sa.String(length=30), nullable=False, server_default='registered'))
 
     with op.batch_alter_table('vehicles', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('warnings', sa.JSON(), nullable=False))
+        batch_op.add_column(sa.Column('warnings', sa.JSON(), nullable=False, server_default='[]'))
         batch_op.create_index(batch_op.f('ix_vehicles_registered_at'), ['registered_at'], unique=False)
 
     # ### end Alembic commands ###
