@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 TRANSPORT_ERROR = 0
 """The status we count for a request that got no answer (refused, reset, timed out)."""
 REQUEST_TIMEOUT_S = 60.0
+IDLE_REOPEN_S = 4.0
+"""Reopen a keep-alive connection idle this long: uvicorn closes them after 5 s."""
 POOL_LIMIT = 64
 _KEPT_ERRORS = 3
 
@@ -51,21 +53,42 @@ class Connection:
         self.connects = 0
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
+        self._idle_since = 0.0
 
     async def request(self, payload: bytes) -> tuple[int, bytes]:
-        """Send ``payload``; returns (status, body), or (0, error text) if no answer came."""
+        """Send ``payload``; returns (status, body), or (0, error text) if no answer came.
+
+        A server drops keep-alive connections idle for a while (uvicorn: 5 s); one idle for
+        over ``IDLE_REOPEN_S`` is reopened first, and if a reused one is closed under us before
+        a single byte of answer, the request is sent once more on a fresh connection (the server
+        never read it), as HTTP clients do."""
+        if self._writer is not None and time.perf_counter() - self._idle_since > IDLE_REOPEN_S:
+            self.close()
+        reused = self._writer is not None
         try:
             async with asyncio.timeout(REQUEST_TIMEOUT_S):
-                if self._writer is None:
-                    await self._connect()
-                assert self._reader is not None and self._writer is not None
-                self._writer.write(payload)
-                return await self._answer(self._reader)
+                try:
+                    return await self._exchange(payload)
+                except (ConnectionResetError, BrokenPipeError, asyncio.IncompleteReadError) as exc:
+                    answered = isinstance(exc, asyncio.IncompleteReadError) and exc.partial
+                    if not reused or answered:
+                        raise
+                    self.close()
+                    return await self._exchange(payload)
         except (OSError, EOFError, ValueError, TimeoutError) as exc:
             # ConnectionError is an OSError; IncompleteReadError an EOFError; ValueError a
             # garbled status line or header, or a header block over the reader's limit.
             self.close()
             return TRANSPORT_ERROR, f"{type(exc).__name__}: {exc}".encode()
+        finally:
+            self._idle_since = time.perf_counter()
+
+    async def _exchange(self, payload: bytes) -> tuple[int, bytes]:
+        if self._writer is None:
+            await self._connect()
+        assert self._reader is not None and self._writer is not None
+        self._writer.write(payload)
+        return await self._answer(self._reader)
 
     async def _connect(self) -> None:
         self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
