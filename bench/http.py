@@ -60,7 +60,13 @@ def _payloads(port: int, authorization: str, uscc: str, ids: data.Ids, count: in
     ]  # fmt: skip
 
 
-def _report(name: str, mode: str, result: LoadResult, proc: Proc) -> None:
+def _report(name: str, mode: str, result: LoadResult, proc: Proc, cpu_before: float | None) -> None:
+    cpu_after = proc.cpu_s()
+    server = ""
+    if cpu_before is not None and cpu_after is not None:
+        per_request = (cpu_after - cpu_before) / max(result.requests, 1) * 1000
+        busy = (cpu_after - cpu_before) / result.elapsed_s * 100
+        server = f", server CPU {per_request:.2f} ms/request ({busy:.0f}% of a core)"
     lag = ""
     if result.send_lag_ms:
         lag = f", driver send lag p99 {result.percentile(99, result.send_lag_ms):.1f} ms"
@@ -68,7 +74,7 @@ def _report(name: str, mode: str, result: LoadResult, proc: Proc) -> None:
         f"{name} {mode}: {result.requests} requests, {result.rps:,.0f} 201/s, "
         f"p50 {result.percentile(50):.1f} ms, p99 {result.percentile(99):.1f} ms, "
         f"{result.connections} connections opened, driver CPU "
-        f"{result.driver_us_per_request:.0f} us/request{lag}"
+        f"{result.driver_us_per_request:.0f} us/request{lag}{server}"
     )
     if result.non_201:
         say(f"{name} {mode}: {result.failures} non-201 answers; first ones: {result.errors}")
@@ -80,11 +86,13 @@ def drive(name: str, port: int, payloads: list[bytes], load: Load, proc: Proc) -
     warmup, rest = payloads[:WARMUP], payloads[WARMUP:]
     closed, opened = rest[: load.n], rest[load.n :]
     asyncio.run(closed_loop(HOST, port, warmup, load.concurrency))
+    cpu = proc.cpu_s()
     saturation = asyncio.run(closed_loop(HOST, port, closed, load.concurrency))
-    _report(name, "saturation", saturation, proc)
+    _report(name, "saturation", saturation, proc, cpu)
     proc.check_alive()
+    cpu = proc.cpu_s()
     steady = asyncio.run(open_loop(HOST, port, opened, load.rate))
-    _report(name, f"open loop at {load.rate:g}/s", steady, proc)
+    _report(name, f"open loop at {load.rate:g}/s", steady, proc, cpu)
     proc.check_alive()
     return Registration(saturation, steady, proc.peak_rss_mib())
 

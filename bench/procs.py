@@ -118,6 +118,15 @@ class Proc:
                 return int(line.split()[1]) / 1024
         return None
 
+    def cpu_s(self) -> float | None:
+        """User + system CPU seconds the process (all its threads) has used so far."""
+        try:
+            stat = Path(f"/proc/{self.pid}/stat").read_text()
+        except OSError:
+            return None
+        fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state is fields[0]
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self, timeout_s: float = 10.0) -> None:
         if self.popen.poll() is None:
             self.popen.send_signal(signal.SIGTERM)

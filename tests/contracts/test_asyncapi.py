@@ -28,6 +28,7 @@ PRODUCERS = {  # DESIGN.md §3
     topics.CERTIFICATE_REVOKED: "inspection",
     topics.VEHICLE_DECLARED: "customs",
     topics.VEHICLE_EXPORTED: "customs",
+    topics.DEPARTURE_REFUSED: "customs",
     topics.COMPLAINT_FILED: "registry",
     topics.COMPLAINT_RESOLVED: "registry",
     topics.STATUS_CHANGED: "registry",

@@ -76,3 +76,29 @@ def test_a_declaration_waits_for_events_that_may_be_late() -> None:
         domain.VehicleFacts(USCC, date(2022, 1, 1), False),
         domain.InspectionFacts("fail", None, None),
     )
+
+
+GATES_ALONE = {
+    "vehicle_unknown": {"vehicle": None},
+    "vehicle_not_owned": {"lodged": {"enterprise_uscc": "91110000600037341L"}},
+    "already_exported": {"vehicle": domain.VehicleFacts(USCC, date(2022, 4, 18), exported=True)},
+    "enterprise_not_in_good_standing": {"standing": "exited"},
+    "inspection_missing": {"inspection": None},
+    "inspection_failed": {"inspection": domain.InspectionFacts("fail", None, None)},
+    "inspection_expired": {
+        "inspection": domain.InspectionFacts("pass", "EXC-1", date(2026, 11, 19))
+    },
+    "certificate_revoked": {
+        "inspection": domain.InspectionFacts("pass", "EXC-1", date(2027, 1, 1), True)
+    },
+    "certificate_mismatch": {"lodged": {"certificate_no": "EXC-2"}},
+    "after_sales_letter_missing": {"vehicle": domain.VehicleFacts(USCC, date(2026, 10, 1), False)},
+    "licence_missing": {"lodged": {"export_licence_no": None}},
+}
+
+
+def test_each_gate_alone_gives_exactly_its_reason() -> None:
+    for reason, change in GATES_ALONE.items():
+        declaration = lodged(**change.get("lodged", {}))  # type: ignore[arg-type]
+        facts = {k: v for k, v in change.items() if k != "lodged"}
+        assert decide(declaration, **facts).reasons == [reason], reason

@@ -29,10 +29,12 @@ def customs(database_url: str) -> Iterator[tuple[TestClient, Settings]]:
 
 def deliver(settings: Settings, event: envelope.CloudEvent) -> None:
     """Apply an event with the worker's own handlers."""
-    [subscription] = subscriptions(settings)
     engine = make_engine(settings.database_url)
     with Session(engine) as session, session.begin():
-        subscription.handlers[event.type](session, event)
+        for subscription in subscriptions(settings):
+            handler = subscription.handlers.get(event.type)
+            if handler is not None:
+                handler(session, event)
     engine.dispose()
 
 
@@ -282,3 +284,131 @@ def test_a_revoked_certificate_fails_the_inspection_gate(
     broker = Broker(client, [uscc])
     r = broker.send("declaration.lodged", lodged(vin, uscc, cert))
     assert (r.json()["status"], r.json()["reasons"]) == ("rejected", ["certificate_revoked"])
+
+
+def departed(no: str) -> dict[str, Any]:
+    return {
+        "declaration_no": no,
+        "bill_of_lading": "COSU6312458790",
+        "vessel_name": "COSCO Fortune",
+        "vessel_imo": "IMO 9074729",
+        "port_of_loading": "CNXMN",
+        "departed_at": datetime.now(UTC).isoformat(),
+    }
+
+
+def test_departure_without_release_is_refused_recorded_and_emitted(
+    customs: tuple[TestClient, Settings],
+) -> None:
+    client, settings = customs
+    uscc = factories.uscc()
+    vin, cert = ready_vehicle(settings, uscc)
+    broker = Broker(client, [uscc])
+    declaration = lodged(vin, uscc, cert)
+    broker.send("declaration.lodged", declaration)
+    r = broker.send("shipment.departed", departed(declaration["declaration_no"]))
+    assert r.status_code == 409
+    assert r.json()["type"].endswith("declaration-not-released")
+    assert outbox_topics(settings) == ["vehicle.declared.v1", "vehicle.departure-refused.v1"]
+    assert (
+        client.get(f"/v1/declarations/{declaration['declaration_no']}", headers=ADMIN).json()[
+            "status"
+        ]
+        == "accepted"
+    )
+
+
+def test_a_vin_is_exported_once(customs: tuple[TestClient, Settings]) -> None:
+    client, settings = customs
+    uscc = factories.uscc()
+    vin, cert = ready_vehicle(settings, uscc)
+    broker = Broker(client, [uscc])
+    first, second = lodged(vin, uscc, cert), lodged(vin, uscc, cert)
+    for declaration in (first, second):
+        broker.send("declaration.lodged", declaration)
+        broker.send(
+            "declaration.released",
+            {
+                "declaration_no": declaration["declaration_no"],
+                "released_at": datetime.now(UTC).isoformat(),
+            },
+        )
+    assert broker.send("shipment.departed", departed(first["declaration_no"])).status_code == 202
+    again = broker.send("shipment.departed", departed(second["declaration_no"]))
+    assert again.status_code == 409 and again.json()["type"].endswith("already-exported")
+    assert outbox_topics(settings).count("vehicle.exported.v1") == 1
+    assert outbox_topics(settings)[-1] == "vehicle.departure-refused.v1"
+
+
+def test_tampered_body_unknown_type_and_malformed_payload_change_nothing(
+    customs: tuple[TestClient, Settings],
+) -> None:
+    client, settings = customs
+    uscc = factories.uscc()
+    vin, cert = ready_vehicle(settings, uscc)
+    broker = Broker(client, [uscc])
+    body = json.dumps(
+        {
+            "type": "declaration.lodged",
+            "timestamp": datetime.now(UTC).isoformat(),
+            "data": lodged(vin, uscc, cert),
+        }
+    )
+    now = datetime.now(UTC)
+    headers = {
+        "webhook-id": "msg_tamper",
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": Webhook(broker.secret).sign("msg_tamper", now, body),
+    }
+    tampered = body.replace("KZ", "RU")
+    r = client.post(f"/v1/webhooks/brokers/{broker.id}", content=tampered, headers=headers)
+    assert r.status_code == 401
+    assert broker.send("declaration.cancelled", {"declaration_no": "D1"}).status_code == 422
+    assert broker.send("declaration.lodged", {"declaration_no": "D1"}).status_code == 422
+    r = client.post(
+        f"/v1/webhooks/brokers/{broker.id}",
+        content=b"not json at all",
+        headers={
+            "webhook-id": "msg_raw",
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": Webhook(broker.secret).sign("msg_raw", now, "not json at all"),
+        },
+    )
+    assert r.status_code == 422
+    assert (
+        client.post(
+            "/v1/webhooks/brokers/no-such-broker", content=body, headers=headers
+        ).status_code
+        == 401
+    )
+    assert outbox_topics(settings) == []
+
+
+def test_broker_secret_rotation_keeps_both_secrets_valid_during_the_overlap(
+    customs: tuple[TestClient, Settings],
+) -> None:
+    client, settings = customs
+    uscc = factories.uscc()
+    vin, cert = ready_vehicle(settings, uscc)
+    broker = Broker(client, [uscc])
+    old = broker.secret
+    rotated = client.post(f"/v1/brokers/{broker.id}/secrets", headers=ADMIN).json()
+    assert broker.send("declaration.lodged", lodged(vin, uscc, cert), secret=old).status_code == 202
+    vin2, cert2 = ready_vehicle(settings, uscc)
+    assert (
+        broker.send(
+            "declaration.lodged", lodged(vin2, uscc, cert2), secret=rotated["secret"]
+        ).status_code
+        == 202
+    )
+    from helpers import sql
+
+    sql(
+        client,
+        "UPDATE broker_secrets SET expires_at = :t WHERE expires_at IS NOT NULL",
+        t=datetime.now(UTC) - timedelta(seconds=1),
+    )
+    vin3, cert3 = ready_vehicle(settings, uscc)
+    assert (
+        broker.send("declaration.lodged", lodged(vin3, uscc, cert3), secret=old).status_code == 401
+    )

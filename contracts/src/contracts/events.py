@@ -124,6 +124,22 @@ class VehicleExported(EventData):
     departed_at: datetime
 
 
+class DepartureRefused(EventData):
+    """A departure customs refused: no accepted and released declaration, or the VIN was
+    exported already. Attempts to export unqualified cars are what the assessment must see."""
+
+    TYPE = "vehicle.departure-refused"
+    TOPIC = topics.DEPARTURE_REFUSED
+
+    declaration_no: OpaqueRef
+    vin: Vin
+    broker_id: str
+    reason: Literal["declaration_not_released", "already_exported"]
+    declaration_status: str
+    bill_of_lading: str | None = None
+    refused_at: datetime
+
+
 class ComplaintFiled(EventData):
     TYPE = "enterprise.complaint-filed"
     TOPIC = topics.COMPLAINT_FILED
@@ -182,6 +198,7 @@ EVENT_TYPES: tuple[type[EventData], ...] = (
     CertificateRevoked,
     VehicleDeclared,
     VehicleExported,
+    DepartureRefused,
     ComplaintFiled,
     ComplaintResolved,
     EnterpriseStatusChanged,

@@ -13,11 +13,13 @@ COMPLAINT_RESOLVED = "enterprise.complaint-resolved.v1"
 STATUS_CHANGED = "enterprise.status-changed.v1"
 ASSESSED = "enterprise.assessed.v1"
 CERTIFICATE_REVOKED = "vehicle.certificate-revoked.v1"
+DEPARTURE_REFUSED = "vehicle.departure-refused.v1"
 
 VEHICLE_TOPICS = (VEHICLE_REGISTERED, VEHICLE_INSPECTED, VEHICLE_DECLARED, VEHICLE_EXPORTED)
 ALL = (
     *VEHICLE_TOPICS,
     CERTIFICATE_REVOKED,
+    DEPARTURE_REFUSED,
     COMPLAINT_FILED,
     COMPLAINT_RESOLVED,
     STATUS_CHANGED,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,7 +54,7 @@ class Subscription:
     runs once per batch, in the same transaction, with the events that were applied."""
 
     name: str
-    handlers: dict[str, Handler]
+    handlers: Mapping[str, Handler]
     after_batch: Callable[[Session, Sequence[CloudEvent]], None] | None = None
 
     @property
@@ -70,7 +70,9 @@ class Timer:
 
     name: str
     interval_s: float
-    run: Callable[[Session], None]
+    run: Callable[[Session], None] | None = None
+    arun: Callable[[], Awaitable[object]] | None = None
+    """Async work (e.g. HTTP) on the worker's loop, instead of ``run`` in a transaction."""
 
 
 @dataclass(frozen=True)
@@ -301,12 +303,16 @@ def _add_timer(app: faust.App, engine: Engine, timer: Timer) -> None:
     sessions = session_factory(engine)
 
     def run_once() -> None:
+        assert timer.run is not None
         with sessions() as session, session.begin():
             timer.run(session)
 
     async def tick() -> None:
         try:
-            await asyncio.to_thread(run_once)
+            if timer.arun is not None:
+                await timer.arun()
+            else:
+                await asyncio.to_thread(run_once)
         except Exception:
             log.exception("timer failed", timer=timer.name)
 

@@ -6,12 +6,21 @@ from fastapi.responses import JSONResponse
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
-from customs import services
-from customs.models import Broker, Declaration
+from customs import services, subscriptions
+from customs.models import Broker, Declaration, Subscription
 from customs.schemas import (
+    AttemptPublic,
     BrokerCreate,
     BrokerCreated,
     DeclarationPublic,
+    DeliveryPublic,
+    ReplayRequest,
+    ReplayResult,
+    SecretRotated,
+    SubscriptionCreate,
+    SubscriptionCreated,
+    SubscriptionPublic,
+    SubscriptionUpdate,
     WebhookAccepted,
     WebhookMessage,
 )
@@ -116,3 +125,105 @@ def get_declaration(
 ) -> DeclarationPublic:
     declaration: Declaration = services.get_declaration(session, declaration_no)
     return DeclarationPublic.model_validate(declaration, from_attributes=True)
+
+
+@router.post("/brokers/{broker_id}/secrets", status_code=status.HTTP_201_CREATED)
+def rotate_broker_secret(
+    broker_id: str, session: SessionDep, request: Request, _admin: AdminDep
+) -> SecretRotated:
+    secret, until = services.rotate_broker_secret(session, request.app.state.settings, broker_id)
+    return SecretRotated(secret=secret, previous_secrets_valid_until=until)
+
+
+def _subscription(subscription: Subscription) -> SubscriptionPublic:
+    return SubscriptionPublic.model_validate(subscription, from_attributes=True)
+
+
+@router.post("/subscriptions", status_code=status.HTTP_201_CREATED)
+def create_subscription(
+    body: SubscriptionCreate, session: SessionDep, request: Request, _admin: AdminDep
+) -> SubscriptionCreated:
+    subscription, secret = subscriptions.create(
+        session, request.app.state.settings, body.url, list(body.event_types), body.enterprises
+    )
+    return SubscriptionCreated(**_subscription(subscription).model_dump(), secret=secret)
+
+
+@router.get("/subscriptions")
+def list_subscriptions(session: SessionDep, _admin: AdminDep) -> list[SubscriptionPublic]:
+    return [_subscription(s) for s in subscriptions.list_all(session)]
+
+
+@router.get("/subscriptions/{subscription_id}")
+def get_subscription(
+    subscription_id: str, session: SessionDep, _admin: AdminDep
+) -> SubscriptionPublic:
+    return _subscription(subscriptions.get(session, subscription_id))
+
+
+@router.patch("/subscriptions/{subscription_id}")
+def update_subscription(
+    subscription_id: str,
+    body: SubscriptionUpdate,
+    session: SessionDep,
+    request: Request,
+    _admin: AdminDep,
+) -> SubscriptionPublic:
+    changes = body.model_dump(exclude_unset=True)
+    subscription = subscriptions.update(
+        session, request.app.state.settings, subscription_id, changes
+    )
+    return _subscription(subscription)
+
+
+@router.delete("/subscriptions/{subscription_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_subscription(subscription_id: str, session: SessionDep, _admin: AdminDep) -> None:
+    subscriptions.delete(session, subscription_id)
+
+
+@router.post("/subscriptions/{subscription_id}/secret", status_code=status.HTTP_201_CREATED)
+def rotate_subscription_secret(
+    subscription_id: str, session: SessionDep, request: Request, _admin: AdminDep
+) -> SecretRotated:
+    secret, until = subscriptions.rotate_secret(
+        session, request.app.state.settings, subscription_id
+    )
+    return SecretRotated(secret=secret, previous_secrets_valid_until=until)
+
+
+@router.post("/subscriptions/{subscription_id}/test", status_code=status.HTTP_202_ACCEPTED)
+def test_fire(subscription_id: str, session: SessionDep, _admin: AdminDep) -> dict[str, str]:
+    delivery = subscriptions.test_fire(session, subscription_id)
+    return {"webhook_id": delivery.id, "status": delivery.status}
+
+
+@router.get("/subscriptions/{subscription_id}/deliveries")
+def list_deliveries(
+    subscription_id: str, session: SessionDep, _admin: AdminDep
+) -> list[DeliveryPublic]:
+    return [
+        DeliveryPublic(
+            id=d.id,
+            type=d.type,
+            status=d.status,
+            attempts=[AttemptPublic.model_validate(a, from_attributes=True) for a in attempts],
+            next_attempt_at=d.next_attempt_at,
+            created_at=d.created_at,
+            delivered_at=d.delivered_at,
+        )
+        for d, attempts in subscriptions.deliveries(session, subscription_id)
+    ]
+
+
+@router.post("/subscriptions/{subscription_id}/deliveries/{delivery_id}/replay")
+def replay_one(
+    subscription_id: str, delivery_id: str, session: SessionDep, _admin: AdminDep
+) -> ReplayResult:
+    return ReplayResult(queued=subscriptions.replay(session, subscription_id, delivery_id, None))
+
+
+@router.post("/subscriptions/{subscription_id}/replay")
+def replay_failed(
+    subscription_id: str, body: ReplayRequest, session: SessionDep, _admin: AdminDep
+) -> ReplayResult:
+    return ReplayResult(queued=subscriptions.replay(session, subscription_id, None, body.since))

@@ -10,10 +10,13 @@ from sqlalchemy.orm import Session
 from contracts import events
 from contracts.envelope import CloudEvent
 from customs import services
+from customs import subscriptions as subscriptions_service
+from customs.delivery import Deliverer
 from customs.models import KnownVehicle, LatestInspection
 from customs.settings import Settings
 from servicekit import standing
 from servicekit.consumer import Handler, Subscription, Timer
+from servicekit.db import make_engine
 from servicekit.settings import BaseServiceSettings
 
 
@@ -71,7 +74,18 @@ def certificate_revoked(session: Session, event: CloudEvent) -> None:
 
 def subscriptions(settings: BaseServiceSettings) -> list[Subscription]:
     assert isinstance(settings, Settings)
+    outbound_types = dict.fromkeys(
+        (
+            events.VehicleDeclared.TYPE,
+            events.VehicleExported.TYPE,
+            events.DepartureRefused.TYPE,
+            events.VehicleInspected.TYPE,
+            events.EnterpriseStatusChanged.TYPE,
+        ),
+        subscriptions_service.enqueue,
+    )
     return [
+        Subscription("customs-outbound-webhooks", outbound_types),
         Subscription(
             "customs-projections",
             {
@@ -80,14 +94,22 @@ def subscriptions(settings: BaseServiceSettings) -> list[Subscription]:
                 events.CertificateRevoked.TYPE: certificate_revoked,
                 events.EnterpriseStatusChanged.TYPE: standing.apply,
             },
-        )
+        ),
     ]
 
 
 def timers(settings: BaseServiceSettings) -> list[Timer]:
     assert isinstance(settings, Settings)
+    deliverer = Deliverer(make_engine(settings.database_url), settings)
 
     def sweep(session: Session) -> None:
         services.decide_overdue(session, settings, datetime.now(UTC))
 
-    return [Timer("customs-pending-timeout", settings.pending_sweep_interval_s, sweep)]
+    async def deliver() -> None:
+        while await deliverer.run_once() >= settings.delivery_batch:
+            pass  # a full batch: more may be due at once
+
+    return [
+        Timer("customs-pending-timeout", settings.pending_sweep_interval_s, sweep),
+        Timer("customs-webhook-delivery", settings.delivery_interval_s, arun=deliver),
+    ]

@@ -2,7 +2,18 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, LargeBinary, String
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from servicekit import standing, tables
@@ -23,7 +34,6 @@ class Broker(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     customs_code: Mapped[str] = mapped_column(String(20), unique=True)
-    secret_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
@@ -82,3 +92,82 @@ class Declaration(Base):
     vessel_name: Mapped[str | None] = mapped_column(String(200))
     vessel_imo: Mapped[str | None] = mapped_column(String(10))
     departed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class BrokerSecret(Base):
+    """A broker's signing secret (encrypted). Rotation gives the old one an expiry."""
+
+    __tablename__ = "broker_secrets"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    broker_id: Mapped[str] = mapped_column(ForeignKey("brokers.id"), index=True)
+    secret_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class RefusedDeparture(Base):
+    """A departure customs refused (no accepted and released declaration, or already exported)."""
+
+    __tablename__ = "refused_departures"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    declaration_no: Mapped[str] = mapped_column(String(64), index=True)
+    vin: Mapped[str] = mapped_column(String(17))
+    enterprise_uscc: Mapped[str] = mapped_column(String(18))
+    reason: Mapped[str] = mapped_column(String(40))
+    refused_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Subscription(Base):
+    """An outbound webhook endpoint."""
+
+    __tablename__ = "subscriptions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    event_types: Mapped[list[str]] = mapped_column(JSON)
+    enterprises: Mapped[list[str] | None] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    disabled_reason: Mapped[str | None] = mapped_column(String(500))
+    failing_since: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class SubscriptionSecret(Base):
+    __tablename__ = "subscription_secrets"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    subscription_id: Mapped[str] = mapped_column(ForeignKey("subscriptions.id"), index=True)
+    secret_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class Delivery(Base):
+    """One message to one endpoint; ``id`` is the stable ``webhook-id`` across attempts."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("subscription_id", "event_id"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subscription_id: Mapped[str] = mapped_column(ForeignKey("subscriptions.id"), index=True)
+    event_id: Mapped[str] = mapped_column(String(64))
+    type: Mapped[str] = mapped_column(String(60))
+    payload: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class DeliveryAttempt(Base):
+    __tablename__ = "delivery_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[str] = mapped_column(ForeignKey("deliveries.id"), index=True)
+    attempted_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(500))
+    latency_ms: Mapped[float] = mapped_column(Float)

@@ -121,3 +121,75 @@ class DeclarationPublic(BaseModel):
     decided_at: datetime | None
     released_at: datetime | None
     departed_at: datetime | None
+
+
+class SecretRotated(BaseModel):
+    secret: str = Field(description="The new signing secret (whsec_...), shown once.")
+    previous_secrets_valid_until: datetime
+
+
+WebhookType = Literal[
+    "declaration.accepted",
+    "declaration.rejected",
+    "vehicle.exported",
+    "vehicle.departure-refused",
+    "vehicle.inspected",
+    "enterprise.status-changed",
+]
+
+
+class SubscriptionCreate(_In):
+    url: Annotated[str, StringConstraints(strip_whitespace=True, min_length=8, max_length=2000)]
+    event_types: list[WebhookType] = Field(min_length=1, max_length=10)
+    enterprises: list[Uscc] | None = Field(default=None, max_length=1000)
+
+
+class SubscriptionUpdate(_In):
+    url: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=8, max_length=2000)]
+        | None
+    ) = None
+    event_types: list[WebhookType] | None = Field(default=None, min_length=1, max_length=10)
+    enterprises: list[Uscc] | None = Field(default=None, max_length=1000)
+    status: Literal["active", "disabled"] | None = None
+
+
+class SubscriptionPublic(BaseModel):
+    id: str
+    url: str
+    event_types: list[str]
+    enterprises: list[str] | None
+    status: str
+    disabled_reason: str | None
+    created_at: datetime
+
+
+class SubscriptionCreated(SubscriptionPublic):
+    secret: str = Field(description="Signing secret (whsec_...), shown once.")
+
+
+class AttemptPublic(BaseModel):
+    attempted_at: datetime
+    status_code: int | None
+    error: str | None
+    latency_ms: float
+
+
+class DeliveryPublic(BaseModel):
+    id: str = Field(description="The webhook-id, stable across attempts.")
+    type: str
+    status: Literal["pending", "delivered", "failed"]
+    attempts: list[AttemptPublic]
+    next_attempt_at: datetime | None
+    created_at: datetime
+    delivered_at: datetime | None
+
+
+class ReplayRequest(_In):
+    since: AwareDatetime | None = Field(
+        default=None, description="Re-send every failed delivery created since then (all if null)."
+    )
+
+
+class ReplayResult(BaseModel):
+    queued: int

@@ -16,9 +16,11 @@ from customs import domain, vault
 from customs.models import (
     Broker,
     BrokerEnterprise,
+    BrokerSecret,
     Declaration,
     KnownVehicle,
     LatestInspection,
+    RefusedDeparture,
 )
 from customs.schemas import (
     BrokerCreate,
@@ -41,17 +43,15 @@ SOURCE = "ucx/customs"
 
 def create_broker(session: Session, settings: Settings, data: BrokerCreate) -> tuple[Broker, str]:
     secret = vault.new_signing_secret()
+    now = datetime.now(UTC)
     try:
         with session.begin():
             broker = Broker(
-                id=str(uuid.uuid4()),
-                name=data.name,
-                customs_code=data.customs_code,
-                secret_encrypted=vault.seal(secret, settings.secret_key),
-                created_at=datetime.now(UTC),
+                id=str(uuid.uuid4()), name=data.name, customs_code=data.customs_code, created_at=now
             )
             session.add(broker)
             session.flush()
+            session.add(_broker_secret(settings, broker.id, secret, now))
             for uscc in sorted(set(data.enterprises)):
                 session.add(BrokerEnterprise(broker_id=broker.id, uscc=uscc))
     except IntegrityError as exc:
@@ -61,20 +61,57 @@ def create_broker(session: Session, settings: Settings, data: BrokerCreate) -> t
     return broker, secret
 
 
+def _broker_secret(settings: Settings, broker_id: str, secret: str, now: datetime) -> BrokerSecret:
+    return BrokerSecret(
+        id=str(uuid.uuid4()),
+        broker_id=broker_id,
+        secret_encrypted=vault.seal(secret, settings.secret_key),
+        created_at=now,
+    )
+
+
+def rotate_broker_secret(
+    session: Session, settings: Settings, broker_id: str
+) -> tuple[str, datetime]:
+    """A new signing secret; the old ones keep verifying during the overlap window."""
+    now = datetime.now(UTC)
+    until = now + timedelta(hours=settings.secret_overlap_hours)
+    secret = vault.new_signing_secret()
+    with session.begin():
+        if session.get(Broker, broker_id) is None:
+            raise NotFound("broker-not-found", f"No broker {broker_id}.")
+        for old in session.scalars(
+            select(BrokerSecret).where(
+                BrokerSecret.broker_id == broker_id, BrokerSecret.expires_at.is_(None)
+            )
+        ):
+            old.expires_at = until
+        session.add(_broker_secret(settings, broker_id, secret, now))
+    return secret, until
+
+
 def verify_webhook(
     session: Session, settings: Settings, broker_id: str, body: bytes, headers: dict[str, str]
 ) -> Broker:
-    """Standard Webhooks signature over the raw body; 5 minutes' timestamp tolerance."""
+    """Standard Webhooks signature over the raw body with any of the broker's live secrets;
+    5 minutes' timestamp tolerance."""
     broker = session.get(Broker, broker_id)
     if broker is None:
         raise Unauthorized("invalid-signature", "Unknown broker or invalid signature.")
-    try:
-        Webhook(vault.unseal(broker.secret_encrypted, settings.secret_key)).verify(
-            body, headers, json_parse=False
-        )
-    except Exception as exc:
-        raise Unauthorized("invalid-signature", f"Webhook not verified: {exc}") from exc
-    return broker
+    now = datetime.now(UTC)
+    secrets = [
+        vault.unseal(s.secret_encrypted, settings.secret_key)
+        for s in session.scalars(select(BrokerSecret).where(BrokerSecret.broker_id == broker_id))
+        if s.expires_at is None or s.expires_at > now
+    ]
+    error: Exception = ValueError("no live secret")
+    for secret in secrets:
+        try:
+            Webhook(secret).verify(body, headers, json_parse=False)
+            return broker
+        except Exception as exc:  # noqa: BLE001 - every verification failure is the same 401
+            error = exc
+    raise Unauthorized("invalid-signature", f"Webhook not verified: {error}")
 
 
 Message = LodgedMessage | ReleasedMessage | WithdrawnMessage | DepartedMessage
@@ -83,6 +120,7 @@ Message = LodgedMessage | ReleasedMessage | WithdrawnMessage | DepartedMessage
 def handle_message(
     session: Session, settings: Settings, broker: Broker, webhook_id: str, message: Message
 ) -> WebhookAccepted:
+    refusal: Conflict | None = None
     with session.begin():
         if isinstance(message, LodgedMessage):
             declaration = _lodge(session, settings, broker, message.data)
@@ -92,7 +130,9 @@ def handle_message(
             declaration = _withdraw(session, broker, message.data)
         else:
             assert isinstance(message, DepartedMessage)
-            declaration = _depart(session, broker, message.data)
+            declaration, refusal = _depart(session, broker, message.data)
+    if refusal is not None:  # recorded and emitted (committed above), and still refused
+        raise refusal
     return WebhookAccepted(
         webhook_id=webhook_id,
         type=message.type,
@@ -231,12 +271,55 @@ def _withdraw(session: Session, broker: Broker, data: DeclarationWithdrawn) -> D
     return declaration
 
 
-def _depart(session: Session, broker: Broker, data: ShipmentDeparted) -> Declaration:
+def _depart(
+    session: Session, broker: Broker, data: ShipmentDeparted
+) -> tuple[Declaration, Conflict | None]:
+    """A departure needs an accepted and released declaration and a VIN not yet exported.
+    A refused one is still recorded and emitted: the assessment must see the attempt."""
     declaration = _declaration_for(session, broker, data.declaration_no)
-    _require_status(declaration, {"released"}, "export under")
     vehicle = session.get(KnownVehicle, declaration.vin, with_for_update=True)
-    if vehicle is None or vehicle.exported:
-        raise Conflict("already-exported", f"Vehicle {declaration.vin} was exported already.")
+    reason = None
+    if (vehicle is not None and vehicle.exported) or declaration.status == "exported":
+        reason = "already_exported"
+    elif declaration.status != "released":
+        reason = "declaration_not_released"
+    if reason is not None:
+        now = datetime.now(UTC)
+        session.add(
+            RefusedDeparture(
+                id=str(uuid.uuid4()),
+                declaration_no=declaration.declaration_no,
+                vin=declaration.vin,
+                enterprise_uscc=declaration.enterprise_uscc,
+                reason=reason,
+                refused_at=now,
+            )
+        )
+        outbox.add(
+            session,
+            new_event(
+                events.DepartureRefused(
+                    enterprise_uscc=declaration.enterprise_uscc,
+                    declaration_no=declaration.declaration_no,
+                    vin=declaration.vin,
+                    broker_id=broker.id,
+                    reason=reason,
+                    declaration_status=declaration.status,
+                    bill_of_lading=data.bill_of_lading,
+                    refused_at=now,
+                ),
+                source=SOURCE,
+                trace_id=tracing.current_trace_id(),
+            ),
+        )
+        return declaration, Conflict(
+            reason.replace("_", "-"),
+            f"Departure refused for declaration {declaration.declaration_no}: {reason} "
+            f"(declaration is {declaration.status}). The attempt is recorded.",
+            declaration_status=declaration.status,
+        )
+    if vehicle is None:
+        raise Conflict("vehicle-unknown", f"Vehicle {declaration.vin} is not known to customs.")
     vehicle.exported = True
     declaration.status = "exported"
     declaration.bill_of_lading = data.bill_of_lading
@@ -260,7 +343,7 @@ def _depart(session: Session, broker: Broker, data: ShipmentDeparted) -> Declara
             trace_id=tracing.current_trace_id(),
         ),
     )
-    return declaration
+    return declaration, None
 
 
 def get_declaration(session: Session, declaration_no: str) -> Declaration:

@@ -16,5 +16,14 @@ class Settings(BaseServiceSettings):
     pending_timeout_s: float = 300.0
     """How long a declaration waits for a late vehicle/inspection event before it is decided."""
     pending_sweep_interval_s: float = 5.0
+    environment: str = "development"
+    """``production`` requires https subscription URLs and refuses private addresses (SSRF)."""
+    secret_overlap_hours: float = 24.0
+    delivery_timeout_s: float = 15.0
+    delivery_batch: int = 200
+    delivery_interval_s: float = 0.2
+    delivery_schedule_s: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
+    """Wait before each attempt (Svix's schedule); jittered by +-10 %."""
+    disable_after_failing_days: float = 5.0
     after_sales_letter_from: str = "2026-01-01"
     after_sales_letter_max_age_days: int = 180

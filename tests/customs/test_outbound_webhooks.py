@@ -1,0 +1,269 @@
+"""Outbound webhooks against a real HTTP receiver that verifies every delivery with the
+standardwebhooks package; time is a parameter (a controllable clock), never a sleep."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import uvicorn
+from fastapi import FastAPI, Request, Response
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+from standardwebhooks import Webhook
+
+from contracts import envelope, events
+from customs import outbound
+from customs.__main__ import SPEC
+from customs.delivery import Deliverer
+from customs.settings import Settings
+from customs.subscriptions import enqueue
+from servicekit.broker import free_port
+from servicekit.db import make_engine
+
+import factories
+from helpers import ADMIN, service_client
+
+
+class Receiver:
+    """A partner's endpoint: verifies signatures, answers from a plan, remembers webhook-ids."""
+
+    def __init__(self) -> None:
+        self.secret = ""
+        self.plan: list[tuple[int, dict[str, str]]] = []
+        self.received: list[str] = []
+        self.verified: list[str] = []
+        app = FastAPI()
+
+        @app.post("/hooks/ucx")
+        async def hook(request: Request) -> Response:
+            body = await request.body()
+            self.received.append(request.headers["webhook-id"])
+            Webhook(self.secret).verify(body, dict(request.headers))  # raises if not ours
+            code, headers = self.plan.pop(0) if self.plan else (200, {})
+            if code == 200:
+                self.verified.append(request.headers["webhook-id"])
+            return Response(status_code=code, headers=headers)
+
+        self.port = free_port()
+        self.server = uvicorn.Server(uvicorn.Config(app, port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hooks/ucx"
+
+    def __enter__(self) -> Receiver:
+        self.thread.start()
+        while not self.server.started:
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(5)
+
+
+@pytest.fixture
+def customs(database_url: str) -> Iterator[tuple[TestClient, Settings]]:
+    for client, settings in service_client(SPEC, database_url):
+        assert isinstance(settings, Settings)
+        yield client, settings
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with Receiver() as running:
+        yield running
+
+
+def subscribe(client: TestClient, receiver: Receiver, **extra: Any) -> str:
+    r = client.post(
+        "/v1/subscriptions",
+        headers=ADMIN,
+        json={
+            "url": receiver.url,
+            "event_types": ["declaration.accepted", "declaration.rejected"],
+            **extra,
+        },
+    )
+    assert r.status_code == 201, r.text
+    receiver.secret = r.json()["secret"]
+    return str(r.json()["id"])
+
+
+def declared(uscc: str, outcome: str = "accepted") -> envelope.CloudEvent:
+    return envelope.new_event(
+        events.VehicleDeclared(
+            enterprise_uscc=uscc,
+            declaration_no="D2026350000123",
+            vin=factories.vin(),
+            broker_id="b",
+            outcome=outcome,
+            reasons=[] if outcome == "accepted" else ["licence_missing"],
+            port_of_loading="CNXMN",
+            destination_country="KZ",
+            declared_at=datetime.now(UTC),
+        ),
+        source="ucx/customs",
+    )
+
+
+def consume(settings: Settings, event: envelope.CloudEvent) -> None:
+    engine = make_engine(settings.database_url)
+    with Session(engine) as session, session.begin():
+        enqueue(session, event)
+    engine.dispose()
+
+
+def deliver_at(settings: Settings, when: datetime) -> int:
+    async def once() -> int:
+        deliverer = Deliverer(make_engine(settings.database_url), settings)
+        try:
+            return await deliverer.run_once(now=when)
+        finally:
+            await deliverer.close()
+
+    return asyncio.run(once())
+
+
+def test_every_delivery_verifies_with_the_standardwebhooks_package(
+    customs: tuple[TestClient, Settings], receiver: Receiver
+) -> None:
+    client, settings = customs
+    uscc = factories.uscc()
+    subscribe(client, receiver, enterprises=[uscc])
+    for _ in range(3):
+        consume(settings, declared(uscc))
+    consume(settings, declared(factories.uscc()))  # another enterprise: filtered out
+    event = declared(uscc)
+    consume(settings, event)
+    consume(settings, event)  # the same event again: still one delivery
+    assert deliver_at(settings, datetime.now(UTC)) == 4
+    assert len(receiver.verified) == 4 == len(set(receiver.verified))
+
+
+def test_a_failing_receiver_gets_the_message_once_it_recovers_on_schedule(
+    customs: tuple[TestClient, Settings], receiver: Receiver
+) -> None:
+    client, settings = customs
+    uscc = factories.uscc()
+    subscription = subscribe(client, receiver)
+    consume(settings, declared(uscc))
+    receiver.plan = [(500, {}), (503, {}), (429, {"retry-after": "3600"})]
+    t0 = datetime.now(UTC)
+    assert deliver_at(settings, t0) == 1  # immediately: 500
+    assert deliver_at(settings, t0 + timedelta(seconds=4)) == 0  # not before ~5 s
+    assert deliver_at(settings, t0 + timedelta(seconds=6)) == 1  # 5 s (+-10 %): 503
+    assert deliver_at(settings, t0 + timedelta(seconds=6 + 331)) == 1  # 5 min (+-10 %): 429
+    # next would be 30 min (+-10 %), but Retry-After asks for an hour: it wins
+    assert deliver_at(settings, t0 + timedelta(seconds=6 + 331 + 2000)) == 0
+    assert deliver_at(settings, t0 + timedelta(seconds=6 + 331 + 3601)) == 1  # recovered: 200
+    assert len(receiver.verified) == 1 and len(set(receiver.received)) == 1
+    log = client.get(f"/v1/subscriptions/{subscription}/deliveries", headers=ADMIN).json()
+    assert [a["status_code"] for a in log[0]["attempts"]] == [500, 503, 429, 200]
+    assert log[0]["status"] == "delivered"
+
+
+def test_410_disables_the_endpoint_and_replay_sends_again(
+    customs: tuple[TestClient, Settings], receiver: Receiver
+) -> None:
+    client, settings = customs
+    subscription = subscribe(client, receiver)
+    consume(settings, declared(factories.uscc()))
+    receiver.plan = [(410, {})]
+    assert deliver_at(settings, datetime.now(UTC)) == 1
+    state = client.get(f"/v1/subscriptions/{subscription}", headers=ADMIN).json()
+    assert (state["status"], state["disabled_reason"]) == (
+        "disabled",
+        "the endpoint answered 410 Gone",
+    )
+    consume(settings, declared(factories.uscc()))
+    assert deliver_at(settings, datetime.now(UTC)) == 0  # disabled: nothing is sent
+    client.patch(f"/v1/subscriptions/{subscription}", headers=ADMIN, json={"status": "active"})
+    replayed = client.post(f"/v1/subscriptions/{subscription}/replay", headers=ADMIN, json={})
+    assert replayed.json()["queued"] == 1
+    assert deliver_at(settings, datetime.now(UTC)) == 2
+    assert len(receiver.verified) == 2
+
+
+def test_an_endpoint_failing_for_five_days_is_disabled(
+    customs: tuple[TestClient, Settings], receiver: Receiver
+) -> None:
+    client, settings = customs
+    subscription = subscribe(client, receiver)
+    receiver.plan = [(500, {})] * 50
+    consume(settings, declared(factories.uscc()))
+    t0 = datetime.now(UTC)
+    assert deliver_at(settings, t0) == 1
+    consume(settings, declared(factories.uscc()))
+    deliver_at(settings, t0 + timedelta(days=5, seconds=1))
+    state = client.get(f"/v1/subscriptions/{subscription}", headers=ADMIN).json()
+    log = client.get(f"/v1/subscriptions/{subscription}/deliveries", headers=ADMIN).json()
+    assert state["status"] == "disabled", log
+    assert "failed for 5 days" in state["disabled_reason"]
+
+
+def test_queued_deliveries_survive_a_restart_and_go_out_once(
+    customs: tuple[TestClient, Settings], receiver: Receiver
+) -> None:
+    client, settings = customs
+    subscribe(client, receiver)
+    for _ in range(20):
+        consume(settings, declared(factories.uscc()))
+    # "restart": a new sender on the same database picks up what the old one left queued
+    assert deliver_at(settings, datetime.now(UTC)) == 20
+    assert deliver_at(settings, datetime.now(UTC)) == 0
+    assert len(receiver.verified) == 20 == len(set(receiver.verified))
+
+
+def test_secret_rotation_signs_with_both_secrets_during_the_overlap(
+    customs: tuple[TestClient, Settings], receiver: Receiver
+) -> None:
+    client, settings = customs
+    subscription = subscribe(client, receiver)
+    old = receiver.secret
+    rotated = client.post(f"/v1/subscriptions/{subscription}/secret", headers=ADMIN).json()
+    consume(settings, declared(factories.uscc()))
+    deliver_at(settings, datetime.now(UTC))  # verified with the old secret
+    receiver.secret = rotated["secret"]
+    consume(settings, declared(factories.uscc()))
+    deliver_at(settings, datetime.now(UTC))  # and with the new one
+    assert len(receiver.verified) == 2 and old != receiver.secret
+
+
+def test_subscription_urls_are_checked_against_ssrf() -> None:
+    assert outbound.check_url("http://127.0.0.1:9000/hook", production=False)
+    for url, production in [
+        ("http://example.com/hook", False),  # plain http off loopback in development
+        ("http://127.0.0.1/hook", True),  # https only in production
+        ("https://127.0.0.1/hook", True),  # loopback
+        ("https://10.0.0.5/hook", True),  # private
+        ("https://169.254.169.254/latest/meta-data", True),  # link-local (cloud metadata)
+        ("https://[::1]/hook", True),
+        ("ftp://127.0.0.1/hook", False),
+        ("https://user:pw@127.0.0.1/hook", False),
+    ]:
+        with pytest.raises(outbound.UrlRefused):
+            outbound.check_url(url, production=production)
+    assert outbound.check_url("https://93.184.216.34/hook", production=True)
+
+
+def test_the_schedule_is_jittered_and_ends() -> None:
+    import random
+
+    rng = random.Random(1)
+    now = datetime(2026, 11, 27, tzinfo=UTC)
+    schedule = Settings().delivery_schedule_s
+    waits = [
+        (outbound.next_attempt_at(schedule, n, now, rng=rng) - now).total_seconds()
+        for n in range(len(schedule))
+    ]  # type: ignore[operator]
+    for wait, nominal in zip(waits, schedule, strict=True):
+        assert nominal * 0.9 <= wait <= nominal * 1.1
+    assert outbound.next_attempt_at(schedule, len(schedule), now) is None
