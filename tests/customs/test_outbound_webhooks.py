@@ -4,18 +4,14 @@ standardwebhooks package; time is a parameter (a controllable clock), never a sl
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import uvicorn
-from fastapi import FastAPI, Request, Response
+from customs_receiver import Receiver
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
-from standardwebhooks import Webhook
 
 from contracts import envelope, events
 from customs import outbound
@@ -23,50 +19,10 @@ from customs.__main__ import SPEC
 from customs.delivery import Deliverer
 from customs.settings import Settings
 from customs.subscriptions import enqueue
-from servicekit.broker import free_port
 from servicekit.db import make_engine
 
 import factories
 from helpers import ADMIN, service_client
-
-
-class Receiver:
-    """A partner's endpoint: verifies signatures, answers from a plan, remembers webhook-ids."""
-
-    def __init__(self) -> None:
-        self.secret = ""
-        self.plan: list[tuple[int, dict[str, str]]] = []
-        self.received: list[str] = []
-        self.verified: list[str] = []
-        app = FastAPI()
-
-        @app.post("/hooks/ucx")
-        async def hook(request: Request) -> Response:
-            body = await request.body()
-            self.received.append(request.headers["webhook-id"])
-            Webhook(self.secret).verify(body, dict(request.headers))  # raises if not ours
-            code, headers = self.plan.pop(0) if self.plan else (200, {})
-            if code == 200:
-                self.verified.append(request.headers["webhook-id"])
-            return Response(status_code=code, headers=headers)
-
-        self.port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hooks/ucx"
-
-    def __enter__(self) -> Receiver:
-        self.thread.start()
-        while not self.server.started:
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(5)
 
 
 @pytest.fixture

@@ -113,3 +113,33 @@ def test_broker_outage_loses_nothing_and_the_outbox_refills_a_fresh_broker(
     wait_for(lambda: ledger_registrations(stack, uscc)[0] >= 300, timeout_s=180)
     time.sleep(2)
     assert ledger_registrations(stack, uscc) == (300, 300)
+
+
+def test_customs_worker_killed_with_deliveries_queued_loses_and_doubles_nothing(
+    stack: RunningStack,
+) -> None:
+    from customs_receiver import Receiver
+
+    customs = httpx.Client(base_url=stack.url("customs"), timeout=10)
+    with Receiver() as receiver:
+        receiver.default = 503  # the partner is down at first
+        r = customs.post(
+            "/v1/subscriptions",
+            headers=ADMIN,
+            json={"url": receiver.url, "event_types": ["declaration.accepted"]},
+        )
+        receiver.secret = r.json()["secret"]
+        subscription = r.json()["id"]
+        ids = {
+            customs.post(f"/v1/subscriptions/{subscription}/test", headers=ADMIN).json()[
+                "webhook_id"
+            ]
+            for _ in range(20)
+        }
+        wait_for(lambda: len(set(receiver.received)) == 20)  # every one tried (and failed)
+        stack.stack.kill("customs.worker", signal.SIGKILL)
+        receiver.default = 200  # the partner recovers while our worker is down
+        stack.stack.start_process("customs.worker")
+        wait_for(lambda: set(receiver.verified) == ids, timeout_s=90)
+        time.sleep(1)
+        assert sorted(receiver.verified) == sorted(ids)  # each webhook-id accepted once
