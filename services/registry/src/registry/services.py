@@ -252,12 +252,22 @@ def history(session: Session, uscc: str) -> list[StatusChange]:
     )
 
 
+_KEY_OWNERS: dict[str, str] = {}
+"""API key digest -> USCC: a key never moves to another enterprise, so this only saves the
+lookup; the row's current digest is still compared on every request (re-issued keys)."""
+
+
 def authenticate_enterprise(session: Session, api_key: str) -> Enterprise:
-    enterprise = session.scalar(
-        select(Enterprise).where(Enterprise.api_key_hash == hash_key(api_key))
-    )
+    digest = hash_key(api_key)
+    uscc = _KEY_OWNERS.get(digest)
+    enterprise = session.get(Enterprise, uscc) if uscc else None
     if enterprise is None:
+        enterprise = session.scalar(select(Enterprise).where(Enterprise.api_key_hash == digest))
+    if enterprise is None or enterprise.api_key_hash != digest:
         raise Unauthorized("invalid-credentials", "The API key is not valid.")
+    if len(_KEY_OWNERS) > 100_000:
+        _KEY_OWNERS.clear()
+    _KEY_OWNERS[digest] = enterprise.uscc
     return enterprise
 
 
@@ -335,12 +345,10 @@ def register_vehicle(
     enterprise = authenticate_enterprise(session, api_key)
     _may_register(session, enterprise, data.enterprise_uscc, now)
     _check_vehicle(settings, data, now)
-    if session.get(Vehicle, data.vin) is not None:
-        raise _already_registered(data.vin)
     vehicle = _add_vehicle(session, enterprise, data, now)
     try:
         session.flush()
-    except IntegrityError as exc:  # a concurrent registration of the same VIN won the race
+    except IntegrityError as exc:  # the primary key: this VIN is registered already
         raise _already_registered(data.vin) from exc
     return vehicle
 
