@@ -1,7 +1,10 @@
 """The HTTP baseline: a bare FastAPI app, one POST taking a vehicle-shaped body, 201.
 
 ``python -m bench.baseline_api PORT``; served like ``python -m registry api`` (uvicorn, one
-worker, no access log) and, like the registry route, a sync handler run in the threadpool.
+worker, no access log). The handler is sync, so each request hops through the threadpool; the
+registry's route is ``async def`` but its sync ``get_writer`` dependency makes the same hop.
+An ``async def`` handler here runs ~2x faster and with a far shorter latency tail, which would
+make the "bare endpoint" a stricter yardstick than the issue's wrk figure (~2,000 req/s).
 """
 
 from __future__ import annotations

@@ -30,6 +30,12 @@ def _num(value: float | None, digits: int = 0) -> str:
     return "n/a" if value is None else f"{value:,.{digits}f}"
 
 
+def _ratio(ucx: float | None, baseline: float | None) -> str:
+    if ucx is None or not baseline:
+        return "n/a"
+    return f"{ucx / baseline:.2f}"
+
+
 def _events_label(result: StreamResult) -> str:
     if result.events >= result.expected:
         return f"{result.expected:,} events"
@@ -59,8 +65,13 @@ def table(f: Figures) -> str:
         values = [no_pg if r is None else cell(r) for r in cells]
         return f"| {metric} | {' | '.join(values)} | {target} |"
 
+    def srow(metric: str, ucx: float | None, base: float | None, digits: int = 0) -> str:
+        return (
+            f"| {metric} | {_num(ucx, digits)} | - | {_num(base, digits)} | {_ratio(ucx, base)} |"
+        )
+
     def ratio(r: Registration) -> str:
-        return f"{r.saturation.rps / bare.saturation.rps:.2f}" if bare.saturation.rps else "n/a"
+        return _ratio(r.saturation.rps, bare.saturation.rps)
 
     closed = f"saturation ({load.n:,} requests, closed loop, {load.concurrency} connections)"
     offered = (
@@ -84,17 +95,18 @@ def table(f: Figures) -> str:
             row("non-201 answers, saturation", lambda r: r.saturation.failures, "0"),
             row("non-201 answers, open loop", lambda r: r.open.failures, "0"),
             row("peak RSS of the api process (MiB)", lambda r: _num(r.peak_rss_mib, 1)),
-            f"| registration targets met | {_verdict(f.sqlite, bare)} | "
+            f"| **registration targets met** | {_verdict(f.sqlite, bare)} | "
             f"{no_pg if pg is None else _verdict(pg, bare)} | - | both |",
-            f"| scoring: events/s, first to last event handled ({_events_label(worker)}); "
-            f"worker / no-op faust agent | {_num(worker.rate)} | - | {_num(noop.rate)} "
-            f"(ratio {worker.rate / noop.rate:.2f}) | |",
-            f"| scoring: process start to first event (s; imports + group join) | "
-            f"{_num(worker.startup_s, 1)} | - | {_num(noop.startup_s, 1)} | |",
-            f"| scoring: peak RSS of the worker process (MiB) | {_num(worker.peak_rss_mib, 1)} "
-            f"| - | {_num(noop.peak_rss_mib, 1)} | |",
+            "| **scoring** (columns here: scoring worker on SQLite; -; no-op faust agent; "
+            "worker / no-op) | **scoring worker** | | **no-op agent** | **ratio** |",
+            srow(f"scoring: events/s, first to last event handled ({_events_label(worker)})",
+                 worker.rate, noop.rate),
+            srow("scoring: process start to first event (s; imports + group join)",
+                 worker.startup_s, noop.startup_s, 1),
+            srow("scoring: peak RSS of the worker process (MiB)", worker.peak_rss_mib,
+                 noop.peak_rss_mib, 1),
             f"| scoring: pre-produce with kafka-python (events/s) | {_num(f.produce_rate)} "
-            "| - | - | |",
+            "| - | - | - |",
         ]
     )  # fmt: skip
 

@@ -219,7 +219,8 @@ def admin(request: Request) -> None:
 AdminDep = Annotated[None, Depends(admin)]
 
 
-def get_writer(request: Request) -> Writer:
+async def get_writer(request: Request) -> Writer:
+    """Async on purpose: a sync dependency would send every request through the thread pool."""
     writer: Writer = request.app.state.writer
     return writer
 

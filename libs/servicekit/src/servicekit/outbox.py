@@ -14,6 +14,9 @@ from contracts.envelope import CloudEvent
 from servicekit.tables import outbox
 
 
+_INSERT = insert(outbox)  # built once: the statement cache keys on it
+
+
 def add(session: Session, event: CloudEvent) -> None:
     add_raw(
         session,
@@ -36,12 +39,13 @@ def add_raw(
 ) -> None:
     """Any record, e.g. a dead letter that keeps the original bytes."""
     session.execute(
-        insert(outbox).values(
-            event_id=event_id,
-            topic=topic,
-            key=key,
-            value=value,
-            headers=json.dumps([[k, v.decode("utf-8", "replace")] for k, v in headers]),
-            created_at=datetime.now(UTC),
-        )
+        _INSERT,
+        {
+            "event_id": event_id,
+            "topic": topic,
+            "key": key,
+            "value": value,
+            "headers": json.dumps([[k, v.decode("utf-8", "replace")] for k, v in headers]),
+            "created_at": datetime.now(UTC),
+        },
     )

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import structlog
 from prometheus_client import Histogram
 from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from servicekit.db import session_factory
@@ -36,6 +37,11 @@ class _Unit:
     context: contextvars.Context
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
+    on_integrity_error: Callable[[IntegrityError], Exception] | None
+
+
+class _Redo(Exception):
+    """The optimistic pass failed: redo the group unit by unit."""
 
 
 class Writer:
@@ -56,12 +62,18 @@ class Writer:
             self._thread.join(10)
             self._thread = None
 
-    async def run(self, fn: Callable[[Session], T]) -> T:
-        """Run ``fn`` inside the next group's transaction; returns after the commit."""
+    async def run(
+        self,
+        fn: Callable[[Session], T],
+        on_integrity_error: Callable[[IntegrityError], Exception] | None = None,
+    ) -> T:
+        """Run ``fn`` inside the next group's transaction; returns after the commit.
+        ``on_integrity_error`` turns a constraint violation of this unit's writes (found when
+        they are flushed) into the exception its caller should get, e.g. a 409."""
         self.start()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Unit(fn, contextvars.copy_context(), loop, future))
+        self._queue.put(_Unit(fn, contextvars.copy_context(), loop, future, on_integrity_error))
         return await future
 
     def _run(self) -> None:
@@ -83,21 +95,49 @@ class Writer:
             self._commit(group)
 
     def _commit(self, group: list[_Unit]) -> None:
-        outcomes: list[tuple[_Unit, Any, BaseException | None]] = []
+        """Optimistic first: every unit, one flush, one commit. If any unit raises or the
+        flush violates a constraint, roll back and redo unit by unit in savepoints, so each
+        caller gets exactly its own outcome."""
         try:
-            with self._sessions() as session, session.begin():
-                for unit in group:
-                    try:
-                        with session.begin_nested():
-                            result = unit.context.run(unit.fn, session)
-                        outcomes.append((unit, result, None))
-                    except Exception as exc:  # noqa: BLE001 - the unit's caller gets it
-                        outcomes.append((unit, None, exc))
+            outcomes = self._all_at_once(group)
+        except _Redo:
+            outcomes = self._one_by_one(group)
         except Exception as exc:
             log.exception("group commit failed", units=len(group))
             outcomes = [(unit, None, exc) for unit in group]
         for unit, result, error in outcomes:
             unit.loop.call_soon_threadsafe(_settle, unit.future, result, error)
+
+    def _all_at_once(self, group: list[_Unit]) -> list[tuple[_Unit, Any, BaseException | None]]:
+        with self._sessions() as session:
+            with session.begin():
+                results = []
+                for unit in group:
+                    try:
+                        results.append(unit.context.run(unit.fn, session))
+                    except Exception as exc:
+                        raise _Redo from exc
+                try:
+                    session.flush()
+                except IntegrityError as exc:
+                    raise _Redo from exc
+            return [(unit, result, None) for unit, result in zip(group, results, strict=True)]
+
+    def _one_by_one(self, group: list[_Unit]) -> list[tuple[_Unit, Any, BaseException | None]]:
+        outcomes: list[tuple[_Unit, Any, BaseException | None]] = []
+        with self._sessions() as session, session.begin():
+            for unit in group:
+                try:
+                    with session.begin_nested():
+                        result = unit.context.run(unit.fn, session)
+                        session.flush()
+                    outcomes.append((unit, result, None))
+                except IntegrityError as exc:
+                    error = unit.on_integrity_error(exc) if unit.on_integrity_error else exc
+                    outcomes.append((unit, None, error))
+                except Exception as exc:  # noqa: BLE001 - the unit's caller gets it
+                    outcomes.append((unit, None, exc))
+        return outcomes
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:

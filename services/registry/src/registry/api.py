@@ -105,7 +105,10 @@ async def register_vehicle(
     body: VehicleCreate, request: Request, writer: WriterDep
 ) -> VehiclePublic:
     settings, key = _settings(request), bearer(request)
-    vehicle = await writer.run(lambda s: services.register_vehicle(s, settings, key, body))
+    vehicle = await writer.run(
+        lambda s: services.register_vehicle(s, settings, key, body),
+        on_integrity_error=lambda _exc: services.already_registered(body.vin),
+    )
     return _vehicle(request, vehicle)
 
 

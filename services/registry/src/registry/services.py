@@ -9,7 +9,6 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from contracts import events
@@ -274,7 +273,7 @@ def authenticate_enterprise(session: Session, api_key: str) -> Enterprise:
 # -- vehicles ---------------------------------------------------------------------------------
 
 
-def _already_registered(vin: str) -> Conflict:
+def already_registered(vin: str) -> Conflict:
     return Conflict(
         "vehicle-already-registered",
         f"VIN {vin} is already registered.",
@@ -314,7 +313,10 @@ def _check_vehicle(settings: Settings, data: VehicleCreate, now: datetime) -> No
 def _add_vehicle(
     session: Session, enterprise: Enterprise, data: VehicleCreate, now: datetime
 ) -> Vehicle:
-    event = _emit(session, events.VehicleRegistered(**data.model_dump(), registered_at=now))
+    # validated already as VehicleCreate: construct without validating the same fields again
+    event = _emit(
+        session, events.VehicleRegistered.model_construct(**data.model_dump(), registered_at=now)
+    )
     vehicle = Vehicle(
         **data.model_dump(),
         stage="registered",
@@ -345,12 +347,8 @@ def register_vehicle(
     enterprise = authenticate_enterprise(session, api_key)
     _may_register(session, enterprise, data.enterprise_uscc, now)
     _check_vehicle(settings, data, now)
-    vehicle = _add_vehicle(session, enterprise, data, now)
-    try:
-        session.flush()
-    except IntegrityError as exc:  # the primary key: this VIN is registered already
-        raise _already_registered(data.vin) from exc
-    return vehicle
+    # a second registration of the VIN is refused by the primary key when the writer flushes
+    return _add_vehicle(session, enterprise, data, now)
 
 
 def register_batch(
