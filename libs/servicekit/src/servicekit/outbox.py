@@ -13,7 +13,6 @@ from contracts import envelope
 from contracts.envelope import CloudEvent
 from servicekit.tables import outbox
 
-
 _INSERT = insert(outbox)  # built once: the statement cache keys on it
 
 
