@@ -7,6 +7,11 @@ for BENCH_OPEN_SECONDS (10), BENCH_POSTGRES_URL the server the registry is also 
 unreachable the PostgreSQL column reads n/a), BENCH_EVENTS events scored (20000),
 BENCH_ENTERPRISES USCCs keying them (300), BENCH_SCORING_TIMEOUT seconds the scoring worker gets
 (100; past it the figure is partial).
+
+The second table (inspection and customs): BENCH_SERVICE_N requests in each closed-loop run
+(1000; each VIN is used once, so N + open-loop requests + 50 vehicles are seeded),
+BENCH_INSPECTION_RATE (250/s) and BENCH_WEBHOOK_RATE (200/s) offered for BENCH_OPEN_SECONDS,
+BENCH_DELIVERIES outbound deliveries queued (3000).
 """
 
 from __future__ import annotations
@@ -16,13 +21,14 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
-from bench import data, http, pg, report, scoring
+from bench import customs, data, http, inspection, pg, report, scoring
 from bench.procs import BenchError, Proc, say
 from servicekit.broker import EmbeddedBroker
 from servicekit.topics import provision
@@ -30,6 +36,7 @@ from servicekit.topics import provision
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.md"
 NOOP_TIMEOUT_S = 60.0
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+SERVICES_TITLE = "**Inspection ingestion, inbound customs webhooks, outbound deliveries**"
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,10 @@ class Config:
     events: int
     enterprises: int
     scoring_timeout_s: float
+    service_n: int
+    inspection_rate: float
+    webhook_rate: float
+    deliveries: int
     postgres_url: str = field(repr=False)
 
     @classmethod
@@ -53,12 +64,19 @@ class Config:
             events=int(os.environ.get("BENCH_EVENTS", "20000")),
             enterprises=int(os.environ.get("BENCH_ENTERPRISES", "300")),
             scoring_timeout_s=float(os.environ.get("BENCH_SCORING_TIMEOUT", "100")),
+            service_n=int(os.environ.get("BENCH_SERVICE_N", "500")),
+            inspection_rate=float(os.environ.get("BENCH_INSPECTION_RATE", "250")),
+            webhook_rate=float(os.environ.get("BENCH_WEBHOOK_RATE", "200")),
+            deliveries=int(os.environ.get("BENCH_DELIVERIES", "2000")),
             postgres_url=os.environ.get("BENCH_POSTGRES_URL", DEFAULT_POSTGRES_URL),
         )
 
     @property
     def load(self) -> http.Load:
         return http.Load(self.n, self.concurrency, self.rate, self.open_seconds)
+
+    def service_load(self, rate: float) -> http.Load:
+        return http.Load(self.service_n, self.concurrency, rate, self.open_seconds)
 
     def describe(self) -> str:
         return f"{self}, postgres={pg.redacted(self.postgres_url)}"
@@ -90,6 +108,67 @@ def _registry_on_postgres(
             procs[-1].stop()  # before the database is dropped under it
 
 
+Measure = Callable[[str, Path, str, http.Load, list[Proc]], http.Registration]
+
+
+def _on_postgres(
+    config: Config, label: str, measure: Measure, load: http.Load, workdir: Path, procs: list[Proc]
+) -> http.Registration | str:
+    why = pg.unreachable(config.postgres_url)
+    if why is not None:
+        say(f"{label}: no PostgreSQL at {pg.redacted(config.postgres_url)} ({why})")
+        return why
+    say(f"{label}: api on PostgreSQL")
+    with pg.database(config.postgres_url) as url:
+        try:
+            return measure(f"{label}-api-postgres", workdir, url, load, procs)
+        finally:
+            procs[-1].stop()  # before the database is dropped under it
+
+
+def _section(
+    config: Config,
+    label: str,
+    measure: Measure,
+    bare: Callable[[Path, http.Load, list[Proc]], http.Registration],
+    load: http.Load,
+    workdir: Path,
+    procs: list[Proc],
+) -> tuple[http.Registration, http.Registration | str, http.Registration]:
+    say(
+        f"{label}: bare FastAPI route; {load.n} requests on {load.concurrency} connections, "
+        f"then {load.rate:g}/s offered for {load.open_seconds:g} s"
+    )
+    baseline = bare(workdir, load, procs)
+    procs[-1].stop()
+    say(f"{label}: api on SQLite")
+    sqlite = measure(f"{label}-api-sqlite", workdir, f"sqlite:///{workdir / label}.db", load, procs)
+    procs[-1].stop()
+    return sqlite, _on_postgres(config, label, measure, load, workdir, procs), baseline
+
+
+def run_services(config: Config, workdir: Path, procs: list[Proc]) -> str:
+    """Inspection ingestion, inbound customs webhooks and outbound deliveries: table two."""
+    load = config.service_load(config.inspection_rate)
+    sqlite, postgres, bare = _section(
+        config, "inspection", inspection.inspection, inspection.baseline, load, workdir, procs
+    )
+    inspections = report.Section(
+        "POST /v1/inspections, full checklist (inspection api)", load, sqlite, postgres, bare,
+        report.INSPECTION_MIN_RATIO, report.INSPECTION_MAX_P99_MS, 201,
+    )  # fmt: skip
+    load = config.service_load(config.webhook_rate)
+    sqlite, postgres, bare = _section(
+        config, "customs", customs.webhooks, customs.baseline, load, workdir, procs
+    )
+    webhooks = report.Section(
+        "POST /v1/webhooks/brokers/{id}, signed declaration.lodged (customs api)", load, sqlite,
+        postgres, bare, report.WEBHOOK_MIN_RATIO, report.WEBHOOK_MAX_P99_MS, 202,
+    )  # fmt: skip
+    deliveries = customs.deliveries(workdir, config.deliveries, procs)
+    return report.services_table(report.ServiceFigures(inspections, webhooks, deliveries))
+
+
 def run(config: Config, workdir: Path, broker: EmbeddedBroker, procs: list[Proc]) -> str:
     load = config.load
     say(
@@ -103,6 +182,7 @@ def run(config: Config, workdir: Path, broker: EmbeddedBroker, procs: list[Proc]
     sqlite = http.registry("registry-api-sqlite", workdir, sqlite_url, load, procs)
     procs[-1].stop()
     postgres = _registry_on_postgres(config, workdir, procs)
+    services = run_services(config, workdir, procs)
 
     say(f"scoring: building and producing {config.events} events")
     provision(broker.bootstrap_servers)
@@ -119,7 +199,7 @@ def run(config: Config, workdir: Path, broker: EmbeddedBroker, procs: list[Proc]
     )
     procs[-1].stop()
     figures = report.Figures(load, sqlite, postgres, baseline, produce_rate, worker, noop)
-    return report.table(figures)
+    return f"{report.table(figures)}\n\n{SERVICES_TITLE}\n\n{services}"
 
 
 def _load() -> str:
@@ -133,7 +213,7 @@ def write_results(table: str, config: Config, elapsed_s: float, load_before: str
         f"# ucx bench, {stamp}\n\n"
         f"{os.cpu_count()} CPUs; {elapsed_s:.0f} s in all; load average before {load_before}, "
         f"after {_load()} (other work on the machine skews every figure); {config.describe()}\n\n"
-        f"{table}\n\n{report.BASELINES}\n"
+        f"{table}\n\n{report.BASELINES}\n\n{report.SERVICE_BASELINES}\n"
     )
 
 

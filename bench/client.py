@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 
 TRANSPORT_ERROR = 0
 """The status we count for a request that got no answer (refused, reset, timed out)."""
+WRONG_BODY = 1
+"""The status we count for the expected status whose body lacks the expected marker."""
 REQUEST_TIMEOUT_S = 60.0
 IDLE_REOPEN_S = 4.0
 """Reopen a keep-alive connection idle this long: uvicorn closes them after 5 s."""
@@ -34,12 +36,20 @@ POOL_LIMIT = 64
 _KEPT_ERRORS = 3
 
 
-def post(host: str, port: int, path: str, body: bytes, authorization: str | None) -> bytes:
-    """One pre-serialised ``POST`` with a JSON body."""
+def post(
+    host: str,
+    port: int,
+    path: str,
+    body: bytes,
+    authorization: str | None,
+    headers: Sequence[tuple[str, str]] = (),
+) -> bytes:
+    """One pre-serialised ``POST`` with a JSON body (and any extra ``headers``)."""
     auth = f"Authorization: {authorization}\r\n" if authorization else ""
+    extra = "".join(f"{name}: {value}\r\n" for name, value in headers)
     head = (
         f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-        f"{auth}Content-Length: {len(body)}\r\n\r\n"
+        f"{auth}{extra}Content-Length: {len(body)}\r\n\r\n"
     )
     return head.encode("latin-1") + body
 
@@ -150,26 +160,30 @@ class LoadResult:
     driver_cpu_s: float
     send_lag_ms: list[float] = field(default_factory=list)
     """Open loop only: how late the driver got each request onto a connection."""
+    expected: int = 201
+    """The status a request should get (201 Created; 202 for an accepted webhook)."""
 
     @property
     def ok(self) -> int:
-        return self.statuses.get(201, 0)
+        return self.statuses.get(self.expected, 0)
 
     @property
     def non_201(self) -> int:
+        """Answers other than the expected status (with its marker): the name is historical."""
         return self.requests - self.ok
 
     @property
     def failures(self) -> str:
-        """The non-201 count, with its statuses when there are any (0 = no answer)."""
-        others = {code: n for code, n in sorted(self.statuses.items()) if code != 201}
+        """The unexpected-answer count, with their statuses when there are any (0 = no answer,
+        1 = the expected status without the expected body marker)."""
+        others = {code: n for code, n in sorted(self.statuses.items()) if code != self.expected}
         if not others:
             return "0"
         return f"{self.non_201} ({', '.join(f'{code}: {n}' for code, n in others.items())})"
 
     @property
     def rps(self) -> float:
-        """201 answers per second."""
+        """Expected answers (201, or 202 for webhooks) per second."""
         return self.ok / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
     def percentile(self, p: float, values: Sequence[float] | None = None) -> float:
@@ -183,25 +197,40 @@ class LoadResult:
         return self.driver_cpu_s / max(self.requests, 1) * 1e6
 
 
+@dataclass(frozen=True)
+class Expect:
+    """What a good answer looks like: its status and, optionally, bytes its body contains."""
+
+    status: int = 201
+    marker: bytes | None = None
+
+
+CREATED = Expect()
+
+
 class _Tally:
-    def __init__(self) -> None:
+    def __init__(self, expect: Expect) -> None:
+        self.expect = expect
         self.latencies: list[float] = []
         self.statuses: dict[int, int] = {}
         self.errors: list[str] = []
 
     def record(self, latency_s: float, status: int, body: bytes) -> None:
         self.latencies.append(latency_s * 1000)
+        marker = self.expect.marker
+        if status == self.expect.status and marker is not None and marker not in body:
+            status = WRONG_BODY
         self.statuses[status] = self.statuses.get(status, 0) + 1
-        if status != 201 and len(self.errors) < _KEPT_ERRORS:
+        if status != self.expect.status and len(self.errors) < _KEPT_ERRORS:
             label = "no answer" if status == TRANSPORT_ERROR else str(status)
             self.errors.append(f"{label}: {body[:300].decode(errors='replace')}")
 
 
 async def closed_loop(
-    host: str, port: int, payloads: Sequence[bytes], concurrency: int
+    host: str, port: int, payloads: Sequence[bytes], concurrency: int, expect: Expect = CREATED
 ) -> LoadResult:
     """Each of ``concurrency`` connections sends its next payload when its answer is in."""
-    tally = _Tally()
+    tally = _Tally(expect)
     pending = iter(payloads)  # shared: each payload is sent once
     connections = [Connection(host, port) for _ in range(concurrency)]
 
@@ -220,7 +249,7 @@ async def closed_loop(
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     return LoadResult(
         len(tally.latencies), elapsed, tally.latencies, tally.statuses, tally.errors,
-        sum(c.connects for c in connections), cpu,
+        sum(c.connects for c in connections), cpu, expected=expect.status,
     )  # fmt: skip
 
 
@@ -258,10 +287,15 @@ class _Pool:
 
 
 async def open_loop(
-    host: str, port: int, payloads: Sequence[bytes], rate: float, pool_limit: int = POOL_LIMIT
+    host: str,
+    port: int,
+    payloads: Sequence[bytes],
+    rate: float,
+    pool_limit: int = POOL_LIMIT,
+    expect: Expect = CREATED,
 ) -> LoadResult:
     """Send payload i at start + i / rate, whatever the earlier ones are doing."""
-    tally = _Tally()
+    tally = _Tally(expect)
     lags: list[float] = []
     pool = _Pool(host, port, pool_limit)
     clock = time.perf_counter
@@ -295,5 +329,5 @@ async def open_loop(
     cpu = time.process_time() - cpu
     return LoadResult(
         len(tally.latencies), last_answer - start, tally.latencies, tally.statuses, tally.errors,
-        sum(c.connects for c in pool.all), cpu, lags,
+        sum(c.connects for c in pool.all), cpu, lags, expect.status,
     )  # fmt: skip

@@ -12,13 +12,14 @@ import gc
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench import data
-from bench.client import LoadResult, closed_loop, open_loop, post
+from bench.client import CREATED, Expect, LoadResult, closed_loop, open_loop, post
 from bench.procs import BenchError, Proc, base_env, free_port, run, say, tail
 
 ADMIN_TOKEN = "bench-admin-token-not-a-secret"
@@ -42,6 +43,21 @@ class Load:
         return round(self.rate * self.open_seconds)
 
 
+Build = Callable[[int], list[bytes]]
+"""Serialises the next ``count`` requests; called right before each phase (warm-up, closed
+loop, open loop), so that signed, timestamped requests are fresh when they are sent."""
+
+
+def from_list(payloads: list[bytes]) -> Build:
+    """A :data:`Build` handing out ``payloads`` in order (serialised all at once, up front)."""
+    rest = iter(payloads)
+
+    def build(count: int) -> list[bytes]:
+        return [next(rest) for _ in range(count)]
+
+    return build
+
+
 @dataclass(frozen=True)
 class Registration:
     saturation: LoadResult
@@ -62,6 +78,7 @@ def _payloads(port: int, authorization: str, uscc: str, ids: data.Ids, count: in
 
 
 def _report(name: str, mode: str, result: LoadResult, proc: Proc, cpu_before: float | None) -> None:
+    code = result.expected
     cpu_after = proc.cpu_s()
     server = ""
     if cpu_before is not None and cpu_after is not None:
@@ -72,46 +89,53 @@ def _report(name: str, mode: str, result: LoadResult, proc: Proc, cpu_before: fl
     if result.send_lag_ms:
         lag = f", driver send lag p99 {result.percentile(99, result.send_lag_ms):.1f} ms"
     say(
-        f"{name} {mode}: {result.requests} requests, {result.rps:,.0f} 201/s, "
+        f"{name} {mode}: {result.requests} requests, {result.rps:,.0f} {code}/s, "
         f"p50 {result.percentile(50):.1f} ms, p99 {result.percentile(99):.1f} ms, "
         f"{result.connections} connections opened, driver CPU "
         f"{result.driver_us_per_request:.0f} us/request{lag}{server}"
     )
     if result.non_201:
-        say(f"{name} {mode}: {result.failures} non-201 answers; first ones: {result.errors}")
+        say(f"{name} {mode}: {result.failures} non-{code} answers; first ones: {result.errors}")
         say(f"{name} log tail:\n{tail(proc.log)}")
 
 
-def drive(name: str, port: int, payloads: list[bytes], load: Load, proc: Proc) -> Registration:
+def drive(
+    name: str, port: int, build: Build, load: Load, proc: Proc, expect: Expect = CREATED
+) -> Registration:
     """Warm up, then saturate (closed loop), then offer ``load.rate`` (open loop)."""
-    warmup, rest = payloads[:WARMUP], payloads[WARMUP:]
-    closed, opened = rest[: load.n], rest[load.n :]
-    asyncio.run(closed_loop(HOST, port, warmup, load.concurrency))
-    # Move what exists now (payloads, imports) out of the collector's way: a full collection
-    # in the driver mid-run would show up as a latency spike charged to the server.
-    gc.collect()
-    gc.freeze()
+    asyncio.run(closed_loop(HOST, port, build(WARMUP), load.concurrency, expect))
     try:
-        return _measure(name, port, closed, opened, load, proc)
+        return _measure(name, port, build, load, proc, expect)
     finally:
         gc.unfreeze()
 
 
+def _quiet() -> None:
+    """Move what exists now (payloads, imports) out of the collector's way: a full collection
+    in the driver mid-run would show up as a latency spike charged to the server."""
+    gc.collect()
+    gc.freeze()
+
+
 def _measure(
-    name: str, port: int, closed: list[bytes], opened: list[bytes], load: Load, proc: Proc
+    name: str, port: int, build: Build, load: Load, proc: Proc, expect: Expect
 ) -> Registration:
+    closed = build(load.n)
+    _quiet()
     cpu = proc.cpu_s()
-    saturation = asyncio.run(closed_loop(HOST, port, closed, load.concurrency))
+    saturation = asyncio.run(closed_loop(HOST, port, closed, load.concurrency, expect))
     _report(name, "saturation", saturation, proc, cpu)
     proc.check_alive()
+    opened = build(load.open_requests)
+    _quiet()
     cpu = proc.cpu_s()
-    steady = asyncio.run(open_loop(HOST, port, opened, load.rate))
+    steady = asyncio.run(open_loop(HOST, port, opened, load.rate, expect=expect))
     _report(name, f"open loop at {load.rate:g}/s", steady, proc, cpu)
     proc.check_alive()
     return Registration(saturation, steady, proc.peak_rss_mib())
 
 
-def _call(url: str, body: dict[str, Any], token: str | None = None) -> dict[str, Any]:
+def call(url: str, body: dict[str, Any], token: str | None = None) -> dict[str, Any]:
     headers = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
@@ -127,8 +151,8 @@ def _call(url: str, body: dict[str, Any], token: str | None = None) -> dict[str,
 def _admitted_enterprise(base: str, ids: data.Ids) -> tuple[str, str]:
     """Apply and approve one enterprise; returns its USCC and its API key (shown once)."""
     uscc = ids.uscc()
-    _call(f"{base}/v1/enterprises", data.enterprise(uscc))
-    answer = _call(
+    call(f"{base}/v1/enterprises", data.enterprise(uscc))
+    answer = call(
         f"{base}/v1/enterprises/{uscc}/decisions",
         {"action": "approve", "reason": "benchmark enterprise, admitted"},
         ADMIN_TOKEN,
@@ -154,7 +178,7 @@ def registry(
     uscc, api_key = _admitted_enterprise(f"http://{HOST}:{port}", ids)
     count = WARMUP + load.n + load.open_requests
     payloads = _payloads(port, f"Bearer {api_key}", uscc, ids, count)
-    return drive(name, port, payloads, load, api)
+    return drive(name, port, from_list(payloads), load, api)
 
 
 def baseline(workdir: Path, load: Load, procs: list[Proc]) -> Registration:
@@ -166,4 +190,4 @@ def baseline(workdir: Path, load: Load, procs: list[Proc]) -> Registration:
     count = WARMUP + load.n + load.open_requests
     # The same header block as the registry's requests (the baseline ignores the key).
     payloads = _payloads(port, "Bearer bench-baseline-ignores-this-key", ids.uscc(), ids, count)
-    return drive("baseline-api", port, payloads, load, api)
+    return drive("baseline-api", port, from_list(payloads), load, api)

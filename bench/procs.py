@@ -45,7 +45,11 @@ def free_port(*offsets: int) -> int:
 
 
 def base_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("REGISTRY_", "SCORING_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("REGISTRY_", "SCORING_", "INSPECTION_", "CUSTOMS_"))
+    }
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(BENCH_ROOT), env.get("PYTHONPATH", "")) if p
     )

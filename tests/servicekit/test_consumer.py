@@ -100,7 +100,9 @@ def test_a_handler_that_keeps_failing_is_dead_lettered_and_the_batch_goes_on(
     assert applier(engine).apply([record(poison, 7)])["duplicate"] == 1
     with engine.connect() as conn:
         assert (
-            conn.execute(select(inbox.c.outcome).where(inbox.c.event_id == poison.id)).scalar_one()
+            conn.execute(
+                select(inbox.c.outcome).where(inbox.c.event_id == f"test:{poison.id}")
+            ).scalar_one()
             == "processed"
         )
 

@@ -128,7 +128,7 @@ class BatchApplier:
     ) -> dict[str, int]:
         outcomes = {"processed": 0, "duplicate": 0, "dead_lettered": 0}
         with self.sessions() as session, session.begin():
-            ids = [e.id for _, e, _ in decoded if e is not None]
+            ids = [self.inbox_key(e) for _, e, _ in decoded if e is not None]
             known: dict[str, str] = dict(
                 session.execute(
                     select(inbox.c.event_id, inbox.c.outcome).where(inbox.c.event_id.in_(ids))
@@ -138,26 +138,32 @@ class BatchApplier:
             topics_of: dict[str, str] = {}
             applied: list[CloudEvent] = []
             for record, event, error in decoded:
-                if event is not None and known.get(event.id) == "processed":
+                key = self.inbox_key(event) if event is not None else ""
+                if event is not None and known.get(key) == "processed":
                     outcomes["duplicate"] += 1
                     continue
                 if event is not None:
                     error = (
                         self._apply_one(session, event) if isolate else self._fast(session, event)
                     )
-                    topics_of[event.id] = record.topic
+                    topics_of[key] = record.topic
                     if error is None:
                         applied.append(event)
-                        known[event.id] = "processed"
+                        known[key] = "processed"
                         outcomes["processed"] += 1
                         continue
-                    known[event.id] = "dead_lettered"
+                    known[key] = "dead_lettered"
                 self._dead_letter(session, record, error or "unknown error")
                 outcomes["dead_lettered"] += 1
             self._remember(session, known, before, topics_of)
             if applied and self.subscription.after_batch is not None:
                 self.subscription.after_batch(session, applied)
         return outcomes
+
+    def inbox_key(self, event: CloudEvent) -> str:
+        """Dedupe is per consumer: two subscriptions of one service may read the same event,
+        and each must apply it once."""
+        return f"{self.subscription.name}:{event.id}"
 
     def _fast(self, session: Session, event: CloudEvent) -> str | None:
         """Apply without a savepoint; any failure sends the batch to the isolated path."""

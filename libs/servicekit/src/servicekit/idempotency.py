@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import anyio
 from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from servicekit.problems import problem_response
@@ -50,6 +51,43 @@ def lookup(engine: Engine, scope: str, key: str) -> Stored | None:
 
 STALE_AFTER = timedelta(seconds=60)
 """An in-flight claim older than this belongs to a request that died: it may be taken over."""
+
+
+def stored_in(session: Session, scope: str, key: str) -> Stored | None:
+    """The remembered answer, read inside the caller's transaction."""
+    row = session.execute(
+        select(keys.c.request_hash, keys.c.status_code, keys.c.content_type, keys.c.body).where(
+            keys.c.scope == scope, keys.c.key == key
+        )
+    ).first()
+    if row is None:
+        return None
+    body = bytes(row.body) if row.body is not None else None
+    return Stored(row.request_hash, row.status_code, row.content_type, body)
+
+
+def remember_in(
+    session: Session,
+    scope: str,
+    key: str,
+    request_hash: str,
+    status_code: int,
+    content_type: str,
+    body: bytes,
+) -> None:
+    """Remember the answer in the same transaction as the effect it answers for: a crash
+    loses both or neither. A concurrent duplicate fails on the primary key."""
+    session.execute(
+        insert(keys).values(
+            scope=scope,
+            key=key,
+            request_hash=request_hash,
+            status_code=status_code,
+            content_type=content_type,
+            body=body,
+            created_at=datetime.now(UTC),
+        )
+    )
 
 
 def claim(engine: Engine, scope: str, key: str, request_hash: str) -> bool:

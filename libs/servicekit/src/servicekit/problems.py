@@ -109,6 +109,16 @@ class Unprocessable(Problem):
     status = 422
 
 
+def problem_body(exc: Problem) -> dict[str, Any]:
+    return {
+        "type": TYPE_BASE + exc.type_,
+        "title": exc.title,
+        "status": exc.status,
+        "detail": exc.detail,
+        **exc.extra,
+    }
+
+
 def problem_response(
     status: int,
     type_: str,

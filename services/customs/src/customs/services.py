@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -32,11 +36,21 @@ from customs.schemas import (
     ReleasedMessage,
     ShipmentDeparted,
     WebhookAccepted,
+    WebhookMessage,
     WithdrawnMessage,
 )
 from customs.settings import Settings
-from servicekit import outbox, standing, tracing
-from servicekit.problems import Conflict, Forbidden, NotFound, Unauthorized
+from servicekit import idempotency, outbox, standing, tracing
+from servicekit.problems import (
+    PROBLEM_JSON,
+    Conflict,
+    Forbidden,
+    NotFound,
+    Problem,
+    Unauthorized,
+    field_errors,
+    problem_body,
+)
 
 SOURCE = "ucx/customs"
 
@@ -117,29 +131,71 @@ def verify_webhook(
 Message = LodgedMessage | ReleasedMessage | WithdrawnMessage | DepartedMessage
 
 
-def handle_message(
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: bytes
+    content_type: str
+    replayed: bool = False
+
+
+_messages: TypeAdapter[WebhookMessage] = TypeAdapter(WebhookMessage)
+
+
+def receive_webhook(
+    session: Session, settings: Settings, broker_id: str, body: bytes, headers: dict[str, str]
+) -> Answer:
+    """A unit of work for the group-commit writer: verify, then either replay the answer
+    remembered for this ``webhook-id`` or apply the message and remember its answer, in the
+    SAME transaction as the effect (a crash loses both or neither)."""
+    broker = verify_webhook(session, settings, broker_id, body, headers)
+    scope, webhook_id = f"webhook:{broker.id}", headers["webhook-id"]
+    stored = idempotency.stored_in(session, scope, webhook_id)
+    if stored is not None and stored.status_code is not None:
+        content_type = stored.content_type or "application/json"
+        return Answer(stored.status_code, stored.body or b"", content_type, replayed=True)
+    try:
+        message = _messages.validate_json(body)
+        with session.begin_nested():  # a refusal rolls back what the message began
+            status, payload = _apply(session, settings, broker, webhook_id, message)
+    except ValidationError as exc:
+        errors = field_errors(exc.errors())
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+        problem = Problem(
+            "validation-error", detail, status=422, title="Invalid webhook message", errors=errors
+        )
+        status, payload = 422, problem_body(problem)
+    except Problem as exc:
+        status, payload = exc.status, problem_body(exc)
+    content_type = "application/json" if status < 400 else PROBLEM_JSON
+    answer = Answer(status, json.dumps(payload).encode(), content_type)
+    idempotency.remember_in(
+        session, scope, webhook_id, idempotency.digest(body), status, content_type, answer.body
+    )
+    return answer
+
+
+def _apply(
     session: Session, settings: Settings, broker: Broker, webhook_id: str, message: Message
-) -> WebhookAccepted:
-    refusal: Conflict | None = None
-    with session.begin():
-        if isinstance(message, LodgedMessage):
-            declaration = _lodge(session, settings, broker, message.data)
-        elif isinstance(message, ReleasedMessage):
-            declaration = _release(session, broker, message.data)
-        elif isinstance(message, WithdrawnMessage):
-            declaration = _withdraw(session, broker, message.data)
-        else:
-            assert isinstance(message, DepartedMessage)
-            declaration, refusal = _depart(session, broker, message.data)
-    if refusal is not None:  # recorded and emitted (committed above), and still refused
-        raise refusal
-    return WebhookAccepted(
+) -> tuple[int, dict[str, Any]]:
+    if isinstance(message, LodgedMessage):
+        declaration = _lodge(session, settings, broker, message.data)
+    elif isinstance(message, ReleasedMessage):
+        declaration = _release(session, broker, message.data)
+    elif isinstance(message, WithdrawnMessage):
+        declaration = _withdraw(session, broker, message.data)
+    else:
+        declaration, refusal = _depart(session, broker, message.data)
+        if refusal is not None:  # recorded and emitted, and still refused
+            return refusal.status, problem_body(refusal)
+    accepted = WebhookAccepted(
         webhook_id=webhook_id,
         type=message.type,
         declaration_no=declaration.declaration_no,
         status=declaration.status,
         reasons=declaration.reasons,
     )
+    return 202, accepted.model_dump(mode="json")
 
 
 def _acts_for(session: Session, broker: Broker, uscc: str) -> None:
