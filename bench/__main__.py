@@ -9,9 +9,9 @@ BENCH_ENTERPRISES USCCs keying them (300), BENCH_SCORING_TIMEOUT seconds the sco
 (100; past it the figure is partial).
 
 The second table (inspection and customs): BENCH_SERVICE_N requests in each closed-loop run
-(1000; each VIN is used once, so N + open-loop requests + 50 vehicles are seeded),
+(500; each VIN is used once, so N + open-loop requests + 50 vehicles are seeded),
 BENCH_INSPECTION_RATE (250/s) and BENCH_WEBHOOK_RATE (200/s) offered for BENCH_OPEN_SECONDS,
-BENCH_DELIVERIES outbound deliveries queued (3000).
+BENCH_DELIVERIES outbound deliveries queued (2000).
 """
 
 from __future__ import annotations
