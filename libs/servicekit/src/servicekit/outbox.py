@@ -10,10 +10,19 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from contracts import envelope
-from contracts.envelope import CloudEvent
+from contracts.envelope import CloudEvent, new_event
+from contracts.events import EventData
+from servicekit import tracing
 from servicekit.tables import outbox
 
 _INSERT = insert(outbox)  # built once: the statement cache keys on it
+
+
+def emit(session: Session, data: EventData, *, source: str) -> CloudEvent:
+    """A new event for ``data`` in the current trace, into the outbox; returns the event."""
+    event = new_event(data, source=source, trace_id=tracing.current_trace_id())
+    add(session, event)
+    return event
 
 
 def add(session: Session, event: CloudEvent) -> None:

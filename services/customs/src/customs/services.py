@@ -15,7 +15,6 @@ from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
 
 from contracts import events
-from contracts.envelope import new_event
 from customs import domain, vault
 from customs.models import (
     Broker,
@@ -40,7 +39,7 @@ from customs.schemas import (
     WithdrawnMessage,
 )
 from customs.settings import Settings
-from servicekit import idempotency, outbox, standing, tracing
+from servicekit import idempotency, outbox, standing
 from servicekit.problems import (
     PROBLEM_JSON,
     Conflict,
@@ -287,25 +286,22 @@ def decide_if_possible(
     declaration.reasons = decision.reasons
     declaration.reason_details = decision.details
     declaration.decided_at = datetime.now(UTC)
-    outbox.add(
+    outbox.emit(
         session,
-        new_event(
-            events.VehicleDeclared(
-                enterprise_uscc=declaration.enterprise_uscc,
-                declaration_no=declaration.declaration_no,
-                vin=declaration.vin,
-                broker_id=declaration.broker_id,
-                outcome=decision.outcome,
-                reasons=decision.reasons,
-                export_licence_no=declaration.export_licence_no,
-                certificate_no=declaration.certificate_no,
-                port_of_loading=declaration.port_of_loading,
-                destination_country=declaration.destination_country,
-                declared_at=declaration.declared_at,
-            ),
-            source=SOURCE,
-            trace_id=tracing.current_trace_id(),
+        events.VehicleDeclared(
+            enterprise_uscc=declaration.enterprise_uscc,
+            declaration_no=declaration.declaration_no,
+            vin=declaration.vin,
+            broker_id=declaration.broker_id,
+            outcome=decision.outcome,
+            reasons=decision.reasons,
+            export_licence_no=declaration.export_licence_no,
+            certificate_no=declaration.certificate_no,
+            port_of_loading=declaration.port_of_loading,
+            destination_country=declaration.destination_country,
+            declared_at=declaration.declared_at,
         ),
+        source=SOURCE,
     )
     return True
 
@@ -366,22 +362,19 @@ def _depart(
                 refused_at=now,
             )
         )
-        outbox.add(
+        outbox.emit(
             session,
-            new_event(
-                events.DepartureRefused(
-                    enterprise_uscc=declaration.enterprise_uscc,
-                    declaration_no=declaration.declaration_no,
-                    vin=declaration.vin,
-                    broker_id=broker.id,
-                    reason=reason,
-                    declaration_status=declaration.status,
-                    bill_of_lading=data.bill_of_lading,
-                    refused_at=now,
-                ),
-                source=SOURCE,
-                trace_id=tracing.current_trace_id(),
+            events.DepartureRefused(
+                enterprise_uscc=declaration.enterprise_uscc,
+                declaration_no=declaration.declaration_no,
+                vin=declaration.vin,
+                broker_id=broker.id,
+                reason=reason,
+                declaration_status=declaration.status,
+                bill_of_lading=data.bill_of_lading,
+                refused_at=now,
             ),
+            source=SOURCE,
         )
         return declaration, Conflict(
             reason.replace("_", "-"),
@@ -397,22 +390,19 @@ def _depart(
     declaration.vessel_name = data.vessel_name
     declaration.vessel_imo = data.vessel_imo
     declaration.departed_at = data.departed_at
-    outbox.add(
+    outbox.emit(
         session,
-        new_event(
-            events.VehicleExported(
-                enterprise_uscc=declaration.enterprise_uscc,
-                declaration_no=declaration.declaration_no,
-                vin=declaration.vin,
-                bill_of_lading=data.bill_of_lading,
-                vessel_name=data.vessel_name,
-                vessel_imo=data.vessel_imo,
-                port_of_loading=data.port_of_loading,
-                departed_at=data.departed_at,
-            ),
-            source=SOURCE,
-            trace_id=tracing.current_trace_id(),
+        events.VehicleExported(
+            enterprise_uscc=declaration.enterprise_uscc,
+            declaration_no=declaration.declaration_no,
+            vin=declaration.vin,
+            bill_of_lading=data.bill_of_lading,
+            vessel_name=data.vessel_name,
+            vessel_imo=data.vessel_imo,
+            port_of_loading=data.port_of_loading,
+            departed_at=data.departed_at,
         ),
+        source=SOURCE,
     )
     return declaration, None
 

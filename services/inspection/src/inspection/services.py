@@ -10,12 +10,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from contracts import events
-from contracts.envelope import new_event
 from inspection import domain
 from inspection.models import Inspection, KnownVehicle, Station, StationKey
 from inspection.schemas import InspectionCreate, StationCreate
 from inspection.settings import Settings
-from servicekit import outbox, standing, tracing
+from servicekit import outbox, standing
 from servicekit.auth import hash_key, new_api_key
 from servicekit.problems import Conflict, Forbidden, NotFound, Problem, Unauthorized
 
@@ -165,7 +164,8 @@ def record_inspection(
         }
         for i in items
     ]
-    event = new_event(
+    event = outbox.emit(
+        session,
         events.VehicleInspected(
             enterprise_uscc=vehicle.enterprise_uscc,
             inspection_id=inspection_id,
@@ -182,7 +182,6 @@ def record_inspection(
             valid_until=valid_until,
         ),
         source=SOURCE,
-        trace_id=tracing.current_trace_id(),
     )
     inspection = Inspection(
         id=inspection_id,
@@ -204,7 +203,6 @@ def record_inspection(
         event_id=event.id,
     )
     session.add(inspection)
-    outbox.add(session, event)
     return inspection
 
 
@@ -252,20 +250,17 @@ def revoke_certificate(
         inspection.revoked_at = now
         inspection.revoked_reason = reason
         inspection.revoked_as_forged = forged
-        outbox.add(
+        outbox.emit(
             session,
-            new_event(
-                events.CertificateRevoked(
-                    enterprise_uscc=inspection.enterprise_uscc,
-                    certificate_no=inspection.certificate_no or "",
-                    vin=inspection.vin,
-                    inspection_id=inspection.id,
-                    reason=reason,
-                    forged=forged,
-                    revoked_at=now,
-                ),
-                source=SOURCE,
-                trace_id=tracing.current_trace_id(),
+            events.CertificateRevoked(
+                enterprise_uscc=inspection.enterprise_uscc,
+                certificate_no=inspection.certificate_no or "",
+                vin=inspection.vin,
+                inspection_id=inspection.id,
+                reason=reason,
+                forged=forged,
+                revoked_at=now,
             ),
+            source=SOURCE,
         )
     return inspection

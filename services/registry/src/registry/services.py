@@ -12,13 +12,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from contracts import events
-from contracts.envelope import CloudEvent, new_event
+from contracts.envelope import CloudEvent
 from contracts.identifiers import vin_warnings
 from registry import domain
 from registry.models import Complaint, Enterprise, StatusChange, TimelineEntry, Vehicle
 from registry.schemas import ComplaintCreate, EnterpriseCreate, VehicleCreate
 from registry.settings import Settings
-from servicekit import outbox, pagination, tracing
+from servicekit import outbox, pagination
 from servicekit.auth import hash_key, new_api_key
 from servicekit.problems import Conflict, Forbidden, NotFound, Problem, Unauthorized, field_errors
 
@@ -28,12 +28,6 @@ SOURCE = "ucx/registry"
 def _rule_problem(exc: domain.RuleViolation) -> Problem:
     errors = [{"field": exc.field or "body", "rule": exc.rule, "message": str(exc)}]
     return Problem(exc.rule.replace("_", "-"), str(exc), status=422, errors=errors)
-
-
-def _emit(session: Session, data: events.EventData) -> CloudEvent:
-    event = new_event(data, source=SOURCE, trace_id=tracing.current_trace_id())
-    outbox.add(session, event)
-    return event
 
 
 # -- enterprises ------------------------------------------------------------------------------
@@ -181,7 +175,7 @@ def _change_status(
     from_status = enterprise.status or None
     enterprise.status = to_status
     enterprise.updated_at = now
-    event = _emit(
+    event = outbox.emit(
         session,
         events.EnterpriseStatusChanged.model_validate(
             {
@@ -194,6 +188,7 @@ def _change_status(
                 "changed_at": now,
             }
         ),
+        source=SOURCE,
     )
     session.add(
         StatusChange(
@@ -314,8 +309,10 @@ def _add_vehicle(
     session: Session, enterprise: Enterprise, data: VehicleCreate, now: datetime
 ) -> Vehicle:
     # validated already as VehicleCreate: construct without validating the same fields again
-    event = _emit(
-        session, events.VehicleRegistered.model_construct(**data.model_dump(), registered_at=now)
+    event = outbox.emit(
+        session,
+        events.VehicleRegistered.model_construct(**data.model_dump(), registered_at=now),
+        source=SOURCE,
     )
     vehicle = Vehicle(
         **data.model_dump(),
@@ -520,7 +517,7 @@ def file_complaint(session: Session, uscc: str, data: ComplaintCreate) -> Compla
             filed_at=now,
         )
         session.add(complaint)
-        _emit(
+        outbox.emit(
             session,
             events.ComplaintFiled(
                 enterprise_uscc=enterprise.uscc,
@@ -530,6 +527,7 @@ def file_complaint(session: Session, uscc: str, data: ComplaintCreate) -> Compla
                 category=data.category,
                 filed_at=now,
             ),
+            source=SOURCE,
         )
     return complaint
 
@@ -547,13 +545,14 @@ def resolve_complaint(session: Session, uscc: str, complaint_id: str, resolution
         complaint.status = "resolved"
         complaint.resolved_at = now
         complaint.resolution = resolution
-        _emit(
+        outbox.emit(
             session,
             events.ComplaintResolved(
                 enterprise_uscc=complaint.uscc,
                 complaint_id=complaint.id,
                 resolved_at=now,
             ),
+            source=SOURCE,
         )
     return complaint
 
