@@ -37,16 +37,8 @@ def digest(data: bytes) -> str:
 
 
 def lookup(engine: Engine, scope: str, key: str) -> Stored | None:
-    with engine.connect() as conn:
-        row = conn.execute(
-            select(keys.c.request_hash, keys.c.status_code, keys.c.content_type, keys.c.body).where(
-                keys.c.scope == scope, keys.c.key == key
-            )
-        ).first()
-    if row is None:
-        return None
-    body = bytes(row.body) if row.body is not None else None
-    return Stored(row.request_hash, row.status_code, row.content_type, body)
+    with Session(engine) as session:
+        return stored_in(session, scope, key)
 
 
 STALE_AFTER = timedelta(seconds=60)

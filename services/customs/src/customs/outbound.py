@@ -12,16 +12,6 @@ from urllib.parse import urlsplit
 from contracts import events
 from contracts.envelope import CloudEvent
 
-WEBHOOK_TYPES = (
-    "declaration.accepted",
-    "declaration.rejected",
-    "vehicle.exported",
-    "vehicle.departure-refused",
-    "vehicle.inspected",
-    "enterprise.status-changed",
-    "webhook.test",
-)
-
 
 def webhook_type(event: CloudEvent) -> str | None:
     """The webhook ``type`` partners subscribe to, for a CloudEvent we consume."""
