@@ -44,3 +44,20 @@ def sql(client: TestClient, statement: str, **params: Any) -> list[Any]:
             return list(result.all()) if result.returns_rows else []
     finally:
         engine.dispose()
+
+
+def consume(spec: ServiceSpec, settings: BaseServiceSettings, event: Any) -> None:
+    """Apply an event with the service's own consumer handlers, as its worker would."""
+    from sqlalchemy.orm import Session
+
+    from servicekit.db import make_engine
+
+    engine = make_engine(settings.database_url)
+    try:
+        with Session(engine) as session, session.begin():
+            for subscription in spec.subscriptions(settings):
+                handler = subscription.handlers.get(event.type)
+                if handler is not None:
+                    handler(session, event)
+    finally:
+        engine.dispose()

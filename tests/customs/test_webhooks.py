@@ -7,17 +7,15 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
-from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
 
 from contracts import envelope, events
 from customs.__main__ import SPEC
-from customs.consumers import subscriptions
 from customs.settings import Settings
 from servicekit.db import make_engine
 
 import factories
-from helpers import ADMIN, service_client
+from helpers import ADMIN, consume, service_client
 
 
 @pytest.fixture
@@ -28,14 +26,7 @@ def customs(database_url: str) -> Iterator[tuple[TestClient, Settings]]:
 
 
 def deliver(settings: Settings, event: envelope.CloudEvent) -> None:
-    """Apply an event with the worker's own handlers."""
-    engine = make_engine(settings.database_url)
-    with Session(engine) as session, session.begin():
-        for subscription in subscriptions(settings):
-            handler = subscription.handlers.get(event.type)
-            if handler is not None:
-                handler(session, event)
-    engine.dispose()
+    consume(SPEC, settings, event)
 
 
 class Broker:

@@ -4,16 +4,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
-from sqlalchemy.orm import Session
 
 from contracts import envelope, events
 from inspection.__main__ import SPEC
-from inspection.consumers import vehicle_registered
-from servicekit import standing
 from servicekit.db import make_engine
 
 import factories
-from helpers import ADMIN, bearer, service_client
+from helpers import ADMIN, bearer, consume, service_client
 
 
 @pytest.fixture
@@ -23,14 +20,7 @@ def inspection(database_url: str) -> Iterator[TestClient]:
 
 
 def deliver(client: TestClient, event: envelope.CloudEvent) -> None:
-    """Apply an event with the service's own consumer handlers, as the worker would."""
-    engine = make_engine(client.app.state.settings.database_url)  # type: ignore[attr-defined]
-    with Session(engine) as session, session.begin():
-        if event.type == events.VehicleRegistered.TYPE:
-            vehicle_registered(session, event)
-        else:
-            standing.apply(session, event)
-    engine.dispose()
+    consume(SPEC, client.app.state.settings, event)  # type: ignore[attr-defined]
 
 
 def registered(client: TestClient, mileage_km: int = 38_200) -> tuple[str, str]:

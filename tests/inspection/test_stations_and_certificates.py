@@ -5,17 +5,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy.orm import Session
 
 from contracts import envelope, events
 from inspection.__main__ import SPEC
-from inspection.consumers import vehicle_registered
 from inspection.signing import verify
-from servicekit import standing
-from servicekit.db import make_engine
 
 import factories
-from helpers import ADMIN, bearer, service_client, sql
+from helpers import ADMIN, bearer, consume, service_client, sql
 
 
 @pytest.fixture
@@ -27,13 +23,7 @@ def inspection(database_url: str, tmp_path: object) -> Iterator[TestClient]:
 
 
 def deliver(client: TestClient, event: envelope.CloudEvent) -> None:
-    engine = make_engine(client.app.state.settings.database_url)  # type: ignore[attr-defined]
-    with Session(engine) as session, session.begin():
-        if event.type == events.VehicleRegistered.TYPE:
-            vehicle_registered(session, event)
-        else:
-            standing.apply(session, event)
-    engine.dispose()
+    consume(SPEC, client.app.state.settings, event)  # type: ignore[attr-defined]
 
 
 def registered(client: TestClient) -> tuple[str, str]:
