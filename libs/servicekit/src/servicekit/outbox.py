@@ -46,7 +46,7 @@ def add_raw(
     headers: Sequence[tuple[str, bytes]],
 ) -> None:
     """Any record, e.g. a dead letter that keeps the original bytes."""
-    session.execute(
+    session.connection().execute(
         _INSERT,
         {
             "event_id": event_id,

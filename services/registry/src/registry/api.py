@@ -105,11 +105,11 @@ async def register_vehicle(
     body: VehicleCreate, request: Request, writer: WriterDep
 ) -> VehiclePublic:
     settings, key = _settings(request), bearer(request)
-    vehicle = await writer.run(
+    row = await writer.run(
         lambda s: services.register_vehicle(s, settings, key, body),
         on_integrity_error=lambda _exc: services.already_registered(body.vin),
     )
-    return _vehicle(request, vehicle)
+    return VehiclePublic.model_validate(row)  # stage: just registered, so not stalled
 
 
 @router.post("/vehicles:batch", status_code=status.HTTP_207_MULTI_STATUS)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from contracts import events
@@ -276,12 +276,15 @@ def already_registered(vin: str) -> Conflict:
     )
 
 
+def _not_your_enterprise() -> Forbidden:
+    return Forbidden(
+        "not-your-enterprise", "The API key belongs to another enterprise than enterprise_uscc."
+    )
+
+
 def _may_register(session: Session, enterprise: Enterprise, uscc: str, now: datetime) -> None:
     if enterprise.uscc != uscc:
-        raise Forbidden(
-            "not-your-enterprise",
-            "The API key belongs to another enterprise than enterprise_uscc.",
-        )
+        raise _not_your_enterprise()
     _expire_if_due(session, enterprise, now)
     if enterprise.status not in domain.MAY_REGISTER_VEHICLES:
         raise Forbidden(
@@ -305,47 +308,86 @@ def _check_vehicle(settings: Settings, data: VehicleCreate, now: datetime) -> No
         raise _rule_problem(exc) from exc
 
 
+# Core statements on the tables, executed on the session's connection: no ORM bookkeeping
+_INSERT_VEHICLE = insert(cast(Table, Vehicle.__table__))
+_INSERT_TIMELINE = insert(cast(Table, TimelineEntry.__table__))
+
+
 def _add_vehicle(
-    session: Session, enterprise: Enterprise, data: VehicleCreate, now: datetime
-) -> Vehicle:
+    session: Session, owner: tuple[str, str], data: VehicleCreate, now: datetime
+) -> dict[str, Any]:
+    """Core inserts (no ORM unit of work on the hot path): the vehicle, its timeline entry and
+    its event, in the caller's transaction."""
+    uscc, name = owner
+    fields = data.model_dump()
     # validated already as VehicleCreate: construct without validating the same fields again
     event = outbox.emit(
         session,
-        events.VehicleRegistered.model_construct(**data.model_dump(), registered_at=now),
+        events.VehicleRegistered.model_construct(**fields, registered_at=now),
         source=SOURCE,
     )
-    vehicle = Vehicle(
-        **data.model_dump(),
-        stage="registered",
-        registered_at=now,
-        event_id=event.id,
-        warnings=vin_warnings(data.vin),
+    row = {
+        **fields,
+        "stage": "registered",
+        "registered_at": now,
+        "event_id": event.id,
+        "warnings": vin_warnings(data.vin),
+    }
+    connection = session.connection()
+    connection.execute(_INSERT_VEHICLE, row)
+    connection.execute(
+        _INSERT_TIMELINE,
+        {
+            "event_id": event.id,
+            "vin": data.vin,
+            "type": event.type,
+            "source": SOURCE,
+            "time": now,
+            "stage": "registered",
+            "summary": f"registered for export by {name} ({uscc})",
+        },
     )
-    session.add(vehicle)
-    session.add(
-        TimelineEntry(
-            event_id=event.id,
-            vin=data.vin,
-            type=event.type,
-            source=SOURCE,
-            time=now,
-            stage="registered",
-            summary=f"registered for export by {enterprise.name} ({enterprise.uscc})",
-        )
-    )
-    return vehicle
+    return row
 
 
 def register_vehicle(
     session: Session, settings: Settings, api_key: str, data: VehicleCreate
-) -> Vehicle:
-    """A unit of work for the group-commit writer: runs inside the caller's transaction."""
+) -> dict[str, Any]:
+    """A unit of work for the group-commit writer: runs inside the caller's transaction.
+    Returns the vehicle's row as inserted."""
     now = datetime.now(UTC)
-    enterprise = authenticate_enterprise(session, api_key)
-    _may_register(session, enterprise, data.enterprise_uscc, now)
+    owner = _registering_enterprise(session, api_key, now)
+    if owner is None:  # unknown key, another status, or due to expire: the full path decides
+        with session.no_autoflush:
+            enterprise = authenticate_enterprise(session, api_key)
+            _may_register(session, enterprise, data.enterprise_uscc, now)
+        owner = (enterprise.uscc, enterprise.name)
+    elif owner[0] != data.enterprise_uscc:
+        raise _not_your_enterprise()
     _check_vehicle(settings, data, now)
-    # a second registration of the VIN is refused by the primary key when the writer flushes
-    return _add_vehicle(session, enterprise, data, now)
+    # a second registration of the VIN is refused by the primary key (IntegrityError)
+    return _add_vehicle(session, owner, data, now)
+
+
+_ENTERPRISES = Enterprise.__table__.c
+_OWNER = select(
+    _ENTERPRISES.uscc, _ENTERPRISES.name, _ENTERPRISES.status, _ENTERPRISES.admission_valid_until
+)
+
+
+def _registering_enterprise(
+    session: Session, api_key: str, now: datetime
+) -> tuple[str, str] | None:
+    """The hot path's read: (uscc, name) of the key's enterprise when it may register now,
+    one indexed Core SELECT instead of loading the ORM object; None sends the caller down
+    the full path (unknown key, lazy expiry due, not in good standing)."""
+    query = _OWNER.where(_ENTERPRISES.api_key_hash == hash_key(api_key))
+    row = session.connection().execute(query).first()
+    if row is None or row.status not in domain.MAY_REGISTER_VEHICLES:
+        return None
+    if domain.effective_status(row.status, row.admission_valid_until, now.date()) != row.status:
+        return None
+    return row.uscc, row.name
 
 
 def register_batch(
@@ -389,7 +431,7 @@ def register_batch(
                 results.append(_rejected(index, data.vin, [duplicate]))
                 continue
             seen.add(data.vin)
-            _add_vehicle(session, enterprise, data, now)
+            _add_vehicle(session, (enterprise.uscc, enterprise.name), data, now)
             results.append(
                 {
                     "index": index,
