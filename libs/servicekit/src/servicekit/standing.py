@@ -5,7 +5,17 @@ Inspection and customs enforce standing at their gates; the registry owns it.
 
 from __future__ import annotations
 
-from sqlalchemy import Column, MetaData, String, Table, column, insert, select, table, update
+from sqlalchemy import (
+    Column,
+    MetaData,
+    String,
+    Table,
+    column,
+    insert,
+    select,
+    table,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from contracts import events
@@ -31,9 +41,11 @@ def define(metadata: MetaData) -> None:
 
 
 def status_of(session: Session, uscc: str) -> str | None:
-    return session.execute(
-        select(_standing.c.status).where(_standing.c.uscc == uscc)
-    ).scalar_one_or_none()
+    return (
+        session.connection()
+        .execute(select(_standing.c.status).where(_standing.c.uscc == uscc))
+        .scalar_one_or_none()
+    )
 
 
 def apply(session: Session, event: CloudEvent) -> None:

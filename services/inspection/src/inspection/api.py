@@ -1,13 +1,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, status
 
 from contracts.identifiers import Vin
 from inspection import domain, services
-from inspection.models import Inspection
 from inspection.ratelimit import RateLimiter
 from inspection.schemas import (
     CertificatePublic,
@@ -85,20 +84,20 @@ def set_station_status(
     return StationPublic.model_validate(station, from_attributes=True)
 
 
-def _public(inspection: Inspection) -> InspectionPublic:
+def _public(row: dict[str, Any]) -> InspectionPublic:
     return InspectionPublic(
-        id=inspection.id,
-        vin=inspection.vin,
-        verdict=inspection.verdict,
-        first_inspection=inspection.first_inspection,
-        certificate_no=inspection.certificate_no,
-        valid_until=inspection.valid_until,
+        id=row["id"],
+        vin=row["vin"],
+        verdict=row["verdict"],
+        first_inspection=row["first_inspection"],
+        certificate_no=row["certificate_no"],
+        valid_until=row["valid_until"],
         failed_items=[
-            FailedItem(code=c, severity=domain.CHECKLIST[c]) for c in inspection.failed_items
+            FailedItem(code=c, severity=domain.CHECKLIST[c]) for c in row["failed_items"]
         ],
-        remarks=inspection.remarks,
-        fraud_signals=inspection.fraud_signals,
-        inspected_at=inspection.inspected_at,
+        remarks=row["remarks"],
+        fraud_signals=row["fraud_signals"],
+        inspected_at=row["inspected_at"],
     )
 
 
@@ -107,8 +106,8 @@ async def post_inspection(
     body: InspectionCreate, request: Request, writer: WriterDep
 ) -> InspectionPublic:
     settings, key = _settings(request), bearer(request)
-    inspection = await writer.run(lambda s: services.record_inspection(s, settings, key, body))
-    return _public(inspection)
+    row = await writer.run(lambda s: services.record_inspection(s, settings, key, body))
+    return _public(row)
 
 
 @router.get("/certificates/public-key", responses=problem_responses(429))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, Table, bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
 from contracts import events
@@ -96,34 +96,57 @@ def set_station_status(session: Session, station_id: str, status: str) -> Statio
     return station
 
 
-def authenticate_station(session: Session, api_key: str, now: datetime) -> Station:
-    key = session.scalar(select(StationKey).where(StationKey.key_hash == hash_key(api_key)))
-    if key is None or key.revoked_at is not None:
+_STATIONS, _KEYS = cast(Table, Station.__table__), cast(Table, StationKey.__table__)
+_VEHICLES, _INSPECTIONS = cast(Table, KnownVehicle.__table__), cast(Table, Inspection.__table__)
+# Core statements, built once (values as bind parameters, so SQLAlchemy's statement cache
+# finds them without rebuilding a cache key), run on the session's connection
+_POSTING_STATION = select(
+    _KEYS.c.revoked_at, _KEYS.c.expires_at, _STATIONS.c.id, _STATIONS.c.status,
+    _STATIONS.c.accreditation_valid_until,
+).join_from(_KEYS, _STATIONS, _KEYS.c.station_id == _STATIONS.c.id).where(
+    _KEYS.c.key_hash == bindparam("key_hash")
+)  # fmt: skip
+_VEHICLE = select(
+    _VEHICLES.c.enterprise_uscc, _VEHICLES.c.model_year, _VEHICLES.c.mileage_km,
+    _VEHICLES.c.registered_at,
+).where(_VEHICLES.c.vin == bindparam("vin"))  # fmt: skip
+_EARLIER = select(func.count(), func.max(_INSPECTIONS.c.odometer_km)).where(
+    _INSPECTIONS.c.vin == bindparam("vin")
+)
+_INSERT_INSPECTION = insert(_INSPECTIONS)
+
+
+def _posting_station(connection: Connection, api_key: str, now: datetime) -> str:
+    """The id of the station whose key this is, if it may post now."""
+    row = connection.execute(_POSTING_STATION, {"key_hash": hash_key(api_key)}).first()
+    if row is None or row.revoked_at is not None:
         raise Unauthorized("invalid-credentials", "The station API key is not valid.")
-    if key.expires_at is not None and key.expires_at <= now:
+    if row.expires_at is not None and row.expires_at <= now:
         raise Unauthorized("key-expired", "This station key was rotated and has expired.")
-    station = _get_station(session, key.station_id)
-    if station.status != "active":
-        raise Forbidden(f"station-{station.status}", f"The station is {station.status}.")
-    if station.accreditation_valid_until < now.date():
+    if row.status != "active":
+        raise Forbidden(f"station-{row.status}", f"The station is {row.status}.")
+    if row.accreditation_valid_until < now.date():
         raise Forbidden(
             "accreditation-expired",
-            f"The station's accreditation expired on {station.accreditation_valid_until}.",
+            f"The station's accreditation expired on {row.accreditation_valid_until}.",
         )
-    return station
+    return str(row.id)
 
 
 def record_inspection(
     session: Session, settings: Settings, api_key: str, report: InspectionCreate
-) -> Inspection:
+) -> dict[str, Any]:
+    """A unit of work for the group-commit writer; returns the inspection's row. Earlier
+    units of the same group are visible: their inserts ran on this connection already."""
     now = datetime.now(UTC)
     items = [domain.ItemReport(i.code, i.result, i.note) for i in report.items]
     try:
         domain.check_items(items)
     except domain.ChecklistError as exc:
         raise Problem("checklist-invalid", str(exc), status=422, errors=exc.problems) from exc
-    station = authenticate_station(session, api_key, now)
-    vehicle = session.get(KnownVehicle, report.vin)
+    connection = session.connection()
+    station_id = _posting_station(connection, api_key, now)
+    vehicle = connection.execute(_VEHICLE, {"vin": report.vin}).first()
     if vehicle is None:
         raise NotFound(
             "vehicle-not-registered",
@@ -137,9 +160,7 @@ def record_inspection(
             f"The exporting enterprise is {status}; its vehicles cannot be inspected.",
             enterprise_status=status,
         )
-    earlier_count, earlier_max_odometer = session.execute(
-        select(func.count(), func.max(Inspection.odometer_km)).where(Inspection.vin == report.vin)
-    ).one()
+    earlier_count, earlier_max_odometer = connection.execute(_EARLIER, {"vin": report.vin}).one()
     verdict = domain.decide(
         items,
         vin=report.vin,
@@ -154,28 +175,41 @@ def record_inspection(
     if verdict.verdict == "pass":
         certificate_no = domain.new_certificate_no(now.date())
         valid_until = now.date() + timedelta(days=settings.certificate_valid_days)
-    inspection_id = str(uuid.uuid4())
-    item_rows = [
-        {
-            "code": i.code,
-            "result": i.result,
-            "severity": domain.CHECKLIST[i.code],
-            "note": i.note,
-        }
+    item_rows: list[dict[str, Any]] = [
+        {"code": i.code, "result": i.result, "severity": domain.CHECKLIST[i.code], "note": i.note}
         for i in items
     ]
+    row: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "vin": report.vin,
+        "enterprise_uscc": vehicle.enterprise_uscc,
+        "station_id": station_id,
+        "inspector": report.inspector,
+        "inspected_at": report.inspected_at,
+        "odometer_km": report.odometer_km,
+        "verdict": verdict.verdict,
+        "first_inspection": earlier_count == 0,
+        "items": item_rows,
+        "failed_items": verdict.failed_items,
+        "remarks": verdict.remarks,
+        "fraud_signals": verdict.fraud_signals,
+        "certificate_no": certificate_no,
+        "valid_until": valid_until,
+        "created_at": now,
+        "revoked_as_forged": False,
+    }
     event = outbox.emit(
         session,
         events.VehicleInspected(
-            enterprise_uscc=vehicle.enterprise_uscc,
-            inspection_id=inspection_id,
+            enterprise_uscc=row["enterprise_uscc"],
+            inspection_id=row["id"],
             vin=report.vin,
-            station_id=station.id,
+            station_id=station_id,
             inspected_at=report.inspected_at,
             odometer_km=report.odometer_km,
             verdict=verdict.verdict,
-            first_inspection=earlier_count == 0,
-            items=[events.InspectionItem(**row) for row in item_rows],
+            first_inspection=row["first_inspection"],
+            items=[events.InspectionItem.model_construct(**item) for item in item_rows],
             failed_items=verdict.failed_items,
             fraud_signals=verdict.fraud_signals,
             certificate_no=certificate_no,
@@ -183,27 +217,9 @@ def record_inspection(
         ),
         source=SOURCE,
     )
-    inspection = Inspection(
-        id=inspection_id,
-        vin=report.vin,
-        enterprise_uscc=vehicle.enterprise_uscc,
-        station_id=station.id,
-        inspector=report.inspector,
-        inspected_at=report.inspected_at,
-        odometer_km=report.odometer_km,
-        verdict=verdict.verdict,
-        first_inspection=earlier_count == 0,
-        items=item_rows,
-        failed_items=verdict.failed_items,
-        remarks=verdict.remarks,
-        fraud_signals=verdict.fraud_signals,
-        certificate_no=certificate_no,
-        valid_until=valid_until,
-        created_at=now,
-        event_id=event.id,
-    )
-    session.add(inspection)
-    return inspection
+    row["event_id"] = event.id
+    connection.execute(_INSERT_INSPECTION, row)
+    return row
 
 
 def certificate(session: Session, certificate_no: str, vin: str, today: date) -> dict[str, Any]:

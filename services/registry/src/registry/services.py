@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from pydantic import ValidationError
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from contracts import events
@@ -372,7 +372,7 @@ def register_vehicle(
 _ENTERPRISES = Enterprise.__table__.c
 _OWNER = select(
     _ENTERPRISES.uscc, _ENTERPRISES.name, _ENTERPRISES.status, _ENTERPRISES.admission_valid_until
-)
+).where(_ENTERPRISES.api_key_hash == bindparam("key_hash"))
 
 
 def _registering_enterprise(
@@ -381,8 +381,7 @@ def _registering_enterprise(
     """The hot path's read: (uscc, name) of the key's enterprise when it may register now,
     one indexed Core SELECT instead of loading the ORM object; None sends the caller down
     the full path (unknown key, lazy expiry due, not in good standing)."""
-    query = _OWNER.where(_ENTERPRISES.api_key_hash == hash_key(api_key))
-    row = session.connection().execute(query).first()
+    row = session.connection().execute(_OWNER, {"key_hash": hash_key(api_key)}).first()
     if row is None or row.status not in domain.MAY_REGISTER_VEHICLES:
         return None
     if domain.effective_status(row.status, row.admission_valid_until, now.date()) != row.status:
