@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import anyio
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -45,13 +45,15 @@ STALE_AFTER = timedelta(seconds=60)
 """An in-flight claim older than this belongs to a request that died: it may be taken over."""
 
 
+_STORED = select(keys.c.request_hash, keys.c.status_code, keys.c.content_type, keys.c.body).where(
+    keys.c.scope == bindparam("scope"), keys.c.key == bindparam("key")
+)
+_REMEMBER = insert(keys)
+
+
 def stored_in(session: Session, scope: str, key: str) -> Stored | None:
     """The remembered answer, read inside the caller's transaction."""
-    row = session.execute(
-        select(keys.c.request_hash, keys.c.status_code, keys.c.content_type, keys.c.body).where(
-            keys.c.scope == scope, keys.c.key == key
-        )
-    ).first()
+    row = session.connection().execute(_STORED, {"scope": scope, "key": key}).first()
     if row is None:
         return None
     body = bytes(row.body) if row.body is not None else None
@@ -69,16 +71,17 @@ def remember_in(
 ) -> None:
     """Remember the answer in the same transaction as the effect it answers for: a crash
     loses both or neither. A concurrent duplicate fails on the primary key."""
-    session.execute(
-        insert(keys).values(
-            scope=scope,
-            key=key,
-            request_hash=request_hash,
-            status_code=status_code,
-            content_type=content_type,
-            body=body,
-            created_at=datetime.now(UTC),
-        )
+    session.connection().execute(
+        _REMEMBER,
+        {
+            "scope": scope,
+            "key": key,
+            "request_hash": request_hash,
+            "status_code": status_code,
+            "content_type": content_type,
+            "body": body,
+            "created_at": datetime.now(UTC),
+        },
     )
 
 

@@ -6,10 +6,10 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple, cast
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
@@ -108,35 +108,71 @@ _UNSEALED: dict[str, str] = {}
 process is enough (Fernet costs ~15% of a webhook otherwise). Expiry is still read each time."""
 
 
-def _unsealed(secret: BrokerSecret, settings: Settings) -> str:
-    clear = _UNSEALED.get(secret.id)
+class BrokerRef(NamedTuple):
+    id: str
+    name: str
+
+
+_BROKERS, _SECRETS = cast(Table, Broker.__table__), cast(Table, BrokerSecret.__table__)
+_ACTS_FOR_TABLE = cast(Table, BrokerEnterprise.__table__)
+_VEHICLES, _INSPECTIONS = (
+    cast(Table, KnownVehicle.__table__),
+    cast(Table, LatestInspection.__table__),
+)
+_DECLARATIONS = cast(Table, Declaration.__table__)
+# Core statements built once with bind parameters (the statement cache finds them as they
+# are), run on the session's connection: the webhook hot path skips the ORM.
+_BROKER_SECRETS = (
+    select(_BROKERS.c.name, _SECRETS.c.id, _SECRETS.c.secret_encrypted, _SECRETS.c.expires_at)
+    .join_from(_BROKERS, _SECRETS, _SECRETS.c.broker_id == _BROKERS.c.id, isouter=True)
+    .where(_BROKERS.c.id == bindparam("broker_id"))
+)
+_ACTS_FOR = select(_ACTS_FOR_TABLE.c.uscc).where(
+    _ACTS_FOR_TABLE.c.broker_id == bindparam("broker_id"),
+    _ACTS_FOR_TABLE.c.uscc == bindparam("uscc"),
+)
+_VEHICLE = select(
+    _VEHICLES.c.enterprise_uscc, _VEHICLES.c.first_registration_date, _VEHICLES.c.exported
+).where(_VEHICLES.c.vin == bindparam("vin"))
+_INSPECTION = select(
+    _INSPECTIONS.c.verdict, _INSPECTIONS.c.certificate_no, _INSPECTIONS.c.valid_until,
+    _INSPECTIONS.c.revoked,
+).where(_INSPECTIONS.c.vin == bindparam("vin"))  # fmt: skip
+_DECLARATION_EXISTS = select(_DECLARATIONS.c.declaration_no).where(
+    _DECLARATIONS.c.declaration_no == bindparam("declaration_no")
+)
+_INSERT_DECLARATION = insert(_DECLARATIONS)
+
+
+def _unsealed(secret_id: str, sealed: bytes, settings: Settings) -> str:
+    clear = _UNSEALED.get(secret_id)
     if clear is None:
-        clear = vault.unseal(secret.secret_encrypted, settings.secret_key)
+        clear = vault.unseal(sealed, settings.secret_key)
         if len(_UNSEALED) > 10_000:
             _UNSEALED.clear()
-        _UNSEALED[secret.id] = clear
+        _UNSEALED[secret_id] = clear
     return clear
 
 
 def verify_webhook(
     session: Session, settings: Settings, broker_id: str, body: bytes, headers: dict[str, str]
-) -> Broker:
+) -> BrokerRef:
     """Standard Webhooks signature over the raw body with any of the broker's live secrets;
     5 minutes' timestamp tolerance."""
-    broker = session.get(Broker, broker_id)
-    if broker is None:
+    rows = session.connection().execute(_BROKER_SECRETS, {"broker_id": broker_id}).all()
+    if not rows:
         raise Unauthorized("invalid-signature", "Unknown broker or invalid signature.")
     now = datetime.now(UTC)
     secrets = [
-        _unsealed(s, settings)
-        for s in session.scalars(select(BrokerSecret).where(BrokerSecret.broker_id == broker_id))
-        if s.expires_at is None or s.expires_at > now
+        _unsealed(row.id, row.secret_encrypted, settings)
+        for row in rows
+        if row.id is not None and (row.expires_at is None or row.expires_at > now)
     ]
     error: Exception = ValueError("no live secret")
     for secret in secrets:
         try:
             Webhook(secret).verify(body, headers, json_parse=False)
-            return broker
+            return BrokerRef(broker_id, rows[0].name)
         except Exception as exc:  # noqa: BLE001 - every verification failure is the same 401
             error = exc
     raise Unauthorized("invalid-signature", f"Webhook not verified: {error}")
@@ -190,7 +226,7 @@ def receive_webhook(
 
 
 def _apply(
-    session: Session, settings: Settings, broker: Broker, webhook_id: str, message: Message
+    session: Session, settings: Settings, broker: BrokerRef, webhook_id: str, message: Message
 ) -> tuple[int, dict[str, Any]]:
     if isinstance(message, LodgedMessage):
         declaration = _lodge(session, settings, broker, message.data)
@@ -212,8 +248,9 @@ def _apply(
     return 202, accepted.model_dump(mode="json")
 
 
-def _acts_for(session: Session, broker: Broker, uscc: str) -> None:
-    if session.get(BrokerEnterprise, (broker.id, uscc)) is None:
+def _acts_for(session: Session, broker: BrokerRef, uscc: str) -> None:
+    acts = session.connection().execute(_ACTS_FOR, {"broker_id": broker.id, "uscc": uscc})
+    if acts.first() is None:
         raise Forbidden(
             "broker-not-authorised",
             f"Broker {broker.name} does not act for enterprise {uscc}.",
@@ -221,10 +258,13 @@ def _acts_for(session: Session, broker: Broker, uscc: str) -> None:
 
 
 def _lodge(
-    session: Session, settings: Settings, broker: Broker, data: DeclarationLodged
+    session: Session, settings: Settings, broker: BrokerRef, data: DeclarationLodged
 ) -> Declaration:
+    """Decided at once unless it must wait; inserted with Core once its outcome is known (the
+    ORM object is only the holder the gates fill in)."""
     _acts_for(session, broker, data.enterprise_uscc)
-    if session.get(Declaration, data.declaration_no) is not None:
+    connection = session.connection()
+    if connection.execute(_DECLARATION_EXISTS, {"declaration_no": data.declaration_no}).first():
         raise Conflict(
             "declaration-exists", f"Declaration {data.declaration_no} was lodged already."
         )
@@ -236,8 +276,10 @@ def _lodge(
         reason_details={},
         lodged_at=datetime.now(UTC),
     )
-    session.add(declaration)
     decide_if_possible(session, settings, declaration, force=False)
+    connection.execute(
+        _INSERT_DECLARATION, {c.key: getattr(declaration, c.key) for c in _DECLARATIONS.columns}
+    )
     return declaration
 
 
@@ -246,8 +288,10 @@ def decide_if_possible(
 ) -> bool:
     """Decide a pending declaration now, unless a vehicle or inspection event may still be
     on its way (then it stays pending; ``force`` decides with what is known)."""
-    vehicle_row = session.get(KnownVehicle, declaration.vin)
-    inspection_row = session.get(LatestInspection, declaration.vin)
+    session.flush()  # a consumer's projection changes, for the Core reads below
+    connection = session.connection()
+    vehicle_row = connection.execute(_VEHICLE, {"vin": declaration.vin}).first()
+    inspection_row = connection.execute(_INSPECTION, {"vin": declaration.vin}).first()
     vehicle = (
         domain.VehicleFacts(
             vehicle_row.enterprise_uscc, vehicle_row.first_registration_date, vehicle_row.exported
@@ -306,7 +350,7 @@ def decide_if_possible(
     return True
 
 
-def _declaration_for(session: Session, broker: Broker, declaration_no: str) -> Declaration:
+def _declaration_for(session: Session, broker: BrokerRef, declaration_no: str) -> Declaration:
     declaration = session.get(Declaration, declaration_no, with_for_update=True)
     if declaration is None:
         raise NotFound("declaration-not-found", f"No declaration {declaration_no} was lodged.")
@@ -323,7 +367,7 @@ def _require_status(declaration: Declaration, allowed: set[str], doing: str) -> 
         )
 
 
-def _release(session: Session, broker: Broker, data: DeclarationReleased) -> Declaration:
+def _release(session: Session, broker: BrokerRef, data: DeclarationReleased) -> Declaration:
     declaration = _declaration_for(session, broker, data.declaration_no)
     _require_status(declaration, {"accepted"}, "release")
     declaration.status = "released"
@@ -331,7 +375,7 @@ def _release(session: Session, broker: Broker, data: DeclarationReleased) -> Dec
     return declaration
 
 
-def _withdraw(session: Session, broker: Broker, data: DeclarationWithdrawn) -> Declaration:
+def _withdraw(session: Session, broker: BrokerRef, data: DeclarationWithdrawn) -> Declaration:
     declaration = _declaration_for(session, broker, data.declaration_no)
     _require_status(declaration, {"pending", "accepted"}, "withdraw")
     declaration.status = "withdrawn"
@@ -339,7 +383,7 @@ def _withdraw(session: Session, broker: Broker, data: DeclarationWithdrawn) -> D
 
 
 def _depart(
-    session: Session, broker: Broker, data: ShipmentDeparted
+    session: Session, broker: BrokerRef, data: ShipmentDeparted
 ) -> tuple[Declaration, Conflict | None]:
     """A departure needs an accepted and released declaration and a VIN not yet exported.
     A refused one is still recorded and emitted: the assessment must see the attempt."""
