@@ -77,27 +77,35 @@ async def run_checks(checks: dict[str, tuple[Check, bool]]) -> tuple[int, dict[s
     return (200 if ready else 503), {"status": overall if ready else "down", "checks": results}
 
 
-class BodyLimitMiddleware:
-    """413 for bodies over the limit, declared or streamed."""
+class EdgeMiddleware:
+    """What every request gets first, in one pass (each ASGI layer costs per request):
+    a 413 for bodies over the limit, declared or streamed; the caller's W3C trace continued,
+    or one started, and echoed back as ``x-trace-id``."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        too_large = problems.problem_response(
+    def _too_large(self) -> ASGIApp:
+        return problems.problem_response(
             413,
             "payload-too-large",
             "Payload too large",
             f"Request bodies are limited to {self.max_bytes} bytes.",
         )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        parent = None
         for k, v in scope["headers"]:
             if k == b"content-length" and v.isdigit() and int(v) > self.max_bytes:
-                await too_large(scope, receive, send)
+                await self._too_large()(scope, receive, send)
                 return
+            if k == b"traceparent":
+                parent = v.decode("latin-1")
+        trace_header = (b"x-trace-id", tracing.begin(parent).encode())
         seen = 0
         started = False
 
@@ -109,43 +117,22 @@ class BodyLimitMiddleware:
                 raise _TooLarge
             return message
 
-        async def tracking_send(message: Message) -> None:
+        async def edge_send(message: Message) -> None:
             nonlocal started
-            started = started or message["type"] == "http.response.start"
+            if message["type"] == "http.response.start":
+                started = True
+                message = {**message, "headers": [*message.get("headers", ()), trace_header]}
             await send(message)
 
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            await self.app(scope, limited_receive, edge_send)
         except _TooLarge:
             if not started:
-                await too_large(scope, receive, send)
+                await self._too_large()(scope, receive, send)
 
 
 class _TooLarge(Exception):
     pass
-
-
-class TraceMiddleware:
-    """Continue the caller's W3C trace, or start one; echo it back as ``traceparent``."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        parent = next((v.decode() for k, v in scope["headers"] if k == b"traceparent"), None)
-        trace_id = tracing.begin(parent)
-
-        async def send_with_trace(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                headers.append((b"x-trace-id", trace_id.encode()))
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, send_with_trace)
 
 
 def create_service_app(
@@ -198,8 +185,7 @@ def create_service_app(
     for router in routers:
         app.include_router(router)
     app.add_middleware(IdempotencyMiddleware, engine=engine)
-    app.add_middleware(TraceMiddleware)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(EdgeMiddleware, max_bytes=settings.max_body_bytes)
     return app
 
 
