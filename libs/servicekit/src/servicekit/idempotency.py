@@ -123,6 +123,9 @@ def release(engine: Engine, scope: str, key: str) -> None:
         conn.execute(delete(keys).where(keys.c.scope == scope, keys.c.key == key))
 
 
+_HEADER_BYTES = HEADER.encode()  # ASGI servers give header names lower-cased
+
+
 class IdempotencyMiddleware:
     def __init__(self, app: ASGIApp, engine: Engine) -> None:
         self.app = app
@@ -132,11 +135,11 @@ class IdempotencyMiddleware:
         if scope["type"] != "http" or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode().lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        key = headers.get(HEADER)
-        if key is None:
+        if not any(k == _HEADER_BYTES for k, _ in scope["headers"]):  # most requests
             await self.app(scope, receive, send)
             return
+        headers = {k.decode().lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        key = headers[HEADER]
         if not key or len(key) > MAX_KEY_LENGTH:
             await problem_response(
                 400,

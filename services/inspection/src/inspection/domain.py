@@ -124,7 +124,10 @@ def decide(
 
 def new_certificate_no(today: date) -> str:
     """``EXC-<yymm>-<16 random base32>-<check>``: 80 random bits, ISO 7064 checked."""
-    body = f"{today:%y%m}" + "".join(secrets.choice(_CERT_ALPHABET) for _ in range(16))
+    # one 80-bit draw, written in base 32 (16 symbols of 5 bits): one urandom call, not 16
+    bits = int.from_bytes(secrets.token_bytes(10))
+    random_part = "".join(_CERT_ALPHABET[(bits >> (5 * i)) & 31] for i in range(16))
+    body = f"{today:%y%m}{random_part}"
     return f"EXC-{body[:4]}-{body[4:]}-{mod_37_36.calc_check_digit(body)}"
 
 
