@@ -1,9 +1,12 @@
 """The live worker's running state equals the pure function over its ledger, for random
-event histories delivered in random batches, with duplicates and out-of-order arrival."""
+event histories spread over two years, delivered in random batches on a moving clock, with
+duplicates, out-of-order arrival and the daily clock ticks between them."""
+
+from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -13,19 +16,21 @@ from sqlalchemy import Engine, delete, select, text, update
 from sqlalchemy.orm import Session
 
 from contracts import envelope, events
+from contracts.envelope import CloudEvent
 from scoring import domain, policy, services
 from scoring.__main__ import SPEC
 from scoring.consumers import subscriptions
 from scoring.models import EnterpriseAssessment, LedgerEntry
 from scoring.settings import Settings
 from servicekit import migrate
-from servicekit.consumer import BatchApplier, Record
+from servicekit.consumer import BatchApplier, Record, Subscription
 from servicekit.db import make_engine
 
 import factories
 
 POLICY = policy.load(Settings().policy_path)
 USCCS = [factories.uscc(rng=random.Random(i)) for i in range(3)]
+START = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -37,139 +42,196 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     engine.dispose()
 
 
-def random_event(rng: random.Random) -> envelope.CloudEvent:
-    uscc, vin = rng.choice(USCCS), factories.vin(rng=rng)
-    now = datetime.now(UTC)
-    kind = rng.randrange(4)
+def random_event(rng: random.Random, vins: list[str]) -> CloudEvent:
+    uscc = rng.choice(USCCS)
+    at = START + timedelta(days=rng.uniform(0, 730))
+    vin = rng.choice(vins) if vins and rng.random() < 0.3 else factories.vin(rng=rng)
+    vins.append(vin)
+    kind = rng.randrange(9)
     data: events.EventData
     if kind == 0:
         data = events.VehicleRegistered(
-            enterprise_uscc=uscc,
-            vin=vin,
-            make="BYD",
-            model="Qin Plus",
-            model_year=2022,
-            first_registration_date=date(2022, 6, 1),
-            mileage_km=21_000,
-            registered_at=now,
-        )
+            enterprise_uscc=uscc, vin=vin, make="BYD", model="Qin Plus", model_year=2022,
+            first_registration_date=date(2022, 6, 1), mileage_km=21_000, registered_at=at,
+        )  # fmt: skip
     elif kind == 1:
         verdict = rng.choice(["pass", "fail"])
         data = events.VehicleInspected(
-            enterprise_uscc=uscc,
-            inspection_id=str(uuid.uuid4()),
-            vin=vin,
-            station_id="s",
-            inspected_at=now,
-            odometer_km=22_000,
-            verdict=verdict,
-            first_inspection=rng.random() < 0.8,
-            items=[],
+            enterprise_uscc=uscc, inspection_id=str(uuid.uuid4()), vin=vin, station_id="s",
+            inspected_at=at, odometer_km=22_000, verdict=verdict,
+            first_inspection=rng.random() < 0.8, items=[],
             failed_items=rng.sample(["BRAKES", "FIRE_DAMAGE_FREE", "TYRES"], k=1)
-            if verdict == "fail"
-            else [],
+            if verdict == "fail" else [],
             fraud_signals=["odometer_rollback"] if rng.random() < 0.1 else [],
-            certificate_no="EXC-1" if verdict == "pass" else None,
-            valid_until=date.today() + timedelta(days=90) if verdict == "pass" else None,
-        )
+        )  # fmt: skip
     elif kind == 2:
         reasons = rng.sample(
             ["inspection_missing", "certificate_mismatch", "licence_missing"], k=rng.randrange(3)
         )
         data = events.VehicleDeclared(
-            enterprise_uscc=uscc,
-            declaration_no=f"D{rng.randrange(10**9)}",
-            vin=vin,
-            broker_id="b",
-            outcome="rejected" if reasons else "accepted",
-            reasons=reasons,
-            port_of_loading="CNSHA",
-            destination_country="RU",
-            declared_at=now,
-        )
-    else:
+            enterprise_uscc=uscc, declaration_no=f"D{rng.randrange(10**9)}", vin=vin,
+            broker_id="b", outcome="rejected" if reasons else "accepted", reasons=reasons,
+            port_of_loading="CNSHA", destination_country="RU", declared_at=at,
+        )  # fmt: skip
+    elif kind == 3:
         data = events.VehicleExported(
-            enterprise_uscc=uscc,
-            declaration_no=f"D{rng.randrange(10**9)}",
-            vin=vin,
-            bill_of_lading="COSU1",
-            vessel_name="COSCO Fortune",
-            vessel_imo="9074729",
-            port_of_loading="CNSHA",
-            departed_at=now,
+            enterprise_uscc=uscc, declaration_no=f"D{rng.randrange(10**9)}", vin=vin,
+            bill_of_lading="COSU1", vessel_name="COSCO Fortune", vessel_imo="9074729",
+            port_of_loading="CNSHA", departed_at=at,
+        )  # fmt: skip
+    elif kind == 4:
+        data = events.ComplaintFiled(
+            enterprise_uscc=uscc, complaint_id=f"c{rng.randrange(5)}", country="RU",
+            category="quality", filed_at=at,
+        )  # fmt: skip
+    elif kind == 5:
+        data = events.ComplaintResolved(
+            enterprise_uscc=uscc, complaint_id=f"c{rng.randrange(5)}", resolved_at=at
         )
-    return envelope.new_event(data, source="ucx/test")
+    elif kind == 6:
+        data = events.EnterpriseStatusChanged.model_validate(
+            {
+                "enterprise_uscc": uscc, "from": None, "actor": "policy", "reason": "tier",
+                "to": rng.choice(["admitted", "warned", "suspended"]), "changed_at": at,
+            }
+        )  # fmt: skip
+    elif kind == 7:
+        data = events.CertificateRevoked(
+            enterprise_uscc=uscc, certificate_no="EXC-1", vin=vin, inspection_id="i",
+            reason="forged papers", forged=rng.random() < 0.2, revoked_at=at,
+        )  # fmt: skip
+    else:
+        data = events.DepartureRefused(
+            enterprise_uscc=uscc, declaration_no="D1", vin=vin, broker_id="b",
+            reason="declaration_not_released", declaration_status="accepted", refused_at=at,
+        )  # fmt: skip
+    return envelope.new_event(data, source="ucx/test", time=at)
 
 
 def reset(engine: Engine) -> None:
     with engine.begin() as conn:
-        for table in ("ledger", "assessments", "inbox", "outbox"):
+        for table in ("ledger", "assessments", "assessment_changes", "exported_vins", "inbox"):
             conn.execute(text(f"DELETE FROM {table}"))
+        conn.execute(text("DELETE FROM outbox"))
+
+
+def on_clock(engine: Engine, clock: list[datetime]) -> BatchApplier:
+    """The worker's own subscription, with the batch moment taken from ``clock``."""
+    [real] = subscriptions(Settings(database_url=str(engine.url)))
+
+    def after_batch(session: Session, batch: Sequence[CloudEvent]) -> None:
+        services.record_batch(session, POLICY, batch, now=clock[0])
+
+    return BatchApplier(engine, Subscription(real.name, real.handlers, after_batch), 1)
+
+
+def records(batch: Sequence[CloudEvent]) -> list[Record]:
+    return [
+        Record(e.topic, 0, i, e.enterpriseid.encode(), envelope.encode(e))
+        for i, e in enumerate(batch)
+    ]
 
 
 @settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 60))
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 80))
 def test_incremental_state_equals_the_pure_function_over_the_ledger(
     engine: Engine, seed: int, n: int
 ) -> None:
     reset(engine)
     rng = random.Random(seed)
-    history = [random_event(rng) for _ in range(n)]
+    vins: list[str] = []
+    history = [random_event(rng, vins) for _ in range(n)]
     deliveries = history + rng.sample(history, k=rng.randrange(0, n + 1))  # redeliveries
     rng.shuffle(deliveries)  # out-of-order arrival
-    [subscription] = subscriptions(Settings(database_url=str(engine.url)))
-    applier = BatchApplier(engine, subscription, max_attempts=1)
+    clock = [START]
+    applier = on_clock(engine, clock)
     while deliveries:
+        clock[0] += timedelta(days=rng.uniform(0, 60))
+        if rng.random() < 0.3:
+            with Session(engine) as session, session.begin():
+                services.reevaluate(session, POLICY, clock[0])
         size = rng.randint(1, 10)
         batch, deliveries = deliveries[:size], deliveries[size:]
-        applier.apply(
-            [
-                Record(e.topic, 0, i, e.enterpriseid.encode(), envelope.encode(e))
-                for i, e in enumerate(batch)
-            ]
-        )
+        applier.apply(records(batch))
 
     with Session(engine) as session:
         ledger = session.scalars(select(LedgerEntry).order_by(LedgerEntry.seq)).all()
-        assert sorted(e.event_id for e in ledger) == sorted({e.id for e in history})
-        for row in session.scalars(select(EnterpriseAssessment)):
-            mine = [(e.event_id, e.type, e.data) for e in ledger if e.uscc == row.uscc]
-            replayed = domain.replay(POLICY, mine)
-            assert domain.Tally.model_validate(row.tally) == replayed
-            assert row.score == domain.score_of(POLICY, replayed)
-            assert row.tier == replayed.tier
+        seen = [e.event_id for e in ledger if e.type != domain.TICK]
+        assert sorted(seen) == sorted({e.id for e in history})  # each exactly once
+        replayed = domain.replay(POLICY, services.ledger_entries(session))
+        rows = session.scalars(select(EnterpriseAssessment)).all()
+        assert {r.uscc for r in rows} == set(replayed)
+        for row in rows:
+            stored = domain.State.from_json(row.state)
+            assert stored == replayed[row.uscc]
+            assert (row.score, row.tier) == (stored.score, stored.tier)
             assert (row.emitted_score, row.emitted_tier) == (row.score, row.tier)
-        assert services.verify_chain(session) == []
+        assert services.verify_chain(session) == (len(ledger), [])
+
+
+def test_the_clock_ages_events_out_and_records_the_moment(engine: Engine) -> None:
+    reset(engine)
+    rng = random.Random(3)
+    uscc = USCCS[0]
+    fails = []
+    for _ in range(10):
+        data = events.VehicleInspected(
+            enterprise_uscc=uscc, inspection_id=str(uuid.uuid4()), vin=factories.vin(rng=rng),
+            station_id="s", inspected_at=START, odometer_km=1, verdict="fail",
+            first_inspection=True, items=[], failed_items=["BRAKES"],
+        )  # fmt: skip
+        fails.append(envelope.new_event(data, source="ucx/test", time=START))
+        registered = events.VehicleRegistered(
+            enterprise_uscc=uscc, vin=data.vin, make="BYD", model="Qin Plus", model_year=2022,
+            first_registration_date=date(2022, 6, 1), mileage_km=21_000, registered_at=START,
+        )  # fmt: skip
+        fails.append(envelope.new_event(registered, source="ucx/test", time=START))
+    clock = [START + timedelta(hours=1)]
+    on_clock(engine, clock).apply(records(fails))
+    with Session(engine) as session:
+        before = services.get_row(session, uscc)
+        assert (before.score, before.tier) == (65.0, "warning")  # quality 0, nothing exported
+    with Session(engine) as session, session.begin():
+        assert services.reevaluate(session, POLICY, START + timedelta(days=100)) == 0
+    with Session(engine) as session, session.begin():
+        assert services.reevaluate(session, POLICY, START + timedelta(days=366)) == 1
+    with Session(engine) as session:
+        after = services.get_row(session, uscc)
+        assert (after.score, after.tier) == (76.0, "warning")  # nothing in the window: the prior
+        ticks = session.scalars(select(LedgerEntry).where(LedgerEntry.type == domain.TICK)).all()
+        assert len(ticks) == 1
+        replayed = domain.replay(POLICY, services.ledger_entries(session))[uscc]
+        assert domain.State.from_json(after.state) == replayed
 
 
 def test_tampering_with_the_ledger_is_detected(engine: Engine) -> None:
     reset(engine)
     rng = random.Random(7)
-    [subscription] = subscriptions(Settings(database_url=str(engine.url)))
-    batch = [random_event(rng) for _ in range(20)]
-    BatchApplier(engine, subscription, 1).apply(
-        [
-            Record(e.topic, 0, i, e.enterpriseid.encode(), envelope.encode(e))
-            for i, e in enumerate(batch)
-        ]
-    )
+    clock = [START]
+    vins: list[str] = []
+    on_clock(engine, clock).apply(records([random_event(rng, vins) for _ in range(20)]))
     with Session(engine) as session, session.begin():
         first = session.scalars(select(LedgerEntry).order_by(LedgerEntry.seq).limit(1)).one()
-        seq, uscc, data = first.seq, first.uscc, dict(first.data)
-        session.execute(
-            update(LedgerEntry)
-            .where(LedgerEntry.seq == seq)
-            .values(data={**data, "make": "Forged"})
-        )
+        seq, uscc, data = first.seq, first.uscc, first.data
+        forged = data.replace('"enterprise_uscc"', '"enterprise_uscc_"')
+        session.execute(update(LedgerEntry).where(LedgerEntry.seq == seq).values(data=forged))
     with Session(engine) as session:
-        assert services.verify_chain(session) == [uscc]
+        assert services.verify_chain(session) == (20, [uscc])
     with Session(engine) as session, session.begin():
         session.execute(update(LedgerEntry).where(LedgerEntry.seq == seq).values(data=data))
     with Session(engine) as session:
-        assert services.verify_chain(session) == []
+        assert services.verify_chain(session) == (20, [])
     with Session(engine) as session, session.begin():
         session.execute(delete(LedgerEntry).where(LedgerEntry.seq == seq))
     with Session(engine) as session:
-        assert services.verify_chain(session) == [uscc]
+        assert services.verify_chain(session) == (19, [uscc])
+    with Session(engine) as session, session.begin():
+        last = session.scalars(
+            select(LedgerEntry).where(LedgerEntry.uscc == uscc).order_by(LedgerEntry.seq.desc())
+        ).first()
+        assert last is not None
+        session.execute(delete(LedgerEntry).where(LedgerEntry.seq == last.seq))
+    with Session(engine) as session:
+        assert uscc in services.verify_chain(session)[1]  # also caught: a removed newest row

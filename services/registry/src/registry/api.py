@@ -17,7 +17,6 @@ from registry.schemas import (
     DecisionPublic,
     EnterpriseCreate,
     EnterprisePublic,
-    Page,
     StatusChangePublic,
     TimelineEvent,
     TimelinePublic,
@@ -28,7 +27,7 @@ from registry.schemas import (
 from registry.settings import Settings
 from servicekit.auth import bearer
 from servicekit.http import AdminDep, SessionDep, WriterDep
-from servicekit.pagination import MAX_LIMIT
+from servicekit.pagination import MAX_LIMIT, Page
 
 router = APIRouter(prefix="/v1")
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]

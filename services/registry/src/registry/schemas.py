@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -10,18 +10,10 @@ from contracts.identifiers import CountryCode, HsCode, OpaqueRef, Uscc, Vin
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
 Province = Annotated[str, StringConstraints(pattern=r"^[1-8][0-9]0000$")]
-T = TypeVar("T")
 
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class Page(BaseModel, Generic[T]):
-    items: list[T]
-    next_cursor: str | None = Field(
-        description="Pass as ?cursor= for the next page; null at the end."
-    )
 
 
 class EnterpriseCreate(_In):

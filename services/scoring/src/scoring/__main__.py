@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 from scoring.app import create_app
-from scoring.consumers import subscriptions
+from scoring.consumers import subscriptions, timers
 from scoring.settings import Settings
 from servicekit.cli import ServiceSpec, main
 
@@ -14,6 +14,7 @@ SPEC = ServiceSpec(
     create_app=create_app,
     migrations=Path(__file__).resolve().parents[2] / "migrations",
     subscriptions=subscriptions,
+    timers=timers,
 )
 
 if __name__ == "__main__":

@@ -1,29 +1,284 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
 
+from fastapi import APIRouter, BackgroundTasks, Query, Request, status
+from pydantic import ValidationError
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from contracts import events
 from scoring import domain, services
+from scoring.models import AssessmentChange, EnterpriseAssessment, RescoreJob
 from scoring.policy import Policy
-from scoring.schemas import AssessmentPublic, ComponentPublic
-from servicekit.http import SessionDep
+from scoring.schemas import (
+    AssessmentChangePublic,
+    AssessmentPublic,
+    ComponentExplained,
+    ComponentPublic,
+    ExitRulePublic,
+    Explanation,
+    LedgerVerification,
+    Percentile,
+    Ranked,
+    RescoreJobPublic,
+    RescoreRequest,
+    WhatIf,
+    WhatIfResult,
+    Window,
+)
+from servicekit import pagination
+from servicekit.http import AdminDep, SessionDep
+from servicekit.pagination import MAX_LIMIT, Page
+from servicekit.problems import NotFound, Problem, field_errors
 
 router = APIRouter(prefix="/v1")
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+TIERS = ("good", "warning", "suspension", "exit")
+
+
+def _policy(request: Request) -> Policy:
+    policy: Policy = request.app.state.policy
+    return policy
+
+
+def _components(assessment: domain.Assessment) -> dict[str, ComponentPublic]:
+    return {
+        name: ComponentPublic(
+            value=c.value,
+            weight=c.weight,
+            observed_rate=c.observed,
+            numerator=c.numerator,
+            denominator=c.denominator,
+        )
+        for name, c in assessment.components.items()
+    }
+
+
+def _window(assessment: domain.Assessment) -> Window:
+    return Window(start=assessment.window[0], end=assessment.window[1])
 
 
 @router.get("/enterprises/{uscc}/assessment")
 def get_assessment(uscc: str, session: SessionDep, request: Request) -> AssessmentPublic:
-    policy: Policy = request.app.state.policy
-    row = services.get_assessment(session, uscc)
-    tally = domain.Tally.model_validate(row.tally)
-    assessment = domain.assess(policy, tally)
+    row = services.get_row(session, uscc)
+    state = domain.State.from_json(row.state)
+    assessment = services.current(_policy(request), row)
+    causes = sorted({e for ids in assessment.causes.values() for e in ids})
     return AssessmentPublic(
         uscc=row.uscc,
         score=row.score,
         tier=row.tier,
-        components={k: ComponentPublic(**v) for k, v in assessment.components.items()},
-        events_counted=tally.events_counted,
-        events_by_type=tally.by_type,
+        raw_tier=assessment.raw_tier,
+        components=_components(assessment),
+        exit_rules=[ExitRulePublic(**r) for r in assessment.exit_rules],
+        vehicles=assessment.vehicles,
+        exports=assessment.exports,
+        events_counted=state.events,
+        events_by_type=state.by_type,
         policy_version=row.policy_version,
+        window=_window(assessment),
         updated_at=row.updated_at,
-        causes=assessment.causes,
+        causes=causes[-domain.MAX_CAUSES :],
+        causes_by_component=assessment.causes,
     )
+
+
+@router.get("/enterprises/{uscc}/assessment/history")
+def assessment_history(
+    uscc: str, session: SessionDep, cursor: str | None = None, limit: Limit = 50
+) -> Page[AssessmentChangePublic]:
+    """Every emitted change, oldest first."""
+    row = services.get_row(session, uscc)
+    query = (
+        select(AssessmentChange)
+        .where(AssessmentChange.uscc == row.uscc)
+        .order_by(AssessmentChange.id)
+        .limit(limit)
+    )
+    after = pagination.decode(cursor)
+    if after is not None:
+        if not after.isdigit():
+            raise pagination.invalid_cursor()
+        query = query.where(AssessmentChange.id > int(after))
+    changes = list(session.scalars(query))
+    return Page[AssessmentChangePublic](
+        items=[AssessmentChangePublic.model_validate(c, from_attributes=True) for c in changes],
+        next_cursor=pagination.next_cursor([str(c.id) for c in changes], limit),
+    )
+
+
+@router.get("/enterprises/{uscc}/assessment/explain")
+def explain(uscc: str, session: SessionDep, request: Request) -> Explanation:
+    """Component by component: the rate, its numerator and denominator, the events counted
+    in each (from the ledger), and the score change one more event of each kind would cause."""
+    policy = _policy(request)
+    row = services.get_row(session, uscc)
+    state = domain.State.from_json(row.state)
+    moment = state.moment or row.updated_at
+    assessment = domain.evaluate(policy, state, moment)
+    counted = domain.counted_events(policy, services.ledger_entries(session, row.uscc), moment)
+    moves = domain.what_would_move(policy, state, moment)
+    prior = assessment.vehicles < policy.prior.below_vehicles
+    components = {
+        name: ComponentExplained(
+            value=c.value,
+            weight=c.weight,
+            points=round(c.value * c.weight, 2),
+            observed_rate=c.observed,
+            numerator=c.numerator,
+            denominator=c.denominator,
+            prior_applied=prior and name != "activity",
+            numerator_events=counted[name]["numerator"],
+            denominator_events=counted[name]["denominator"],
+            what_would_move_it=moves[name],
+        )
+        for name, c in assessment.components.items()
+    }
+    return Explanation(
+        uscc=row.uscc,
+        score=row.score,
+        tier=row.tier,
+        policy_version=policy.version,
+        window=_window(assessment),
+        vehicles=assessment.vehicles,
+        components=components,
+        exit_rules=[ExitRulePublic(**r) for r in assessment.exit_rules],
+        tier_boundaries=domain.boundaries(policy, row.tier),
+    )
+
+
+@router.post("/enterprises/{uscc}/what-if")
+def what_if(uscc: str, body: WhatIf, session: SessionDep, request: Request) -> WhatIfResult:
+    """The assessment that would result from hypothetical events now; nothing is stored."""
+    policy = _policy(request)
+    uscc = uscc.strip().upper()
+    row = session.get(EnterpriseAssessment, uscc)
+    state = domain.State.from_json(row.state) if row else domain.State()
+    now = datetime.now(UTC)
+    entries = []
+    for index, hypothetical in enumerate(body.events):
+        model = events.BY_TYPE[hypothetical.type]
+        try:
+            data = model.model_validate({"enterprise_uscc": uscc, **hypothetical.data})
+        except ValidationError as exc:
+            errors = [
+                {**e, "field": f"events.{index}.data.{e['field']}"}
+                for e in field_errors(exc.errors())
+            ]
+            raise Problem(
+                "validation-error", "A hypothetical event is not valid.", status=422, errors=errors
+            ) from exc
+        entries.append(
+            domain.Entry(
+                f"what-if-{index}",
+                hypothetical.type,
+                uscc,
+                hypothetical.time or now,
+                data.model_dump(mode="json", by_alias=True),
+                now + timedelta(microseconds=index),
+            )
+        )
+    exports = services.known_exports(session, uscc, entries)
+    result = domain.what_if(policy, state, entries, exports)
+    return WhatIfResult(
+        uscc=uscc,
+        current_score=state.score,
+        current_tier=state.tier,
+        score=result.score,
+        tier=result.tier,
+        score_change=round(result.score - state.score, 2) if state.score is not None else None,
+        recommended_action=domain.recommended_action(policy, result.tier, state.tier),
+        components=_components(result),
+        exit_rules=[ExitRulePublic(**r) for r in result.exit_rules],
+    )
+
+
+@router.get("/rankings")
+def rankings(
+    session: SessionDep,
+    tier: Annotated[str | None, Query(pattern="^(good|warning|suspension|exit)$")] = None,
+    province: Annotated[str | None, Query(pattern=r"^\d{6}$")] = None,
+    cursor: str | None = None,
+    limit: Limit = 50,
+) -> Page[Ranked]:
+    """Enterprises by score, best first."""
+    a = EnterpriseAssessment
+    query = select(a).order_by(a.score.desc(), a.uscc).limit(limit)
+    if tier:
+        query = query.where(a.tier == tier)
+    if province:
+        query = query.where(a.province == province)
+    after = pagination.decode(cursor)
+    if after is not None:
+        score_text, _, last_uscc = after.partition("|")
+        try:
+            last_score = float(score_text)
+        except ValueError as exc:
+            raise pagination.invalid_cursor() from exc
+        query = query.where(
+            or_(a.score < last_score, and_(a.score == last_score, a.uscc > last_uscc))
+        )
+    rows = list(session.scalars(query))
+    return Page[Ranked](
+        items=[Ranked.model_validate(r, from_attributes=True) for r in rows],
+        next_cursor=pagination.next_cursor([f"{r.score!r}|{r.uscc}" for r in rows], limit),
+    )
+
+
+@router.get("/enterprises/{uscc}/percentile")
+def percentile(uscc: str, session: SessionDep) -> Percentile:
+    """Where the enterprise stands among enterprises of similar export volume."""
+    row = services.get_row(session, uscc)
+    a = EnterpriseAssessment
+    peers = a.volume_band == row.volume_band
+    count = select(func.count()).select_from(a).where(peers)
+    total = session.scalar(count) or 0
+    lower = session.scalar(count.where(a.score < row.score)) or 0
+    ties = session.scalar(count.where(a.score == row.score)) or 0
+    return Percentile(
+        uscc=row.uscc,
+        score=row.score,
+        exports=row.exports,
+        peer_group=services.band_label(row.volume_band),
+        peers=total,
+        percentile=round(100 * (lower + 0.5 * ties) / total, 1) if total else 100.0,
+    )
+
+
+@router.post("/rescore", status_code=status.HTTP_202_ACCEPTED)
+def rescore(
+    body: RescoreRequest,
+    session: SessionDep,
+    request: Request,
+    background: BackgroundTasks,
+    _admin: AdminDep,
+) -> RescoreJobPublic:
+    """Recompute every enterprise (or one) from the ledger with the loaded policy; the
+    differences are emitted. Runs after the answer; poll ``GET /v1/rescore/{id}``."""
+    policy = _policy(request)
+    job = services.start_rescore(session, policy, body.uscc)
+    sessions: sessionmaker[Session] = request.app.state.sessions
+    background.add_task(_run_rescore, sessions, policy, job.id)
+    return RescoreJobPublic.model_validate(job, from_attributes=True)
+
+
+def _run_rescore(sessions: sessionmaker[Session], policy: Policy, job_id: str) -> None:
+    with sessions() as session:
+        services.run_rescore(session, policy, job_id)
+
+
+@router.get("/rescore/{job_id}")
+def rescore_job(job_id: str, session: SessionDep, _admin: AdminDep) -> RescoreJobPublic:
+    job = session.get(RescoreJob, job_id)
+    if job is None:
+        raise NotFound("rescore-job-not-found", f"No rescore job {job_id}.")
+    return RescoreJobPublic.model_validate(job, from_attributes=True)
+
+
+@router.get("/ledger/verify")
+def verify_ledger(session: SessionDep, _admin: AdminDep) -> LedgerVerification:
+    """Recompute every hash of the chain: tampered, reordered or removed rows show."""
+    checked, broken = services.verify_chain(session)
+    return LedgerVerification(ok=not broken, entries_checked=checked, broken_enterprises=broken)

@@ -1,9 +1,9 @@
-"""The scoring worker: every vehicle event into the ledger and the enterprise's assessment."""
+"""The scoring worker: every event about an enterprise into the ledger and its assessment;
+the clock's re-evaluation as a timer."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import partial
 
 from sqlalchemy.orm import Session
 
@@ -12,26 +12,44 @@ from contracts.envelope import CloudEvent
 from scoring import policy as policies
 from scoring import services
 from scoring.settings import Settings
-from servicekit.consumer import Subscription
+from servicekit.consumer import Subscription, Timer
 from servicekit.settings import BaseServiceSettings
 
-TYPES = (
-    events.VehicleRegistered.TYPE,
-    events.VehicleInspected.TYPE,
-    events.VehicleDeclared.TYPE,
-    events.VehicleExported.TYPE,
+SCORED: tuple[type[events.EventData], ...] = (
+    events.VehicleRegistered,
+    events.VehicleInspected,
+    events.CertificateRevoked,
+    events.VehicleDeclared,
+    events.VehicleExported,
+    events.DepartureRefused,
+    events.ComplaintFiled,
+    events.ComplaintResolved,
+    events.EnterpriseStatusChanged,
 )
+
+
+def _validate(session: Session, event: CloudEvent) -> None:
+    """Per event: the data must be what its type promises (else the record is a dead letter
+    with the validation error). The work happens once per batch, in ``after_batch``."""
+    event.parse_data(events.BY_TYPE[event.type])
 
 
 def subscriptions(settings: BaseServiceSettings) -> list[Subscription]:
     assert isinstance(settings, Settings)
     policy = policies.load(settings.policy_path)
-    record = partial(services.record, policy=policy)
-
-    def handle(session: Session, event: CloudEvent) -> None:
-        record(session, event=event)
 
     def after_batch(session: Session, batch: Sequence[CloudEvent]) -> None:
-        services.emit_changes(session, policy, batch)
+        services.record_batch(session, policy, batch)
 
-    return [Subscription("scoring-ledger", dict.fromkeys(TYPES, handle), after_batch)]
+    handlers = {model.TYPE: _validate for model in SCORED}
+    return [Subscription("scoring-ledger", handlers, after_batch)]
+
+
+def timers(settings: BaseServiceSettings) -> list[Timer]:
+    assert isinstance(settings, Settings)
+    policy = policies.load(settings.policy_path)
+
+    def reevaluate(session: Session) -> None:
+        services.reevaluate(session, policy)
+
+    return [Timer("scoring-clock", settings.reevaluate_interval_s, run=reevaluate)]

@@ -1,166 +1,552 @@
-"""The assessment as pure functions of (policy, events): ``fold`` one event into a running
-tally, ``assess`` a tally. Replaying the ledger through ``replay`` gives exactly what the live
-worker stores, because the worker applies the very same steps per event, in ledger order.
+"""Policy v1 of the dynamic assessment (DOMAIN.md §6) as pure code, no I/O.
 
-Not yet here (issue #6): the rolling 365-day window, complaints, the two-suspensions rule
-and the immediate-exit violations.
+The state of one enterprise is a :class:`State`; :func:`fold` applies one ledger entry to it
+(mutating it, cheaply: the worker does this per event) and :func:`evaluate` reads an
+assessment off it at a moment. :func:`replay` is the pure function over a ledger: a fresh
+state, every entry folded in ledger order, each at the moment it was recorded. The live
+worker runs exactly these steps, so its stored state equals a replay of the ledger.
+
+Time is explicit. Each entry is folded at ``now`` (its ``recorded_at`` in the ledger): the
+365-day window ends there, the tier moves there. An evaluation that only the clock caused
+(the daily timer) is itself a ledger entry (type :data:`TICK`), so replay sees the same
+moments the worker saw, and the hysteresis path is reproduced exactly.
+
+Counting: vehicle facts go into per-day buckets by the event's own time, so late or
+out-of-order events land in the right day; the running window totals are kept by adding a
+bucket's counts as events arrive and subtracting a bucket when it leaves the window.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
-
-from pydantic import BaseModel, Field
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Protocol
 
 from contracts import events
 from scoring.policy import Policy
 
+TICK = "scoring.clock-tick"
+"""A ledger entry recording an evaluation the clock caused (no event; ``data`` empty)."""
+
 MAX_CAUSES = 20
+COMPONENTS = ("quality", "integrity", "gate_compliance", "after_sales", "activity")
+TIERS_TO_ACTIONS = {"warning": "warn", "suspension": "suspend", "exit": "exit"}
+
+# the counters of a day bucket / of the window, by position (lists are cheap to copy and
+# to serialise)
+VEHICLES, FIRST_INSPECTIONS, FIRST_FAILS, VIOLATIONS, DECLARATIONS, GATE_REJECTIONS, EXPORTS = (
+    range(7)
+)
+COUNTERS = (
+    "vehicles", "first_inspections", "first_inspection_fails", "violations", "declarations",
+    "gate_rejections", "exports",
+)  # fmt: skip
 
 
-class Tally(BaseModel):
-    """The running state of one enterprise: everything ``assess`` needs, nothing else."""
+class Exports(Protocol):
+    """Which VINs an enterprise exported before: the worker asks its table, replay a set."""
 
-    vehicles: int = 0
-    first_inspections: int = 0
-    first_inspection_fails: float = 0
-    violations: int = 0
-    declarations: int = 0
-    gate_rejections: int = 0
-    exports: int = 0
-    complaints: float = 0
-    events_counted: int = 0
-    by_type: dict[str, int] = Field(default_factory=dict)
-    causes: dict[str, list[str]] = Field(default_factory=dict)
+    def first_export(self, uscc: str, vin: str) -> bool:
+        """Record the export; False if this VIN was exported by this enterprise before."""
+
+
+class ExportSet:
+    def __init__(self) -> None:
+        self.seen: set[tuple[str, str]] = set()
+
+    def first_export(self, uscc: str, vin: str) -> bool:
+        if (uscc, vin) in self.seen:
+            return False
+        self.seen.add((uscc, vin))
+        return True
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One ledger entry as the domain sees it."""
+
+    event_id: str
+    type: str
+    uscc: str
+    time: datetime
+    data: Mapping[str, Any]
+    recorded_at: datetime
+
+
+@dataclass
+class State:
+    days: dict[int, list[float]] = field(default_factory=dict)
+    """Day ordinal (of the event's time) -> counters, for days still in the window."""
+    totals: list[float] = field(default_factory=lambda: [0.0] * len(COUNTERS))
+    as_of: int = 0
+    """Day ordinal the window ends on (never moves back)."""
+    complaints: dict[str, list[Any]] = field(default_factory=dict)
+    """complaint id -> [filed_at iso | None, resolved_at iso | None, event id]."""
+    statuses: list[list[str]] = field(default_factory=list)
+    """[changed_at iso, to_status, event id], sorted by time: the registry's decisions."""
+    exits: list[list[str]] = field(default_factory=list)
+    """Immediate-exit violations: [time iso, rule, event id]."""
+    causes: dict[str, list[str]] = field(default_factory=dict)
+    events: int = 0
+    by_type: dict[str, int] = field(default_factory=dict)
     tier: str | None = None
+    score: float | None = None
+    tier_since: str | None = None
+    """When the tier last moved down (iso): hysteresis applies within the warning window."""
+    folded_at: str | None = None
+    """The moment of the last fold (iso): the stored assessment is read off at it."""
+
+    @property
+    def moment(self) -> datetime | None:
+        return _at(self.folded_at) if self.folded_at else None
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "days": {str(k): v for k, v in self.days.items()},
+                "totals": self.totals,
+                "as_of": self.as_of,
+                "complaints": self.complaints,
+                "statuses": self.statuses,
+                "exits": self.exits,
+                "causes": self.causes,
+                "events": self.events,
+                "by_type": self.by_type,
+                "tier": self.tier,
+                "score": self.score,
+                "tier_since": self.tier_since,
+                "folded_at": self.folded_at,
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> State:
+        raw = json.loads(text)
+        raw["days"] = {int(k): v for k, v in raw["days"].items()}
+        return cls(**raw)
+
+
+@dataclass(frozen=True)
+class Component:
+    value: float
+    weight: float
+    observed: float
+    """The observed rate (or 1/0 for activity) before the prior."""
+    numerator: float
+    denominator: float
 
 
 @dataclass(frozen=True)
 class Assessment:
     score: float
     tier: str
-    components: dict[str, dict[str, float]]
-    causes: list[str]
+    raw_tier: str
+    """The tier the score alone gives, before hysteresis and the exit rules."""
+    components: dict[str, Component]
+    exit_rules: list[dict[str, str]]
+    """Why the tier is ``exit`` regardless of the score: [{rule, event_id, at}]."""
+    vehicles: int
+    exports: int
+    window: tuple[date, date]
+    causes: dict[str, list[str]]
+    policy_version: str
 
 
-def _cause(tally: Tally, component: str, event_id: str) -> None:
-    ids = tally.causes.setdefault(component, [])
+def _day(moment: datetime) -> int:
+    return moment.astimezone(UTC).date().toordinal()
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+def _at(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _cause(state: State, component: str, event_id: str) -> None:
+    ids = state.causes.setdefault(component, [])
     if event_id not in ids:
         ids.append(event_id)
-        ids.sort()  # uuid7 ids sort by time: keep the newest, whatever the arrival order
         del ids[:-MAX_CAUSES]
 
 
-def fold(policy: Policy, tally: Tally, event_id: str, type_: str, data: Mapping[str, Any]) -> Tally:
-    """One event into the tally (a new tally; the input is not changed)."""
-    t = tally.model_copy(deep=True)
-    t.events_counted += 1
-    t.by_type[type_] = t.by_type.get(type_, 0) + 1
+def advance(policy: Policy, state: State, now: datetime) -> None:
+    """Move the window's end to ``now``: buckets that left it stop counting."""
+    today = _day(now)
+    if today <= state.as_of:
+        return
+    state.as_of = today
+    oldest = today - policy.window_days  # a day counts while day > oldest
+    for day in [d for d in state.days if d <= oldest]:
+        for i, n in enumerate(state.days.pop(day)):
+            state.totals[i] -= n
+    cutoff = now - timedelta(days=policy.window_days)
+    for complaint_id in [
+        c for c, (filed, _r, _e) in state.complaints.items() if filed and _at(filed) <= cutoff
+    ]:
+        del state.complaints[complaint_id]
+
+
+def _counts(policy: Policy, entry: Entry, state: State, exports: Exports) -> list[float] | None:
+    """The counters this event adds to its day, or None when it adds none."""
     c = policy.components
-    if type_ == events.VehicleRegistered.TYPE:
-        t.vehicles += 1
-        _cause(t, "activity", event_id)
-    elif type_ == events.VehicleInspected.TYPE:
+    data = entry.data
+    delta = [0.0] * len(COUNTERS)
+    if entry.type == events.VehicleRegistered.TYPE:
+        delta[VEHICLES] = 1
+        _cause(state, "activity", entry.event_id)
+    elif entry.type == events.VehicleInspected.TYPE:
         if data.get("first_inspection"):
-            t.first_inspections += 1
-            _cause(t, "quality", event_id)
+            delta[FIRST_INSPECTIONS] = 1
+            _cause(state, "quality", entry.event_id)
             if data.get("verdict") == "fail":
-                damage = set(data.get("failed_items", [])) & c.quality.damage_items
-                t.first_inspection_fails += c.quality.damage_fail_counts if damage else 1
-        signals = set(data.get("fraud_signals", [])) & c.integrity.violation_signals
+                damage = c.quality.damage_items.intersection(data.get("failed_items") or ())
+                delta[FIRST_FAILS] = c.quality.damage_fail_counts if damage else 1
+        signals = c.integrity.violation_signals.intersection(data.get("fraud_signals") or ())
         if signals:
-            t.violations += len(signals)
-            _cause(t, "integrity", event_id)
-    elif type_ == events.VehicleDeclared.TYPE:
-        t.declarations += 1
-        reasons = set(data.get("reasons", []))
-        _cause(t, "gate_compliance", event_id)
+            delta[VIOLATIONS] = len(signals)
+            _cause(state, "integrity", entry.event_id)
+    elif entry.type == events.VehicleDeclared.TYPE:
+        delta[DECLARATIONS] = 1
+        reasons = set(data.get("reasons") or ())
+        _cause(state, "gate_compliance", entry.event_id)
         if reasons & c.gate_compliance.gate_reasons:
-            t.gate_rejections += 1
+            delta[GATE_REJECTIONS] = 1
         if reasons & c.integrity.violation_reasons:
-            t.violations += 1
-            _cause(t, "integrity", event_id)
-    elif type_ == events.VehicleExported.TYPE:
-        t.exports += 1
-        _cause(t, "activity", event_id)
-        _cause(t, "after_sales", event_id)
-    t.tier = tier_for(policy, score_of(policy, t), t.tier)
-    return t
+            delta[VIOLATIONS] = 1
+            _cause(state, "integrity", entry.event_id)
+    elif entry.type == events.DepartureRefused.TYPE:
+        delta[GATE_REJECTIONS] = 1
+        _cause(state, "gate_compliance", entry.event_id)
+    elif entry.type == events.VehicleExported.TYPE:
+        delta[EXPORTS] = 1
+        _cause(state, "activity", entry.event_id)
+        _cause(state, "after_sales", entry.event_id)
+        first = exports.first_export(entry.uscc, str(data.get("vin")))
+        if not first and policy.exit_rules.same_vin_exported_twice:
+            state.exits.append([_iso(entry.time), "same_vin_exported_twice", entry.event_id])
+        status = _status_at(state, entry.time)
+        if status in policy.exit_rules.export_while:
+            state.exits.append([_iso(entry.time), f"exported_while_{status}", entry.event_id])
+    else:
+        return None
+    return delta
 
 
-def _shrunk(policy: Policy, observed: float, n: int) -> float:
-    k = policy.prior.strength
-    return (n * observed + k * policy.prior.value) / (n + k)
+def _status_at(state: State, moment: datetime) -> str | None:
+    status = None
+    for changed_at, to_status, _event_id in state.statuses:
+        if _at(changed_at) > moment:
+            break
+        status = to_status
+    return status
 
 
-def _rate_component(policy: Policy, rate: float, tolerance: float, n: int) -> float:
-    return _shrunk(policy, 1 - min(1.0, rate / tolerance), n)
+def fold(policy: Policy, state: State, entry: Entry, exports: Exports) -> None:
+    """Apply one ledger entry at its ``recorded_at``; then the tier moves if it must."""
+    now = entry.recorded_at
+    advance(policy, state, now)
+    if entry.type != TICK:
+        state.events += 1
+        state.by_type[entry.type] = state.by_type.get(entry.type, 0) + 1
+        _record(policy, state, entry, exports)
+    assessment = evaluate(policy, state, now)
+    moved_down = state.tier is None or _rank(policy, assessment.tier) > _rank(policy, state.tier)
+    if assessment.tier != state.tier and moved_down:
+        state.tier_since = _iso(now)  # moved down (or first): hysteresis starts here
+    state.tier = assessment.tier
+    state.score = assessment.score
+    state.folded_at = _iso(now)
 
 
-def components_of(policy: Policy, t: Tally) -> dict[str, dict[str, float]]:
-    c = policy.components
-    n = t.vehicles
-    quality_rate = t.first_inspection_fails / t.first_inspections if t.first_inspections else 0.0
-    integrity_rate = t.violations / t.vehicles if t.vehicles else 0.0
-    gate_rate = t.gate_rejections / t.declarations if t.declarations else 0.0
-    after_sales_rate = 100 * t.complaints / t.exports if t.exports else 0.0
-    return {
-        "quality": {
-            "value": _rate_component(policy, quality_rate, c.quality.tolerance, n),
-            "weight": c.quality.weight,
-            "observed_rate": quality_rate,
-        },
-        "integrity": {
-            "value": _rate_component(policy, integrity_rate, c.integrity.tolerance, n),
-            "weight": c.integrity.weight,
-            "observed_rate": integrity_rate,
-        },
-        "gate_compliance": {
-            "value": _rate_component(policy, gate_rate, c.gate_compliance.tolerance, n),
-            "weight": c.gate_compliance.weight,
-            "observed_rate": gate_rate,
-        },
-        "after_sales": {
-            "value": _rate_component(policy, after_sales_rate, c.after_sales.tolerance, n),
-            "weight": c.after_sales.weight,
-            "observed_rate": after_sales_rate,
-        },
-        "activity": {"value": 1.0 if t.exports else 0.0, "weight": c.activity.weight},
-    }
+def _record(policy: Policy, state: State, entry: Entry, exports: Exports) -> None:
+    data = entry.data
+    if entry.type == events.ComplaintFiled.TYPE:
+        complaint = state.complaints.setdefault(str(data["complaint_id"]), [None, None, ""])
+        complaint[0], complaint[2] = _iso(entry.time), entry.event_id
+        _cause(state, "after_sales", entry.event_id)
+    elif entry.type == events.ComplaintResolved.TYPE:
+        complaint = state.complaints.setdefault(str(data["complaint_id"]), [None, None, ""])
+        complaint[1] = _iso(entry.time)
+        _cause(state, "after_sales", entry.event_id)
+    elif entry.type == events.EnterpriseStatusChanged.TYPE:
+        state.statuses.append([_iso(entry.time), str(data.get("to")), entry.event_id])
+        state.statuses.sort(key=lambda s: (_at(s[0]), s[2]))
+    elif entry.type == events.CertificateRevoked.TYPE:
+        if data.get("forged") and policy.exit_rules.forged_inspection:
+            state.exits.append([_iso(entry.time), "forged_inspection", entry.event_id])
+    else:
+        delta = _counts(policy, entry, state, exports)
+        day = _day(entry.time)
+        if delta is None or day <= state.as_of - policy.window_days:
+            return  # nothing to count, or already out of the window
+        bucket = state.days.setdefault(day, [0.0] * len(COUNTERS))
+        for i, n in enumerate(delta):
+            if n:
+                bucket[i] += n
+                state.totals[i] += n
 
 
-def score_of(policy: Policy, t: Tally) -> float:
-    return round(sum(p["weight"] * p["value"] for p in components_of(policy, t).values()), 2)
+def _rank(policy: Policy, tier: str) -> int:
+    return policy.tier_names.index(tier)
 
 
-def tier_for(policy: Policy, score: float, previous: str | None) -> str:
-    """The tier for ``score``; moving back UP needs the boundary cleared by the hysteresis."""
-    names = [name for name, _ in sorted(policy.tiers.items(), key=lambda kv: -kv[1])]
+def tier_for(policy: Policy, score: float, previous: str | None, *, hysteresis: bool) -> str:
+    """The tier for ``score``; moving back UP needs the boundary cleared by the hysteresis
+    (while ``hysteresis`` holds: within the warning window of the last move down)."""
+    names = policy.tier_names
     raw = next(name for name in names if score >= policy.tiers[name])
     if previous not in names or names.index(raw) >= names.index(previous):
         return raw  # same or worse: no hysteresis on the way down
+    margin = policy.hysteresis if hysteresis else 0.0
     for name in names[names.index(raw) : names.index(previous)]:
-        if score >= policy.tiers[name] + policy.hysteresis:
+        if score >= policy.tiers[name] + margin:
             return name
     return previous
 
 
-def assess(policy: Policy, t: Tally) -> Assessment:
-    causes = sorted({e for ids in t.causes.values() for e in ids})
-    score = score_of(policy, t)
+def _complaints(policy: Policy, state: State, now: datetime) -> tuple[float, list[str]]:
+    after_sales = policy.components.after_sales
+    cutoff = now - timedelta(days=policy.window_days)
+    weight, counted = 0.0, []
+    for filed, resolved, event_id in state.complaints.values():
+        if filed is None or _at(filed) <= cutoff:
+            continue  # resolved only (its filing not seen yet), or out of the window
+        quick = resolved is not None and _at(resolved) - _at(filed) <= timedelta(
+            days=after_sales.resolved_within_days
+        )
+        weight += after_sales.resolved_weight if quick else 1.0
+        counted.append(event_id)
+    return weight, counted
+
+
+def _shrunk(policy: Policy, observed: float, n: float) -> float:
+    """Fewer than ``prior.strength`` vehicles in the window: pulled toward the prior."""
+    if n >= policy.prior.below_vehicles:
+        return observed
+    k = policy.prior.strength
+    return (n * observed + k * policy.prior.value) / (n + k)
+
+
+def _rate(policy: Policy, num: float, den: float, tolerance: float, n: float) -> Component:
+    rate = num / den if den else 0.0
+    value = _shrunk(policy, 1 - min(1.0, rate / tolerance), n)
+    return Component(round(value, 6), 0.0, round(rate, 6), num, den)
+
+
+def evaluate(policy: Policy, state: State, now: datetime) -> Assessment:
+    """The assessment the state gives at ``now`` (which must not be before ``state.as_of``;
+    :func:`advance` first). Does not change the state."""
+    c, t = policy.components, state.totals
+    n = t[VEHICLES]
+    complaints, _ = _complaints(policy, state, now)
+    exports = t[EXPORTS]
+    parts = {
+        "quality": _rate(policy, t[FIRST_FAILS], t[FIRST_INSPECTIONS], c.quality.tolerance, n),
+        "integrity": _rate(policy, t[VIOLATIONS], n, c.integrity.tolerance, n),
+        "gate_compliance": _rate(
+            policy, t[GATE_REJECTIONS], t[DECLARATIONS], c.gate_compliance.tolerance, n
+        ),
+        # complaints per 100 exported; complaints with nothing exported count as per 1
+        "after_sales": _rate(
+            policy,
+            100 * complaints,
+            max(exports, 1) if complaints else exports,
+            c.after_sales.tolerance,
+            n,
+        ),
+        "activity": Component(1.0 if exports else 0.0, 0.0, 1.0 if exports else 0.0, exports, 1),
+    }
+    weights = {name: getattr(c, name).weight for name in COMPONENTS}
+    components = {
+        name: Component(p.value, weights[name], p.observed, p.numerator, p.denominator)
+        for name, p in parts.items()
+    }
+    score = round(sum(p.value * p.weight for p in components.values()), 2)
+    exit_rules = _exit_rules(policy, state, now)
+    since = _at(state.tier_since) if state.tier_since else None
+    hysteresis = since is None or now - since < timedelta(days=policy.warning_window_days)
+    tier = tier_for(policy, score, state.tier, hysteresis=hysteresis)
+    if exit_rules:
+        tier = "exit"
+    end = date.fromordinal(max(state.as_of, _day(now)))
     return Assessment(
-        score, t.tier or tier_for(policy, score, None), components_of(policy, t), causes
+        score=score,
+        tier=tier,
+        raw_tier=tier_for(policy, score, None, hysteresis=False),
+        components=components,
+        exit_rules=exit_rules,
+        vehicles=int(n),
+        exports=int(exports),
+        window=(end - timedelta(days=policy.window_days - 1), end),
+        causes={k: list(v) for k, v in state.causes.items()},
+        policy_version=policy.version,
     )
 
 
-def replay(policy: Policy, history: Iterable[tuple[str, str, Mapping[str, Any]]]) -> Tally:
-    """The pure function over a ledger: (event id, type, data) in ledger order, deduped."""
-    tally = Tally()
+def _exit_rules(policy: Policy, state: State, now: datetime) -> list[dict[str, str]]:
+    cutoff = now - timedelta(days=policy.window_days)
+    rules = [
+        {"rule": rule, "event_id": event_id, "at": at}
+        for at, rule, event_id in state.exits
+        if _at(at) > cutoff
+    ]
+    suspensions = [
+        (at, event_id)
+        for at, to_status, event_id in state.statuses
+        if to_status == "suspended" and _at(at) > cutoff
+    ]
+    if len(suspensions) >= policy.exit_rules.suspensions_in_window:
+        at, event_id = suspensions[-1]
+        rules.append({"rule": "two_suspensions_in_window", "event_id": event_id, "at": at})
+    return rules
+
+
+def boundaries(policy: Policy, tier: str) -> dict[str, float]:
+    """For a tier: the score it takes to move up one tier (boundary + hysteresis) and the
+    score below which it moves down."""
+    names = policy.tier_names
+    rank = names.index(tier)
+    out = {}
+    if rank > 0:
+        out["up_at"] = policy.tiers[names[rank - 1]] + policy.hysteresis
+    if rank < len(names) - 1:
+        out["down_below"] = policy.tiers[tier]
+    return out
+
+
+def recommended_action(policy: Policy, tier: str, previous: str | None) -> str:
+    """What the registry should do about a tier change. Up to ``good`` -> reinstate; down ->
+    warn, suspend or exit; a rise that stops short of ``good`` keeps the current decision."""
+    if previous is None:
+        return "none" if tier == "good" else TIERS_TO_ACTIONS[tier]
+    if tier == previous:
+        return "none"
+    if _rank(policy, tier) > _rank(policy, previous):
+        return TIERS_TO_ACTIONS[tier]
+    return "reinstate" if tier == "good" and previous != "exit" else "none"
+
+
+def replay(
+    policy: Policy, entries: Iterable[Entry], exports: Exports | None = None
+) -> dict[str, State]:
+    """The pure function over a ledger: every enterprise's state, from nothing, entries in
+    ledger order (duplicates by event id skipped, as the ledger's unique key does)."""
+    exports = exports or ExportSet()
+    states: dict[str, State] = {}
     seen: set[str] = set()
-    for event_id, type_, data in history:
-        if event_id not in seen:
-            seen.add(event_id)
-            tally = fold(policy, tally, event_id, type_, data)
-    return tally
+    for entry in entries:
+        if entry.event_id in seen:
+            continue
+        seen.add(entry.event_id)
+        fold(policy, states.setdefault(entry.uscc, State()), entry, exports)
+    return states
+
+
+def assess(policy: Policy, entries: Iterable[Entry], now: datetime) -> dict[str, Assessment]:
+    """``assess(policy, events, now)``: every enterprise's assessment at ``now`` from its
+    ledger entries alone."""
+    result = {}
+    for uscc, state in replay(policy, entries).items():
+        advance(policy, state, now)
+        result[uscc] = evaluate(policy, state, now)
+    return result
+
+
+# -- explaining ------------------------------------------------------------------------------
+
+
+def copy(state: State) -> State:
+    return State.from_json(state.to_json())
+
+
+def counted_events(
+    policy: Policy, entries: Iterable[Entry], now: datetime, limit: int = 200
+) -> dict[str, dict[str, list[str]]]:
+    """Per component, the ids of the events in the window counted in its numerator and its
+    denominator (the newest ``limit`` of each), classified by the same rules as :func:`fold`."""
+    oldest_day = _day(now) - policy.window_days
+    cutoff = now - timedelta(days=policy.window_days)
+    scratch, exports = State(), ExportSet()
+    out: dict[str, dict[str, list[str]]] = {
+        name: {"numerator": [], "denominator": []} for name in COMPONENTS
+    }
+    complaint_types = (events.ComplaintFiled.TYPE, events.ComplaintResolved.TYPE)
+    for entry in entries:
+        if entry.type in complaint_types:
+            if entry.time > cutoff:
+                out["after_sales"]["numerator"].append(entry.event_id)
+            continue
+        delta = _counts(policy, entry, scratch, exports)
+        if delta is None or _day(entry.time) <= oldest_day:
+            continue
+        pairs = (
+            ("quality", "numerator", FIRST_FAILS), ("quality", "denominator", FIRST_INSPECTIONS),
+            ("integrity", "numerator", VIOLATIONS), ("integrity", "denominator", VEHICLES),
+            ("gate_compliance", "numerator", GATE_REJECTIONS),
+            ("gate_compliance", "denominator", DECLARATIONS),
+            ("after_sales", "denominator", EXPORTS), ("activity", "numerator", EXPORTS),
+        )  # fmt: skip
+        for component, side, index in pairs:
+            if delta[index]:
+                out[component][side].append(entry.event_id)
+    for sides in out.values():
+        for side, ids in sides.items():
+            sides[side] = ids[-limit:]
+    return out
+
+
+_MOVES: dict[str, tuple[tuple[str, dict[int, float], bool], ...]] = {
+    "quality": (
+        ("one more first inspection passed", {FIRST_INSPECTIONS: 1, VEHICLES: 1}, False),
+        ("one more first inspection failed",
+         {FIRST_INSPECTIONS: 1, FIRST_FAILS: 1, VEHICLES: 1}, False),
+    ),
+    "integrity": (
+        ("one more vehicle without a violation", {VEHICLES: 1}, False),
+        ("one more integrity violation", {VIOLATIONS: 1}, False),
+    ),
+    "gate_compliance": (
+        ("one more declaration accepted", {DECLARATIONS: 1}, False),
+        ("one more declaration refused at a gate", {DECLARATIONS: 1, GATE_REJECTIONS: 1}, False),
+    ),
+    "after_sales": (
+        ("one more vehicle exported", {EXPORTS: 1}, False),
+        ("one more complaint", {}, True),
+    ),
+    "activity": (("one vehicle exported", {EXPORTS: 1}, False),),
+}  # fmt: skip
+
+
+def what_would_move(policy: Policy, state: State, now: datetime) -> dict[str, list[dict[str, Any]]]:
+    """Per component, the score change one more event of each kind would cause (now)."""
+    base = evaluate(policy, state, now).score
+    moves: dict[str, list[dict[str, Any]]] = {}
+    for component, options in _MOVES.items():
+        moves[component] = []
+        for label, delta, complaint in options:
+            probe = copy(state)
+            for index, n in delta.items():
+                probe.totals[index] += n
+            if complaint:
+                probe.complaints["what-if"] = [_iso(now), None, "what-if"]
+            score = evaluate(policy, probe, now).score
+            moves[component].append({"if": label, "score_change": round(score - base, 2)})
+    return moves
+
+
+def what_if(
+    policy: Policy, state: State, hypothetical: Iterable[Entry], exports: Exports
+) -> Assessment:
+    """The assessment after ``hypothetical`` entries, on a copy: nothing is stored."""
+    probe = copy(state)
+    moment = None
+    for entry in hypothetical:
+        fold(policy, probe, entry, exports)
+        moment = entry.recorded_at
+    assert moment is not None
+    return evaluate(policy, probe, moment)

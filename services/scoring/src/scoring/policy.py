@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 
 import yaml
@@ -15,6 +16,7 @@ class _Frozen(BaseModel):
 class Prior(_Frozen):
     value: float
     strength: float
+    below_vehicles: float
 
 
 class Quality(_Frozen):
@@ -56,6 +58,13 @@ class Components(_Frozen):
     activity: Activity
 
 
+class ExitRules(_Frozen):
+    suspensions_in_window: int
+    export_while: frozenset[str]
+    forged_inspection: bool
+    same_vin_exported_twice: bool
+
+
 class Policy(_Frozen):
     version: str
     window_days: int
@@ -64,6 +73,12 @@ class Policy(_Frozen):
     components: Components
     tiers: dict[str, float]
     hysteresis: float
+    exit_rules: ExitRules
+
+    @cached_property
+    def tier_names(self) -> tuple[str, ...]:
+        """Best first."""
+        return tuple(name for name, _ in sorted(self.tiers.items(), key=lambda kv: -kv[1]))
 
 
 def load(path: Path) -> Policy:

@@ -1,124 +1,448 @@
-"""Scoring use cases. ``record`` runs per event inside the consumer base's transaction:
-the ledger row and the updated running state commit together, before Kafka is acknowledged."""
+"""Scoring use cases. :func:`record_batch` is the worker's batch step: ledger rows, running
+states, exported VINs, history and ``enterprise.assessed`` events, in the consumer base's ONE
+transaction, committed before Kafka is acknowledged."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+import math
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+import uuid_utils
+from sqlalchemy import Table, bindparam, func, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from contracts import events
-from contracts.envelope import CloudEvent, new_event
+from contracts.envelope import CloudEvent
 from scoring import domain
-from scoring.models import EnterpriseAssessment, LedgerEntry
+from scoring.models import (
+    AssessmentChange,
+    EnterpriseAssessment,
+    ExportedVin,
+    LedgerEntry,
+    RescoreJob,
+)
 from scoring.policy import Policy
 from servicekit import outbox
 from servicekit.problems import NotFound
 
 SOURCE = "ucx/scoring"
 GENESIS = "0" * 64
-ACTIONS = {"good": "reinstate", "warning": "warn", "suspension": "suspend", "exit": "exit"}
+
+_LEDGER = cast(Table, LedgerEntry.__table__)
+_STATES = cast(Table, EnterpriseAssessment.__table__)
+_EXPORTED = cast(Table, ExportedVin.__table__)
+_INSERT_LEDGER = insert(_LEDGER)
+_INSERT_EXPORTED = insert(_EXPORTED)
+_INSERT_STATE = insert(_STATES)
+_UPDATE_STATE = (
+    update(_STATES)
+    .where(_STATES.c.uscc == bindparam("key_uscc"))
+    .values(
+        state=bindparam("state"),
+        last_hash=bindparam("last_hash"),
+        score=bindparam("score"),
+        tier=bindparam("tier"),
+        exports=bindparam("exports"),
+        volume_band=bindparam("volume_band"),
+        window_end=bindparam("window_end"),
+        events_counted=bindparam("events_counted"),
+        emitted_score=bindparam("emitted_score"),
+        emitted_tier=bindparam("emitted_tier"),
+        policy_version=bindparam("policy_version"),
+        updated_at=bindparam("updated_at"),
+    )
+)
 
 
-def chain_hash(prev_hash: str, event_id: str, type_: str, data: dict[str, Any]) -> str:
-    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(f"{prev_hash}|{event_id}|{type_}|{canonical}".encode()).hexdigest()
+def canonical(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def record(session: Session, policy: Policy, event: CloudEvent) -> None:
-    uscc = event.enterpriseid
-    row = session.get(EnterpriseAssessment, uscc)
-    if row is None:
-        row = EnterpriseAssessment(
-            uscc=uscc,
-            tally=domain.Tally().model_dump(),
-            last_hash=GENESIS,
-            score=0.0,
-            tier="",
+def chain_hash(prev_hash: str, event_id: str, type_: str, canonical_data: str) -> str:
+    return hashlib.sha256(f"{prev_hash}|{event_id}|{type_}|{canonical_data}".encode()).hexdigest()
+
+
+def volume_band(exports: int) -> int:
+    """Enterprises of similar export volume: 0 | 1-9 | 10-99 | 100-999 | ... exported."""
+    return 0 if exports <= 0 else int(math.log10(exports)) + 1
+
+
+def band_label(band: int) -> str:
+    if band == 0:
+        return "nothing exported in the window"
+    return f"{10 ** (band - 1):,}-{10**band - 1:,} vehicles exported in the window"
+
+
+def province_of(uscc: str) -> str:
+    return uscc[2:8]
+
+
+class _TableExports:
+    """:class:`domain.Exports` over ``exported_vins``: preloaded for a batch, new ones kept
+    for one bulk insert."""
+
+    def __init__(self, known: Iterable[tuple[str, str]]) -> None:
+        self.known = set(known)
+        self.new: list[dict[str, str]] = []
+
+    def first_export(self, uscc: str, vin: str) -> bool:
+        if (uscc, vin) in self.known:
+            return False
+        self.known.add((uscc, vin))
+        self.new.append({"uscc": uscc, "vin": vin, "event_id": ""})
+        return True
+
+
+@dataclass
+class _Enterprise:
+    uscc: str
+    state: domain.State
+    last_hash: str
+    emitted_score: float | None
+    emitted_tier: str | None
+    exists: bool
+    causes: list[str]
+    updated_at: datetime | None = None
+
+
+def _load(session: Session, usccs: Sequence[str]) -> dict[str, _Enterprise]:
+    rows = session.execute(
+        select(
+            _STATES.c.uscc, _STATES.c.state, _STATES.c.last_hash, _STATES.c.emitted_score,
+            _STATES.c.emitted_tier,
+        ).where(_STATES.c.uscc.in_(usccs)).with_for_update()  # a rescore may be writing too
+    ).all()  # fmt: skip
+    loaded = {
+        r.uscc: _Enterprise(
+            r.uscc, domain.State.from_json(r.state), r.last_hash, r.emitted_score,
+            r.emitted_tier, True, [],
+        )
+        for r in rows
+    }  # fmt: skip
+    for uscc in usccs:
+        loaded.setdefault(uscc, _Enterprise(uscc, domain.State(), GENESIS, None, None, False, []))
+    return loaded
+
+
+def _known_exports(session: Session, batch: Sequence[CloudEvent]) -> _TableExports:
+    pairs = {
+        (e.enterpriseid, str(e.data.get("vin")))
+        for e in batch
+        if e.type == events.VehicleExported.TYPE
+    }
+    if not pairs:
+        return _TableExports(())
+    known = session.execute(
+        select(_EXPORTED.c.uscc, _EXPORTED.c.vin).where(
+            tuple_(_EXPORTED.c.uscc, _EXPORTED.c.vin).in_(sorted(pairs))
+        )
+    ).all()
+    return _TableExports((r.uscc, r.vin) for r in known)
+
+
+def known_exports(session: Session, uscc: str, entries: Iterable[domain.Entry]) -> _TableExports:
+    """For a what-if: which of its exported VINs this enterprise exported before (read only)."""
+    vins = sorted(
+        {str(e.data.get("vin")) for e in entries if e.type == events.VehicleExported.TYPE}
+    )
+    if not vins:
+        return _TableExports(())
+    known = session.execute(
+        select(_EXPORTED.c.uscc, _EXPORTED.c.vin).where(
+            _EXPORTED.c.uscc == uscc, _EXPORTED.c.vin.in_(vins)
+        )
+    ).all()
+    return _TableExports((r.uscc, r.vin) for r in known)
+
+
+def record_batch(
+    session: Session, policy: Policy, batch: Sequence[CloudEvent], now: datetime | None = None
+) -> None:
+    """Fold a batch of new events (the inbox has removed duplicates) into the ledger and the
+    running states, and emit what changed. ``now`` is the batch's moment, stored with every
+    ledger row, so replay folds each row at the very same moment."""
+    now = now or datetime.now(UTC)
+    usccs = sorted({e.enterpriseid for e in batch})
+    enterprises = _load(session, usccs)
+    exports = _known_exports(session, batch)
+    ledger_rows = []
+    for event in batch:
+        ent = enterprises[event.enterpriseid]
+        text = canonical(event.data)
+        digest = chain_hash(ent.last_hash, event.id, event.type, text)
+        ledger_rows.append(
+            {
+                "event_id": event.id, "uscc": ent.uscc, "type": event.type,
+                "subject": event.subject, "time": event.time, "data": text,
+                "prev_hash": ent.last_hash, "hash": digest, "recorded_at": now,
+            }
+        )  # fmt: skip
+        ent.last_hash = digest
+        before = len(exports.new)
+        entry = domain.Entry(event.id, event.type, ent.uscc, event.time, event.data, now)
+        domain.fold(policy, ent.state, entry, exports)
+        if len(exports.new) > before:
+            exports.new[-1]["event_id"] = event.id
+        ent.causes.append(event.id)
+    connection = session.connection()
+    connection.execute(_INSERT_LEDGER, ledger_rows)
+    if exports.new:
+        connection.execute(_INSERT_EXPORTED, exports.new)
+    _save(session, policy, enterprises.values(), now)
+
+
+def _save(
+    session: Session, policy: Policy, enterprises: Iterable[_Enterprise], now: datetime
+) -> None:
+    """Store each state; emit ``enterprise.assessed`` where the score or tier moved."""
+    inserts, updates = [], []
+    for ent in enterprises:
+        state = ent.state
+        assessment = domain.evaluate(policy, state, state.moment or now)
+        if state.score != ent.emitted_score or state.tier != ent.emitted_tier:
+            _emit(session, policy, ent, assessment, now)
+            ent.emitted_score, ent.emitted_tier = state.score, state.tier
+        row = {
+            "state": state.to_json(),
+            "last_hash": ent.last_hash,
+            "score": state.score,
+            "tier": state.tier,
+            "exports": assessment.exports,
+            "volume_band": volume_band(assessment.exports),
+            "window_end": state.as_of,
+            "events_counted": state.events,
+            "emitted_score": ent.emitted_score,
+            "emitted_tier": ent.emitted_tier,
+            "policy_version": policy.version,
+            "updated_at": now,
+        }
+        if ent.exists:
+            updates.append({"key_uscc": ent.uscc, **row})
+        else:
+            inserts.append({"uscc": ent.uscc, "province": province_of(ent.uscc), **row})
+    connection = session.connection()
+    if inserts:
+        connection.execute(_INSERT_STATE, inserts)
+    if updates:
+        connection.execute(_UPDATE_STATE, updates)
+
+
+def _emit(
+    session: Session,
+    policy: Policy,
+    ent: _Enterprise,
+    assessment: domain.Assessment,
+    now: datetime,
+) -> None:
+    assert ent.state.tier is not None and ent.state.score is not None
+    action = domain.recommended_action(policy, ent.state.tier, ent.emitted_tier)
+    causes = ent.causes[-domain.MAX_CAUSES :]
+    components = {
+        name: events.Component(value=c.value, weight=c.weight)
+        for name, c in assessment.components.items()
+    }
+    event = outbox.emit(
+        session,
+        events.EnterpriseAssessed(
+            enterprise_uscc=ent.uscc,
+            score=ent.state.score,
+            tier=ent.state.tier,
+            previous_tier=ent.emitted_tier,
+            components=components,
+            recommended_action=action,
+            causes=causes,
             policy_version=policy.version,
-        )
-        session.add(row)
-    now = datetime.now(UTC)
-    digest = chain_hash(row.last_hash, event.id, event.type, event.data)
+            assessed_at=now,
+        ),
+        source=SOURCE,
+    )
     session.add(
-        LedgerEntry(
+        AssessmentChange(
+            uscc=ent.uscc,
             event_id=event.id,
-            uscc=uscc,
-            type=event.type,
-            subject=event.subject,
-            time=event.time,
-            data=event.data,
-            prev_hash=row.last_hash,
-            hash=digest,
-            recorded_at=now,
+            score=ent.state.score,
+            tier=ent.state.tier,
+            previous_tier=ent.emitted_tier,
+            recommended_action=action,
+            components={k: c.__dict__ for k, c in assessment.components.items()},
+            exit_rules=assessment.exit_rules,
+            causes=causes,
+            policy_version=policy.version,
+            assessed_at=now,
         )
     )
-    tally = domain.fold(
-        policy, domain.Tally.model_validate(row.tally), event.id, event.type, event.data
-    )
-    assessment = domain.assess(policy, tally)
-    row.tally = tally.model_dump()
-    row.last_hash = digest
-    row.score = assessment.score
-    row.tier = assessment.tier
-    row.policy_version = policy.version
-    row.updated_at = now
 
 
-def emit_changes(session: Session, policy: Policy, batch: Sequence[CloudEvent]) -> None:
-    """Once per enterprise per batch: ``enterprise.assessed`` if its score or tier moved."""
-    for uscc in sorted({e.enterpriseid for e in batch}):
-        row = session.get(EnterpriseAssessment, uscc)
-        if row is None or (row.score == row.emitted_score and row.tier == row.emitted_tier):
-            continue
-        assessment = domain.assess(policy, domain.Tally.model_validate(row.tally))
-        action = ACTIONS[row.tier] if row.tier != row.emitted_tier else "none"
-        if row.emitted_tier is None and row.tier == "good":
-            action = "none"
-        outbox.add(
-            session,
-            new_event(
-                events.EnterpriseAssessed(
-                    enterprise_uscc=uscc,
-                    score=row.score,
-                    tier=row.tier,
-                    previous_tier=row.emitted_tier,
-                    components={
-                        name: events.Component(value=c["value"], weight=c["weight"])
-                        for name, c in assessment.components.items()
-                    },
-                    recommended_action=action,
-                    causes=[e.id for e in batch if e.enterpriseid == uscc][-domain.MAX_CAUSES :],
-                    policy_version=policy.version,
-                    assessed_at=row.updated_at,
-                ),
-                source=SOURCE,
-            ),
+# -- the clock ---------------------------------------------------------------------------------
+
+
+def reevaluate(session: Session, policy: Policy, now: datetime | None = None) -> int:
+    """Timer: every enterprise whose window ended before today is evaluated at ``now``;
+    where the score or tier moved, a ``scoring.clock-tick`` ledger entry records the moment
+    (replay needs it) and the change is emitted. Returns how many moved."""
+    now = now or datetime.now(UTC)
+    today = now.date().toordinal()
+    usccs = list(session.scalars(select(_STATES.c.uscc).where(_STATES.c.window_end < today)))
+    if not usccs:
+        return 0
+    moved = 0
+    enterprises = _load(session, usccs)
+    ledger_rows = []
+    for ent in enterprises.values():
+        state = ent.state
+        score, tier = state.score, state.tier
+        probe = domain.State.from_json(state.to_json())
+        domain.advance(policy, probe, now)
+        assessment = domain.evaluate(policy, probe, now)
+        if assessment.score == score and assessment.tier == tier:
+            continue  # nothing visible moved: no entry, the next event advances the window
+        tick_id = f"tick-{uuid_utils.uuid7()}"
+        digest = chain_hash(ent.last_hash, tick_id, domain.TICK, "{}")
+        ledger_rows.append(
+            {
+                "event_id": tick_id, "uscc": ent.uscc, "type": domain.TICK, "subject": ent.uscc,
+                "time": now, "data": "{}", "prev_hash": ent.last_hash, "hash": digest,
+                "recorded_at": now,
+            }
+        )  # fmt: skip
+        ent.last_hash = digest
+        domain.fold(
+            policy, state, domain.Entry(tick_id, domain.TICK, ent.uscc, now, {}, now), _NoExports()
         )
-        row.emitted_score = row.score
-        row.emitted_tier = row.tier
+        ent.causes.append(tick_id)
+        moved += 1
+    if ledger_rows:
+        session.connection().execute(_INSERT_LEDGER, ledger_rows)
+        _save(session, policy, [enterprises[str(r["uscc"])] for r in ledger_rows], now)
+    return moved
 
 
-def get_assessment(session: Session, uscc: str) -> EnterpriseAssessment:
+class _NoExports:
+    def first_export(self, uscc: str, vin: str) -> bool:
+        raise AssertionError("a clock tick exports nothing")
+
+
+# -- reading the ledger -----------------------------------------------------------------------
+
+
+def ledger_entries(session: Session, uscc: str | None = None) -> Iterator[domain.Entry]:
+    """Ledger entries in ledger order, as the domain sees them (streamed)."""
+    query = select(
+        _LEDGER.c.event_id, _LEDGER.c.type, _LEDGER.c.uscc, _LEDGER.c.time, _LEDGER.c.data,
+        _LEDGER.c.recorded_at,
+    ).order_by(_LEDGER.c.seq)  # fmt: skip
+    if uscc is not None:
+        query = query.where(_LEDGER.c.uscc == uscc)
+    for row in session.execute(query.execution_options(yield_per=2000)):
+        yield domain.Entry(
+            row.event_id, row.type, row.uscc, row.time, json.loads(row.data), row.recorded_at
+        )
+
+
+def get_row(session: Session, uscc: str) -> EnterpriseAssessment:
     row = session.get(EnterpriseAssessment, uscc.strip().upper())
     if row is None:
         raise NotFound("assessment-not-found", f"No events about enterprise {uscc} yet.")
     return row
 
 
-def verify_chain(session: Session) -> list[str]:
-    """The enterprises whose ledger chain does not verify (tampered or reordered rows)."""
+def current(policy: Policy, row: EnterpriseAssessment) -> domain.Assessment:
+    """The stored assessment, read off the stored state at the moment it was last folded."""
+    state = domain.State.from_json(row.state)
+    return domain.evaluate(policy, state, state.moment or row.updated_at)
+
+
+def verify_chain(session: Session) -> tuple[int, list[str]]:
+    """(entries checked, enterprises whose chain does not verify: tampered or reordered)."""
     broken: list[str] = []
     heads: dict[str, str] = {}
-    for entry in session.scalars(select(LedgerEntry).order_by(LedgerEntry.seq)):
-        prev = heads.get(entry.uscc, GENESIS)
-        expected = chain_hash(prev, entry.event_id, entry.type, entry.data)
-        if (entry.prev_hash != prev or entry.hash != expected) and entry.uscc not in broken:
-            broken.append(entry.uscc)
-        heads[entry.uscc] = entry.hash
-    return broken
+    checked = 0
+    query = select(
+        _LEDGER.c.uscc, _LEDGER.c.event_id, _LEDGER.c.type, _LEDGER.c.data, _LEDGER.c.prev_hash,
+        _LEDGER.c.hash,
+    ).order_by(_LEDGER.c.seq)  # fmt: skip
+    for row in session.execute(query.execution_options(yield_per=5000)):
+        checked += 1
+        prev = heads.get(row.uscc, GENESIS)
+        expected = chain_hash(prev, row.event_id, row.type, row.data)
+        if (row.prev_hash != prev or row.hash != expected) and row.uscc not in broken:
+            broken.append(row.uscc)
+        heads[row.uscc] = row.hash
+    stored = {
+        r.uscc: r.last_hash for r in session.execute(select(_STATES.c.uscc, _STATES.c.last_hash))
+    }
+    for uscc, head in heads.items():
+        if stored.get(uscc, head) != head and uscc not in broken:
+            broken.append(uscc)  # the newest rows were removed
+    return checked, broken
+
+
+# -- rescore ----------------------------------------------------------------------------------
+
+
+def start_rescore(session: Session, policy: Policy, uscc: str | None) -> RescoreJob:
+    with session.begin():
+        if uscc is not None:
+            get_row(session, uscc)
+        count = select(func.count()).select_from(_STATES)
+        total = session.scalar(count.where(_STATES.c.uscc == uscc) if uscc else count)
+        job = RescoreJob(
+            id=str(uuid.uuid4()),
+            uscc=uscc,
+            status="running",
+            total=total or 0,
+            done=0,
+            changed=0,
+            policy_version=policy.version,
+            started_at=datetime.now(UTC),
+        )
+        session.add(job)
+    return job
+
+
+def run_rescore(session: Session, policy: Policy, job_id: str, progress_every: int = 100) -> None:
+    """Each enterprise from its ledger entries alone, in its own transaction (locked against
+    the worker); the differences are emitted. Progress is committed every ``progress_every``."""
+    job = session.get(RescoreJob, job_id)
+    assert job is not None
+    try:
+        with session.begin():
+            usccs = [job.uscc] if job.uscc else list(session.scalars(select(_STATES.c.uscc)))
+        done = changed = 0
+        for uscc in usccs:
+            with session.begin():
+                changed += rescore_one(session, policy, uscc)
+            done += 1
+            if done % progress_every == 0:
+                _progress(session, job_id, done=done, changed=changed)
+        _progress(session, job_id, done=done, changed=changed, status="done")
+    except Exception as exc:
+        session.rollback()
+        _progress(session, job_id, status="failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def rescore_one(session: Session, policy: Policy, uscc: str, now: datetime | None = None) -> bool:
+    """Recompute one enterprise from its ledger with ``policy``; True if its assessment changed
+    (then stored and emitted)."""
+    now = now or datetime.now(UTC)
+    ent = _load(session, [uscc])[uscc]
+    states = domain.replay(policy, ledger_entries(session, uscc))
+    fresh = states.get(uscc, domain.State())
+    unchanged = fresh.score == ent.state.score and fresh.tier == ent.state.tier
+    ent.state = fresh
+    _save(session, policy, [ent], now)  # emits if the assessment differs from the last one
+    return not unchanged
+
+
+def _progress(session: Session, job_id: str, **values: Any) -> None:
+    if values.get("status") in ("done", "failed"):
+        values["finished_at"] = datetime.now(UTC)
+    with session.begin():
+        session.execute(update(RescoreJob).where(RescoreJob.id == job_id).values(**values))

@@ -16,3 +16,5 @@ class Settings(BaseServiceSettings):
     port: int = 8004
     database_url: str = "sqlite:///var/scoring.db"
     policy_path: Path = POLICIES / "v1.yaml"
+    reevaluate_interval_s: float = 3600.0
+    """How often the clock looks for enterprises whose window has not moved today."""
