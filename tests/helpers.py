@@ -46,18 +46,22 @@ def sql(client: TestClient, statement: str, **params: Any) -> list[Any]:
         engine.dispose()
 
 
-def consume(spec: ServiceSpec, settings: BaseServiceSettings, event: Any) -> None:
-    """Apply an event with the service's own consumer handlers, as its worker would."""
-    from sqlalchemy.orm import Session
-
+def consume(spec: ServiceSpec, settings: BaseServiceSettings, *events: Any) -> None:
+    """Apply events as the service's worker would: its own subscriptions' batch step (inbox
+    dedupe, handlers, after-batch work) in one transaction."""
+    from contracts import envelope
+    from servicekit.consumer import BatchApplier, Record
     from servicekit.db import make_engine
 
     engine = make_engine(settings.database_url)
     try:
-        with Session(engine) as session, session.begin():
-            for subscription in spec.subscriptions(settings):
-                handler = subscription.handlers.get(event.type)
-                if handler is not None:
-                    handler(session, event)
+        for subscription in spec.subscriptions(settings):
+            mine = [e for e in events if e.type in subscription.handlers]
+            if mine:
+                records = [
+                    Record(e.topic, 0, i, e.enterpriseid.encode(), envelope.encode(e))
+                    for i, e in enumerate(mine)
+                ]
+                BatchApplier(engine, subscription, 1).apply(records)
     finally:
         engine.dispose()

@@ -61,8 +61,8 @@ def assess(history: list[domain.Entry], now: datetime) -> domain.Assessment:
     return domain.assess(POLICY, history, now)[USCC]
 
 
-def value(history: list[domain.Entry], component: str, now: datetime = day(1)) -> float:
-    return assess(history, now).components[component].value
+def value(history: list[domain.Entry], component: str, now: datetime | None = None) -> float:
+    return assess(history, now or day(1)).components[component].value
 
 
 def established(at: datetime = T0, vehicles: int = 20) -> list[domain.Entry]:
@@ -137,7 +137,7 @@ def test_activity_needs_one_export_in_the_window() -> None:
 
 
 def test_events_age_out_of_the_365_day_window() -> None:
-    history = established(vehicles=20) + [exported(T0)]
+    history = [*established(vehicles=20), exported(T0)]
     history += [inspected(T0, "fail", failed=("BRAKES",)) for _ in range(4)]  # 4/24 fails
     early = assess(history, day(30))
     assert early.components["quality"].value == approx(1 - (4 / 24) / 0.2)

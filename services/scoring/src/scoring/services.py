@@ -409,10 +409,10 @@ def start_rescore(session: Session, policy: Policy, uscc: str | None) -> Rescore
 def run_rescore(session: Session, policy: Policy, job_id: str, progress_every: int = 100) -> None:
     """Each enterprise from its ledger entries alone, in its own transaction (locked against
     the worker); the differences are emitted. Progress is committed every ``progress_every``."""
-    job = session.get(RescoreJob, job_id)
-    assert job is not None
     try:
         with session.begin():
+            job = session.get(RescoreJob, job_id)
+            assert job is not None
             usccs = [job.uscc] if job.uscc else list(session.scalars(select(_STATES.c.uscc)))
         done = changed = 0
         for uscc in usccs:

@@ -1,0 +1,238 @@
+"""The scoring API over HTTP, on events applied by the worker's own batch step."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+
+from contracts import envelope, events
+from contracts.envelope import CloudEvent
+from scoring.__main__ import SPEC
+from servicekit.settings import BaseServiceSettings
+
+import factories
+from helpers import ADMIN, consume, service_client, sql
+
+Client = tuple[TestClient, BaseServiceSettings]
+
+
+@pytest.fixture
+def scoring(database_url: str) -> Iterator[Client]:
+    yield from service_client(SPEC, database_url)
+
+
+def event(data: events.EventData) -> CloudEvent:
+    return envelope.new_event(data, source="ucx/test")
+
+
+def registered(uscc: str, vin: str | None = None) -> CloudEvent:
+    return event(
+        events.VehicleRegistered(
+            enterprise_uscc=uscc, vin=vin or factories.vin(), make="BYD", model="Qin Plus",
+            model_year=2022, first_registration_date=date(2022, 6, 1), mileage_km=21_000,
+            registered_at=datetime.now(UTC),
+        )
+    )  # fmt: skip
+
+
+def inspected(uscc: str, verdict: str = "pass") -> CloudEvent:
+    return event(
+        events.VehicleInspected(
+            enterprise_uscc=uscc, inspection_id=str(uuid.uuid4()), vin=factories.vin(),
+            station_id="s", inspected_at=datetime.now(UTC), odometer_km=22_000, verdict=verdict,
+            first_inspection=True, items=[],
+            failed_items=["BRAKES"] if verdict == "fail" else [],
+        )
+    )  # fmt: skip
+
+
+def exported(uscc: str) -> CloudEvent:
+    return event(
+        events.VehicleExported(
+            enterprise_uscc=uscc, declaration_no=f"D{uuid.uuid4().hex[:10]}", vin=factories.vin(),
+            bill_of_lading="COSU1", vessel_name="COSCO Fortune", vessel_imo="9074729",
+            port_of_loading="CNSHA", departed_at=datetime.now(UTC),
+        )
+    )  # fmt: skip
+
+
+def enterprise_with(
+    client: Client, passes: int = 12, fails: int = 0, exports: int = 1, division: str = "350100"
+) -> str:
+    uscc = factories.uscc(division)
+    batch = [registered(uscc) for _ in range(passes + fails)]
+    batch += [inspected(uscc) for _ in range(passes)] + [exported(uscc) for _ in range(exports)]
+    batch += [inspected(uscc, "fail") for _ in range(fails)]
+    consume(SPEC, client[1], *batch)
+    return uscc
+
+
+def test_an_unknown_enterprise_is_a_problem(scoring: Client) -> None:
+    answer = scoring[0].get(f"/v1/enterprises/{factories.uscc()}/assessment")
+    assert answer.status_code == 404
+    assert answer.headers["content-type"] == "application/problem+json"
+
+
+def test_the_assessment_lists_components_window_policy_and_causes(scoring: Client) -> None:
+    client, _ = scoring
+    uscc = enterprise_with(scoring, passes=12, fails=0, exports=1)
+    body = client.get(f"/v1/enterprises/{uscc}/assessment").json()
+    assert body["score"] == 100.0 and body["tier"] == "good"
+    assert set(body["components"]) == {
+        "quality", "integrity", "gate_compliance", "after_sales", "activity",
+    }  # fmt: skip
+    assert body["components"]["quality"] == {
+        "value": 1.0, "weight": 30.0, "observed_rate": 0.0, "numerator": 0.0, "denominator": 12.0,
+    }  # fmt: skip
+    assert body["vehicles"] == 12 and body["exports"] == 1 and body["events_counted"] == 25
+    assert body["policy_version"] == "v1"
+    assert date.fromisoformat(body["window"]["to"]) == datetime.now(UTC).date()
+    assert body["causes"] and body["causes_by_component"]["quality"]
+
+
+def test_history_pages_through_every_emitted_change(scoring: Client) -> None:
+    client, settings = scoring
+    uscc = enterprise_with(scoring)
+    for _ in range(3):  # three more batches, each moving the score down
+        consume(SPEC, settings, registered(uscc), inspected(uscc, "fail"))
+    changes: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"limit": 3}
+    while True:
+        page = client.get(f"/v1/enterprises/{uscc}/assessment/history", params=params).json()
+        changes += page["items"]
+        if page["next_cursor"] is None:
+            break
+        params["cursor"] = page["next_cursor"]
+    assert len(changes) == 4
+    assert changes[0]["previous_tier"] is None and changes[0]["tier"] == "good"
+    assert [c["score"] for c in changes] == sorted((c["score"] for c in changes), reverse=True)
+    assert client.get(f"/v1/enterprises/{uscc}/assessment/history?cursor=%%%").status_code == 422
+
+
+def test_explain_names_the_events_counted_and_what_would_move_each_component(
+    scoring: Client,
+) -> None:
+    client, settings = scoring
+    uscc = enterprise_with(scoring, passes=10, fails=2)
+    body = client.get(f"/v1/enterprises/{uscc}/assessment/explain").json()
+    quality = body["components"]["quality"]
+    assert (quality["numerator"], quality["denominator"]) == (2, 12)
+    assert len(quality["numerator_events"]) == 2 and len(quality["denominator_events"]) == 12
+    assert quality["prior_applied"] is False
+    moves = {m["if"]: m["score_change"] for m in quality["what_would_move_it"]}
+    assert moves["one more first inspection passed"] > 0
+    assert moves["one more first inspection failed"] < 0
+    tier = body["tier"]
+    assert tier == "warning" and body["tier_boundaries"] == {"down_below": 60.0, "up_at": 83.0}
+
+
+def test_what_if_shows_the_tier_a_run_of_failures_would_cause_and_stores_nothing(
+    scoring: Client,
+) -> None:
+    client, _ = scoring
+    uscc = enterprise_with(scoring, passes=12)
+    before = client.get(f"/v1/enterprises/{uscc}/assessment").json()
+    fail = {
+        "type": "vehicle.inspected",
+        "data": {
+            "inspection_id": "hypothetical", "vin": factories.vin(), "station_id": "s",
+            "inspected_at": datetime.now(UTC).isoformat(), "odometer_km": 1, "verdict": "fail",
+            "first_inspection": True, "items": [], "failed_items": ["BRAKES"],
+        },
+    }  # fmt: skip
+    answer = client.post(f"/v1/enterprises/{uscc}/what-if", json={"events": [fail] * 4})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["current_tier"] == "good" and body["tier"] == "warning"
+    assert body["recommended_action"] == "warn" and body["score_change"] < 0
+    assert client.get(f"/v1/enterprises/{uscc}/assessment").json() == before
+    bad = {"type": "vehicle.inspected", "data": {"verdict": "maybe"}}
+    problem = client.post(f"/v1/enterprises/{uscc}/what-if", json={"events": [bad]})
+    assert problem.status_code == 422
+    assert any(e["field"].startswith("events.0.data.") for e in problem.json()["errors"])
+    unknown = {"type": "vehicle.teleported", "data": {}}
+    assert (
+        client.post(f"/v1/enterprises/{uscc}/what-if", json={"events": [unknown]}).status_code
+        == 422
+    )
+
+
+def test_rankings_and_percentiles(scoring: Client) -> None:
+    client, _ = scoring
+    best = enterprise_with(scoring, passes=20, exports=3, division="350100")
+    middle = enterprise_with(scoring, passes=17, fails=3, exports=3, division="350100")
+    worst = enterprise_with(scoring, passes=10, fails=10, exports=3, division="440300")
+    page = client.get("/v1/rankings?limit=2").json()
+    assert [r["uscc"] for r in page["items"]] == [best, middle]
+    rest = client.get("/v1/rankings", params={"limit": 2, "cursor": page["next_cursor"]}).json()
+    assert [r["uscc"] for r in rest["items"]] == [worst]
+    assert [r["uscc"] for r in client.get("/v1/rankings?province=440300").json()["items"]] == [
+        worst
+    ]
+    tier = client.get(f"/v1/enterprises/{worst}/assessment").json()["tier"]
+    assert worst in [r["uscc"] for r in client.get(f"/v1/rankings?tier={tier}").json()["items"]]
+    assert client.get("/v1/rankings?tier=excellent").status_code == 422
+    top = client.get(f"/v1/enterprises/{best}/percentile").json()
+    assert top["peers"] == 3 and top["percentile"] == pytest.approx(100 * 2.5 / 3, abs=0.1)
+    assert "1-9 vehicles exported" in top["peer_group"]
+    assert client.get(f"/v1/enterprises/{worst}/percentile").json()["percentile"] == pytest.approx(
+        100 * 0.5 / 3, abs=0.1
+    )
+
+
+def test_the_ledger_verifies_and_shows_tampering(scoring: Client) -> None:
+    client, _ = scoring
+    uscc = enterprise_with(scoring)
+    assert client.get("/v1/ledger/verify").status_code == 401
+    body = client.get("/v1/ledger/verify", headers=ADMIN).json()
+    assert body == {"ok": True, "entries_checked": 25, "broken_enterprises": []}
+    sql(client, "UPDATE ledger SET data = :d WHERE seq = (SELECT MIN(seq) FROM ledger)", d="{}")
+    body = client.get("/v1/ledger/verify", headers=ADMIN).json()
+    assert body["ok"] is False and body["broken_enterprises"] == [uscc]
+
+
+def test_rescore_with_a_changed_policy_recomputes_from_the_ledger_and_emits_differences(
+    database_url: str, tmp_path: Path
+) -> None:
+    clients = service_client(SPEC, database_url)
+    client, settings = next(clients)
+    changed_one = enterprise_with((client, settings), passes=10, fails=2)
+    unchanged = enterprise_with((client, settings), passes=12)
+    before = client.get(f"/v1/enterprises/{changed_one}/assessment").json()
+    assert client.post("/v1/rescore", json={}).status_code == 401
+
+    stricter: dict[str, Any] = yaml.safe_load(settings.policy_path.read_text())  # type: ignore[attr-defined]
+    stricter["version"] = "v1-strict"
+    stricter["components"]["quality"]["tolerance"] = 0.10
+    path = tmp_path / "strict.yaml"
+    path.write_text(yaml.safe_dump(stricter))
+    emitted_before = sql(client, "SELECT COUNT(*) FROM outbox")[0][0]
+    next(clients, None)
+    strict_clients = service_client(SPEC, database_url, policy_path=path)
+    strict, _ = next(strict_clients)
+    started = strict.post("/v1/rescore", json={}, headers=ADMIN)
+    assert started.status_code == 202, started.text
+    job = strict.get(f"/v1/rescore/{started.json()['id']}", headers=ADMIN).json()
+    assert job["status"] == "done" and job["total"] == 2 and job["done"] == 2
+    assert job["changed"] == 1 and job["policy_version"] == "v1-strict"
+    after = strict.get(f"/v1/enterprises/{changed_one}/assessment").json()
+    assert after["score"] < before["score"] and after["policy_version"] == "v1-strict"
+    assert after["components"]["quality"]["value"] == 0.0  # 2 fails in 12: over 10 % now
+    assert strict.get(f"/v1/enterprises/{unchanged}/assessment").json()["score"] == 100.0
+    assessed = sql(strict, "SELECT COUNT(*) FROM outbox WHERE topic = 'enterprise.assessed.v1'")
+    assert sql(strict, "SELECT COUNT(*) FROM outbox")[0][0] - emitted_before == 1
+    assert assessed[0][0] >= 3
+    one = strict.post("/v1/rescore", json={"uscc": unchanged}, headers=ADMIN).json()
+    assert strict.get(f"/v1/rescore/{one['id']}", headers=ADMIN).json()["changed"] == 0
+    assert (
+        strict.post("/v1/rescore", json={"uscc": factories.uscc()}, headers=ADMIN).status_code
+        == 404
+    )
+    next(strict_clients, None)
