@@ -119,7 +119,7 @@ def test_history_pages_through_every_emitted_change(scoring: Client) -> None:
 def test_explain_names_the_events_counted_and_what_would_move_each_component(
     scoring: Client,
 ) -> None:
-    client, settings = scoring
+    client, _ = scoring
     uscc = enterprise_with(scoring, passes=10, fails=2)
     body = client.get(f"/v1/enterprises/{uscc}/assessment/explain").json()
     quality = body["components"]["quality"]

@@ -1,0 +1,81 @@
+"""Random but valid events of every type scoring folds, spread over two years."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import UTC, date, datetime, timedelta
+
+from contracts import envelope, events
+from contracts.envelope import CloudEvent
+
+import factories
+
+USCCS = [factories.uscc(rng=random.Random(i)) for i in range(3)]
+START = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def random_event(rng: random.Random, vins: list[str]) -> CloudEvent:
+    uscc = rng.choice(USCCS)
+    at = START + timedelta(days=rng.uniform(0, 730))
+    vin = rng.choice(vins) if vins and rng.random() < 0.3 else factories.vin(rng=rng)
+    vins.append(vin)
+    kind = rng.randrange(9)
+    data: events.EventData
+    if kind == 0:
+        data = events.VehicleRegistered(
+            enterprise_uscc=uscc, vin=vin, make="BYD", model="Qin Plus", model_year=2022,
+            first_registration_date=date(2022, 6, 1), mileage_km=21_000, registered_at=at,
+        )  # fmt: skip
+    elif kind == 1:
+        verdict = rng.choice(["pass", "fail"])
+        data = events.VehicleInspected(
+            enterprise_uscc=uscc, inspection_id=str(uuid.uuid4()), vin=vin, station_id="s",
+            inspected_at=at, odometer_km=22_000, verdict=verdict,
+            first_inspection=rng.random() < 0.8, items=[],
+            failed_items=rng.sample(["BRAKES", "FIRE_DAMAGE_FREE", "TYRES"], k=1)
+            if verdict == "fail" else [],
+            fraud_signals=["odometer_rollback"] if rng.random() < 0.1 else [],
+        )  # fmt: skip
+    elif kind == 2:
+        reasons = rng.sample(
+            ["inspection_missing", "certificate_mismatch", "licence_missing"], k=rng.randrange(3)
+        )
+        data = events.VehicleDeclared(
+            enterprise_uscc=uscc, declaration_no=f"D{rng.randrange(10**9)}", vin=vin,
+            broker_id="b", outcome="rejected" if reasons else "accepted", reasons=reasons,
+            port_of_loading="CNSHA", destination_country="RU", declared_at=at,
+        )  # fmt: skip
+    elif kind == 3:
+        data = events.VehicleExported(
+            enterprise_uscc=uscc, declaration_no=f"D{rng.randrange(10**9)}", vin=vin,
+            bill_of_lading="COSU1", vessel_name="COSCO Fortune", vessel_imo="9074729",
+            port_of_loading="CNSHA", departed_at=at,
+        )  # fmt: skip
+    elif kind == 4:
+        data = events.ComplaintFiled(
+            enterprise_uscc=uscc, complaint_id=f"c{rng.randrange(5)}", country="RU",
+            category="quality", filed_at=at,
+        )  # fmt: skip
+    elif kind == 5:
+        data = events.ComplaintResolved(
+            enterprise_uscc=uscc, complaint_id=f"c{rng.randrange(5)}", resolved_at=at
+        )
+    elif kind == 6:
+        data = events.EnterpriseStatusChanged.model_validate(
+            {
+                "enterprise_uscc": uscc, "from": None, "actor": "policy", "reason": "tier",
+                "to": rng.choice(["admitted", "warned", "suspended"]), "changed_at": at,
+            }
+        )  # fmt: skip
+    elif kind == 7:
+        data = events.CertificateRevoked(
+            enterprise_uscc=uscc, certificate_no="EXC-1", vin=vin, inspection_id="i",
+            reason="forged papers", forged=rng.random() < 0.2, revoked_at=at,
+        )  # fmt: skip
+    else:
+        data = events.DepartureRefused(
+            enterprise_uscc=uscc, declaration_no="D1", vin=vin, broker_id="b",
+            reason="declaration_not_released", declaration_status="accepted", refused_at=at,
+        )  # fmt: skip
+    return envelope.new_event(data, source="ucx/test", time=at)
