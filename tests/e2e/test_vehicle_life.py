@@ -142,11 +142,12 @@ def test_one_vehicle_from_application_to_departure(stack: RunningStack) -> None:
     assessment = wait_for(
         lambda: (
             (r := scoring.get(f"/v1/enterprises/{uscc}/assessment")).status_code == 200
-            and r.json()["events_counted"] == 4
+            and r.json()["events_counted"] == 6
             and r.json()
         )
     )
     assert assessment["events_by_type"] == {  # type: ignore[index]
+        "enterprise.status-changed": 2,  # applied, admitted
         "vehicle.registered": 1,
         "vehicle.inspected": 1,
         "vehicle.declared": 1,
@@ -165,3 +166,101 @@ def test_one_vehicle_from_application_to_departure(stack: RunningStack) -> None:
         key, event = found[0]
         assert key == uscc
         assert event.get_extension("enterpriseid") == uscc
+
+
+def test_failing_inspections_drive_warning_then_suspension_and_customs_refuses(
+    stack: RunningStack,
+) -> None:
+    """Scoring assesses, the registry applies the tier policy, customs refuses the next
+    declaration: the dynamic assessment closes the loop through Kafka alone."""
+    registry = httpx.Client(base_url=stack.url("registry"), timeout=10)
+    inspection = httpx.Client(base_url=stack.url("inspection"), timeout=10)
+    customs = httpx.Client(base_url=stack.url("customs"), timeout=10)
+    scoring = httpx.Client(base_url=stack.url("scoring"), timeout=10)
+    enterprise = factories.enterprise()
+    uscc = enterprise["uscc"]
+    assert registry.post("/v1/enterprises", json=enterprise).status_code == 201
+    key = registry.post(
+        f"/v1/enterprises/{uscc}/decisions",
+        headers=ADMIN,
+        json={"action": "approve", "reason": "documents and site verified"},
+    ).json()["api_key"]
+    vehicles = [factories.vehicle(uscc) for _ in range(11)]  # no prior from 10 vehicles on
+    batch = registry.post("/v1/vehicles:batch", json={"vehicles": vehicles}, headers=bearer(key))
+    assert batch.json()["created"] == 11
+    wait_for(
+        lambda: (
+            (r := scoring.get(f"/v1/enterprises/{uscc}/assessment")).status_code == 200
+            and r.json()["vehicles"] == 11
+            and r.json()["tier"] == "good"
+        )
+    )
+    station = inspection.post("/v1/stations", json=factories.station(), headers=ADMIN).json()
+
+    def inspect(vin: str, **report: object) -> httpx.Response:
+        return wait_for(  # type: ignore[return-value]
+            lambda: (
+                (
+                    r := inspection.post(
+                        "/v1/inspections",
+                        json=factories.inspection(vin, **report),  # type: ignore[arg-type]
+                        headers=bearer(station["api_key"]),
+                    )
+                ).status_code
+                != 404
+                and r
+            )
+        )
+
+    passed = inspect(vehicles[0]["vin"])
+    assert passed.json()["verdict"] == "pass"
+    assert inspect(vehicles[1]["vin"], fail=("BRAKES",)).json()["verdict"] == "fail"
+    wait_for(lambda: registry.get(f"/v1/enterprises/{uscc}").json()["status"] == "warned")
+    rollback = inspect(vehicles[2]["vin"], odometer_km=1_000)  # registered with more
+    assert "odometer_rollback" in rollback.json()["fraud_signals"]
+    wait_for(lambda: registry.get(f"/v1/enterprises/{uscc}").json()["status"] == "suspended")
+    history = registry.get(f"/v1/enterprises/{uscc}/history").json()
+    assert [(h["to_status"], h["actor"]) for h in history][-2:] == [
+        ("warned", "policy"),
+        ("suspended", "policy"),
+    ]
+    assert all(h["cause"] for h in history[-2:])  # the enterprise.assessed event ids
+
+    broker = customs.post(
+        "/v1/brokers",
+        headers=ADMIN,
+        json={"name": "Fuzhou Brokerage", "customs_code": "3501980456", "enterprises": [uscc]},
+    ).json()
+    declaration_no = f"D{uuid.uuid4().int % 10**17:017d}"
+    body, headers = signed(
+        broker["secret"],
+        "declaration.lodged",
+        {
+            "declaration_no": declaration_no,
+            "vin": vehicles[0]["vin"],
+            "enterprise_uscc": uscc,
+            "export_licence_no": "EL-2026-35-00872",
+            "certificate_no": passed.json()["certificate_no"],
+            "port_of_loading": "CNFOC",
+            "destination_country": "KZ",
+            "declared_at": datetime.now(UTC).isoformat(),
+        },
+    )
+    assert (
+        customs.post(
+            f"/v1/webhooks/brokers/{broker['id']}", content=body, headers=headers
+        ).status_code
+        == 202
+    )
+    decided = wait_for(
+        lambda: (
+            (d := customs.get(f"/v1/declarations/{declaration_no}", headers=ADMIN).json())["status"]
+            != "pending"
+            and d
+        )
+    )
+    assert decided["status"] == "rejected"  # type: ignore[index]
+    assert decided["reasons"] == ["enterprise_not_in_good_standing"]  # type: ignore[index]
+    assert decided["reason_details"]["enterprise_not_in_good_standing"] == (  # type: ignore[index]
+        "enterprise_suspended"
+    )

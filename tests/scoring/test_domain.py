@@ -234,6 +234,8 @@ def test_recommended_actions_follow_the_tier() -> None:
         return domain.recommended_action(POLICY, tier, previous)
 
     assert action("good", None) == "none"
+    assert action("warning", None) == "none"  # a new enterprise near the prior is not warned
+    assert action("suspension", None) == "suspend"
     assert action("warning", "good") == "warn"
     assert action("suspension", "warning") == "suspend"
     assert action("exit", "suspension") == "exit"

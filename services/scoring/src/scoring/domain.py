@@ -421,9 +421,11 @@ def boundaries(policy: Policy, tier: str) -> dict[str, float]:
 
 def recommended_action(policy: Policy, tier: str, previous: str | None) -> str:
     """What the registry should do about a tier change. Up to ``good`` -> reinstate; down ->
-    warn, suspend or exit; a rise that stops short of ``good`` keeps the current decision."""
+    warn, suspend or exit; a rise that stops short of ``good`` keeps the current decision.
+    A first assessment does not warn: a new enterprise sits near the prior (76 before its
+    first export), which is the lack of history, not a finding."""
     if previous is None:
-        return "none" if tier == "good" else TIERS_TO_ACTIONS[tier]
+        return "none" if tier in ("good", "warning") else TIERS_TO_ACTIONS[tier]
     if tier == previous:
         return "none"
     if _rank(policy, tier) > _rank(policy, previous):
