@@ -12,6 +12,10 @@ The second table (inspection and customs): BENCH_SERVICE_N requests in each clos
 (500; each VIN is used once, so N + open-loop requests + 50 vehicles are seeded),
 BENCH_INSPECTION_RATE (250/s) and BENCH_WEBHOOK_RATE (200/s) offered for BENCH_OPEN_SECONDS,
 BENCH_DELIVERIES outbound deliveries queued (2000).
+
+The third table (scoring): BENCH_RESCORE_EVENTS ledger entries (1,000,000) over
+BENCH_RESCORE_ENTERPRISES (5000) folded from nothing; BENCH_FRESH_COUNT inspections (500) at
+BENCH_FRESH_RATE (50/s) through the whole embedded stack, each timed until the assessment shows it.
 """
 
 from __future__ import annotations
@@ -28,8 +32,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
-from bench import customs, data, http, inspection, pg, report, scoring
-from bench.procs import BenchError, Proc, say
+from bench import assessment, customs, data, http, inspection, pg, report, scoring
+from bench.procs import BenchError, Proc, free_port, say
 from servicekit.broker import EmbeddedBroker
 from servicekit.topics import provision
 
@@ -37,6 +41,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "latest.md"
 NOOP_TIMEOUT_S = 60.0
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 SERVICES_TITLE = "**Inspection ingestion, inbound customs webhooks, outbound deliveries**"
+ASSESSMENT_TITLE = "**Scoring: live rate, rescore, end-to-end freshness (issue 6)**"
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,10 @@ class Config:
     inspection_rate: float
     webhook_rate: float
     deliveries: int
+    rescore_events: int
+    rescore_enterprises: int
+    fresh_rate: float
+    fresh_count: int
     postgres_url: str = field(repr=False)
 
     @classmethod
@@ -68,6 +77,10 @@ class Config:
             inspection_rate=float(os.environ.get("BENCH_INSPECTION_RATE", "250")),
             webhook_rate=float(os.environ.get("BENCH_WEBHOOK_RATE", "200")),
             deliveries=int(os.environ.get("BENCH_DELIVERIES", "2000")),
+            rescore_events=int(os.environ.get("BENCH_RESCORE_EVENTS", "1000000")),
+            rescore_enterprises=int(os.environ.get("BENCH_RESCORE_ENTERPRISES", "5000")),
+            fresh_rate=float(os.environ.get("BENCH_FRESH_RATE", "50")),
+            fresh_count=int(os.environ.get("BENCH_FRESH_COUNT", "500")),
             postgres_url=os.environ.get("BENCH_POSTGRES_URL", DEFAULT_POSTGRES_URL),
         )
 
@@ -198,8 +211,18 @@ def run(config: Config, workdir: Path, broker: EmbeddedBroker, procs: list[Proc]
         broker.bootstrap_servers, workdir, config.events, NOOP_TIMEOUT_S, procs
     )
     procs[-1].stop()
+    say(f"scoring: rescore, {config.rescore_events:,} ledger entries, pure fold")
+    rescored = assessment.rescore(config.rescore_events, config.rescore_enterprises)
+    say(f"scoring: rescore took {rescored.seconds:.1f} s")
+    say("scoring: freshness through the whole embedded stack")
+    base = free_port(1, 2, 3, 100, 101, 102, 103, 200, 201, 202, 203)
+    fresh = assessment.freshness(workdir, broker, base, config.fresh_rate, config.fresh_count)
     figures = report.Figures(load, sqlite, postgres, baseline, produce_rate, worker, noop)
-    return f"{report.table(figures)}\n\n{SERVICES_TITLE}\n\n{services}"
+    scoring_table = report.assessment_table(worker, noop, rescored, fresh)
+    return (
+        f"{report.table(figures)}\n\n{SERVICES_TITLE}\n\n{services}\n\n"
+        f"{ASSESSMENT_TITLE}\n\n{scoring_table}"
+    )
 
 
 def _load() -> str:

@@ -86,7 +86,7 @@ def builder(port: int, authorization: str, vins: list[str]) -> Build:
     return build
 
 
-def _station(base: str) -> str:
+def station(base: str) -> str:
     """Create an accredited station; returns its API key (shown once)."""
     answer = call(
         f"{base}/v1/stations",
@@ -122,7 +122,7 @@ def inspection(
     api = Proc(name, ["-m", "inspection", "api"], env, workdir)
     procs.append(api)
     api.wait_for_port(port)
-    api_key = _station(f"http://{HOST}:{port}")
+    api_key = station(f"http://{HOST}:{port}")
     return drive(name, port, builder(port, f"Bearer {api_key}", known), load, api, EXPECT)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bench.assessment import Freshness, Rescore
 from bench.customs import Deliveries
 from bench.http import Load, Registration
 from bench.scoring import StreamResult
@@ -239,3 +240,43 @@ SERVICE_BASELINES = (
     "issue): inspection ≥ 25% of bare at saturation and p99 < 60 ms at 250/s offered (SQLite); "
     "webhooks ≥ 20% of bare and p99 < 80 ms at 200/s offered (SQLite); ≥ 200 deliveries/s."
 )
+
+
+LIVE_MIN_RATE = 2500.0
+LIVE_MIN_RATIO = 0.60
+RESCORE_MAX_S = 30.0
+FRESH_MAX_P50_MS = 150.0
+FRESH_MAX_P99_MS = 1000.0
+
+
+def assessment_table(
+    worker: StreamResult, noop: StreamResult, rescored: Rescore, fresh: Freshness
+) -> str:
+    ratio = worker.rate / noop.rate if noop.rate else 0.0
+
+    def met(ok: bool, why: str = "") -> str:
+        return "**yes**" if ok else f"**no**{f' ({why})' if why else ''}"
+
+    live_ok = worker.rate >= LIVE_MIN_RATE and ratio >= LIVE_MIN_RATIO
+    misses = [
+        *([f"{worker.rate:,.0f}/s"] if worker.rate < LIVE_MIN_RATE else []),
+        *([f"ratio {ratio:.2f}"] if ratio < LIVE_MIN_RATIO else []),
+    ]
+    p50, p99 = fresh.p50, fresh.percentile(99)
+    return "\n".join(
+        [
+            "| metric (scoring) | measured | baseline | target | met |",
+            "|---|--:|--:|---|---|",
+            f"| live: events/s with the ledger persisted (one worker, SQLite) | "
+            f"{_num(worker.rate)} | {_num(noop.rate)} (no-op faust agent) | "
+            f"≥ {LIVE_MIN_RATE:,.0f}/s and ≥ {LIVE_MIN_RATIO:.2f} of the no-op agent "
+            f"(here {ratio:.2f}) | {met(live_ok, ', '.join(misses))} |",
+            f"| rescore: {rescored.events:,} ledger entries over {rescored.enterprises:,} "
+            f"enterprises, pure fold (s) | {rescored.seconds:.1f} ({_num(rescored.rate)} "
+            f"entries/s) | - | < {RESCORE_MAX_S:.0f} s | {met(rescored.seconds < RESCORE_MAX_S)} |",
+            f"| freshness: inspection POSTed -> assessment shows it, {fresh.inspections} at "
+            f"{fresh.rate:g}/s through the whole stack: p50 / p99 (ms) | {p50:.0f} / {p99:.0f} "
+            f"| - | p50 < {FRESH_MAX_P50_MS:.0f}, p99 < {FRESH_MAX_P99_MS:.0f} | "
+            f"{met(p50 < FRESH_MAX_P50_MS and p99 < FRESH_MAX_P99_MS)} |",
+        ]
+    )

@@ -7,6 +7,7 @@ header, ``content-type: application/cloudevents+json; charset=UTF-8``.
 from __future__ import annotations
 
 import builtins
+import functools
 import secrets
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
@@ -44,10 +45,15 @@ class CloudEvent(BaseModel):
 
     def parse_data(self, model: builtins.type[D]) -> D:
         """Read ``data`` tolerantly: fields unknown to this consumer are dropped."""
-        known = {f.alias or name for name, f in model.model_fields.items()} | set(
-            model.model_fields
-        )
+        known = _known_fields(model)
         return model.model_validate({k: v for k, v in self.data.items() if k in known})
+
+
+@functools.cache
+def _known_fields(model: builtins.type[BaseModel]) -> frozenset[str]:
+    return frozenset(
+        {f.alias or name for name, f in model.model_fields.items()} | set(model.model_fields)
+    )
 
 
 def new_trace_id() -> str:

@@ -5,6 +5,7 @@ Each validator raises ``ValueError`` whose message names the rule, so a 422 says
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Annotated
 
@@ -32,6 +33,7 @@ UNLOCODE = re.compile(r"^[A-Z]{2}[A-Z2-9]{3}$")
 HS_HEADINGS = ("8702", "8703", "8704")
 
 
+@functools.lru_cache(maxsize=1 << 16)  # every consumer validates the same VINs again
 def vin_check_digit(vin: str) -> str:
     total = sum(_VIN_VALUES[c] * w for c, w in zip(vin, _VIN_WEIGHTS, strict=True))
     remainder = total % 11
@@ -70,6 +72,7 @@ def vin_model_years(vin: str) -> tuple[int, int]:
     return (1980 + index, 2010 + index)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def uscc_check_char(uscc: str) -> str:
     total = sum(USCC_ALPHABET.index(c) * w for c, w in zip(uscc[:17], _USCC_WEIGHTS, strict=True))
     return USCC_ALPHABET[(31 - total % 31) % 31]

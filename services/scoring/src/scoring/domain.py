@@ -82,6 +82,8 @@ class State:
     totals: list[float] = field(default_factory=lambda: [0.0] * len(COUNTERS))
     as_of: int = 0
     """Day ordinal the window ends on (never moves back)."""
+    low: int = 0
+    """The smallest day in ``days``: nothing to drop while it is in the window."""
     complaints: dict[str, list[Any]] = field(default_factory=dict)
     """complaint id -> [filed_at iso | None, resolved_at iso | None, event id]."""
     statuses: list[list[str]] = field(default_factory=list)
@@ -108,6 +110,7 @@ class State:
                 "days": {str(k): v for k, v in self.days.items()},
                 "totals": self.totals,
                 "as_of": self.as_of,
+                "low": self.low,
                 "complaints": self.complaints,
                 "statuses": self.statuses,
                 "exits": self.exits,
@@ -181,9 +184,11 @@ def advance(policy: Policy, state: State, now: datetime) -> None:
         return
     state.as_of = today
     oldest = today - policy.window_days  # a day counts while day > oldest
-    for day in [d for d in state.days if d <= oldest]:
-        for i, n in enumerate(state.days.pop(day)):
-            state.totals[i] -= n
+    if state.days and state.low <= oldest:
+        for day in [d for d in state.days if d <= oldest]:
+            for i, n in enumerate(state.days.pop(day)):
+                state.totals[i] -= n
+        state.low = min(state.days, default=0)
     cutoff = now - timedelta(days=policy.window_days)
     for complaint_id in [
         c for c, (filed, _r, _e) in state.complaints.items() if filed and _at(filed) <= cutoff
@@ -254,12 +259,12 @@ def fold(policy: Policy, state: State, entry: Entry, exports: Exports) -> None:
         state.events += 1
         state.by_type[entry.type] = state.by_type.get(entry.type, 0) + 1
         _record(policy, state, entry, exports)
-    assessment = evaluate(policy, state, now)
-    moved_down = state.tier is None or _rank(policy, assessment.tier) > _rank(policy, state.tier)
-    if assessment.tier != state.tier and moved_down:
+    score, tier = _score_and_tier(policy, state, now)
+    moved_down = state.tier is None or _rank(policy, tier) > _rank(policy, state.tier)
+    if tier != state.tier and moved_down:
         state.tier_since = _iso(now)  # moved down (or first): hysteresis starts here
-    state.tier = assessment.tier
-    state.score = assessment.score
+    state.tier = tier
+    state.score = score
     state.folded_at = _iso(now)
 
 
@@ -284,6 +289,8 @@ def _record(policy: Policy, state: State, entry: Entry, exports: Exports) -> Non
         day = _day(entry.time)
         if delta is None or day <= state.as_of - policy.window_days:
             return  # nothing to count, or already out of the window
+        if not state.days or day < state.low:
+            state.low = day
         bucket = state.days.setdefault(day, [0.0] * len(COUNTERS))
         for i, n in enumerate(delta):
             if n:
@@ -332,20 +339,23 @@ def _shrunk(policy: Policy, observed: float, n: float) -> float:
     return (n * observed + k * policy.prior.value) / (n + k)
 
 
-def _rate(policy: Policy, num: float, den: float, tolerance: float, n: float) -> Component:
+Part = tuple[float, float, float, float]
+"""(value, observed rate, numerator, denominator): a component before its weight."""
+
+
+def _rate(policy: Policy, num: float, den: float, tolerance: float, n: float) -> Part:
     rate = num / den if den else 0.0
     value = _shrunk(policy, 1 - min(1.0, rate / tolerance), n)
-    return Component(round(value, 6), 0.0, round(rate, 6), num, den)
+    return (round(value, 6), round(rate, 6), num, den)
 
 
-def evaluate(policy: Policy, state: State, now: datetime) -> Assessment:
-    """The assessment the state gives at ``now`` (which must not be before ``state.as_of``;
-    :func:`advance` first). Does not change the state."""
+def _parts(policy: Policy, state: State, now: datetime) -> dict[str, Part]:
+    """Each component's value, observed rate, numerator and denominator (weights not set)."""
     c, t = policy.components, state.totals
     n = t[VEHICLES]
-    complaints, _ = _complaints(policy, state, now)
+    complaints = _complaints(policy, state, now)[0] if state.complaints else 0.0
     exports = t[EXPORTS]
-    parts = {
+    return {
         "quality": _rate(policy, t[FIRST_FAILS], t[FIRST_INSPECTIONS], c.quality.tolerance, n),
         "integrity": _rate(policy, t[VIOLATIONS], n, c.integrity.tolerance, n),
         "gate_compliance": _rate(
@@ -359,20 +369,44 @@ def evaluate(policy: Policy, state: State, now: datetime) -> Assessment:
             c.after_sales.tolerance,
             n,
         ),
-        "activity": Component(1.0 if exports else 0.0, 0.0, 1.0 if exports else 0.0, exports, 1),
+        "activity": (1.0 if exports else 0.0, 1.0 if exports else 0.0, exports, 1),
     }
-    weights = {name: getattr(c, name).weight for name in COMPONENTS}
-    components = {
-        name: Component(p.value, weights[name], p.observed, p.numerator, p.denominator)
-        for name, p in parts.items()
-    }
-    score = round(sum(p.value * p.weight for p in components.values()), 2)
-    exit_rules = _exit_rules(policy, state, now)
+
+
+def _weighted(policy: Policy, parts: dict[str, Part]) -> float:
+    weights = policy.weights
+    return round(float(sum(weights[name] * p[0] for name, p in parts.items())), 2)
+
+
+def _tier(policy: Policy, state: State, score: float, exits: bool, now: datetime) -> str:
+    if exits:
+        return "exit"
     since = _at(state.tier_since) if state.tier_since else None
     hysteresis = since is None or now - since < timedelta(days=policy.warning_window_days)
-    tier = tier_for(policy, score, state.tier, hysteresis=hysteresis)
-    if exit_rules:
-        tier = "exit"
+    return tier_for(policy, score, state.tier, hysteresis=hysteresis)
+
+
+def _score_and_tier(policy: Policy, state: State, now: datetime) -> tuple[float, str]:
+    """What :func:`evaluate` gives for score and tier, without building the assessment: the
+    worker runs this per event."""
+    score = _weighted(policy, _parts(policy, state, now))
+    exits = bool((state.exits or state.statuses) and _exit_rules(policy, state, now))
+    return score, _tier(policy, state, score, exits, now)
+
+
+def evaluate(policy: Policy, state: State, now: datetime) -> Assessment:
+    """The assessment the state gives at ``now`` (which must not be before ``state.as_of``;
+    :func:`advance` first). Does not change the state."""
+    parts = _parts(policy, state, now)
+    c = policy.components
+    components = {
+        name: Component(p[0], getattr(c, name).weight, p[1], p[2], p[3])
+        for name, p in parts.items()
+    }
+    score = _weighted(policy, parts)
+    exit_rules = _exit_rules(policy, state, now)
+    tier = _tier(policy, state, score, bool(exit_rules), now)
+    n, exports = state.totals[VEHICLES], state.totals[EXPORTS]
     end = date.fromordinal(max(state.as_of, _day(now)))
     return Assessment(
         score=score,

@@ -76,6 +76,10 @@ class Policy(_Frozen):
     exit_rules: ExitRules
 
     @cached_property
+    def weights(self) -> dict[str, float]:
+        return {name: getattr(self.components, name).weight for name in Components.model_fields}
+
+    @cached_property
     def tier_names(self) -> tuple[str, ...]:
         """Best first."""
         return tuple(name for name, _ in sorted(self.tiers.items(), key=lambda kv: -kv[1]))

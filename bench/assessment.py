@@ -1,0 +1,219 @@
+"""Scoring beyond the live rate: rescore (the pure fold over a big ledger, no Kafka) and
+end-to-end freshness (inspection POSTed -> the enterprise's assessment reflects it, through the
+inspection api, its outbox relay, the broker and the scoring worker, relay polling included)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import statistics
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+
+from bench import data, inspection
+from bench.procs import BenchError, say
+from scoring import domain
+from scoring import policy as policies
+from scoring.settings import Settings
+from servicekit.broker import EmbeddedBroker
+from servicekit.stack import Stack
+
+ADMIN_TOKEN = "bench-admin-token-not-a-secret"
+TYPES = ("vehicle.registered", "vehicle.inspected", "vehicle.declared", "vehicle.exported")
+
+
+@dataclass(frozen=True)
+class Rescore:
+    events: int
+    enterprises: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds
+
+
+def ledger(events: int, enterprises: int, seed: int = 1) -> list[domain.Entry]:
+    """A year-and-a-half ledger: vehicles registered, inspected (10 % fail), declared (5 %
+    refused at a gate) and exported, spread over ``enterprises``."""
+    rng = random.Random(seed)
+    usccs = [f"91350100{i:09d}X" for i in range(enterprises)]
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    step = timedelta(days=540) / events
+    entries = []
+    for i in range(events):
+        at = start + step * i
+        kind = TYPES[i % 4]
+        if kind == "vehicle.inspected":
+            fail = rng.random() < 0.1
+            payload: dict[str, object] = {
+                "first_inspection": True, "verdict": "fail" if fail else "pass",
+                "failed_items": ["BRAKES"] if fail else [], "fraud_signals": [],
+            }  # fmt: skip
+        elif kind == "vehicle.declared":
+            payload = {"reasons": ["inspection_missing"] if rng.random() < 0.05 else []}
+        else:
+            payload = {"vin": f"V{i:016d}"}
+        uscc = usccs[rng.randrange(enterprises)]
+        entries.append(domain.Entry(f"e{i}", kind, uscc, at, payload, at))
+    return entries
+
+
+def rescore(events: int, enterprises: int) -> Rescore:
+    policy = policies.load(Settings().policy_path)
+    entries = ledger(events, enterprises)
+    started = time.perf_counter()
+    states = domain.replay(policy, entries)
+    seconds = time.perf_counter() - started
+    if len(states) != enterprises:
+        raise BenchError(f"rescore: {len(states)} enterprises, expected {enterprises}")
+    return Rescore(events, enterprises, seconds)
+
+
+@dataclass(frozen=True)
+class Freshness:
+    inspections: int
+    rate: float
+    latencies_ms: list[float]
+
+    def percentile(self, p: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.latencies_ms)
+
+
+def _stack(workdir: Path, broker: EmbeddedBroker, base: int) -> Stack:
+    services = {
+        name: base + i for i, name in enumerate(("registry", "inspection", "customs", "scoring"))
+    }
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+        "UCX_ADMIN_TOKEN": ADMIN_TOKEN,
+        "PYTHONUNBUFFERED": "1",
+        "INSPECTION_SIGNING_KEY_FILE": str(workdir / "freshness-signing-key"),
+    }
+    for name, port in services.items():
+        env[f"{name.upper()}_PORT"] = str(port)
+        env[f"{name.upper()}_DATABASE_URL"] = f"sqlite:///{workdir / f'fresh-{name}.db'}"
+    return Stack(env=env, services=services, log=(workdir / "freshness-stack.log").open("w"))
+
+
+def _wait(check: object, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if check():  # type: ignore[operator]
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise BenchError(f"freshness: {what} not within {timeout_s:.0f} s")
+
+
+def freshness(
+    workdir: Path, broker: EmbeddedBroker, base: int, rate: float, count: int
+) -> Freshness:
+    stack = _stack(workdir, broker, base)
+    stack.migrate()
+    stack.start()
+    try:
+        stack.wait_healthy(90)
+        for port in stack.services.values():
+            _wait(
+                lambda p=port: httpx.get(f"http://127.0.0.1:{p + 100}/readyz").status_code == 200,
+                90, f"worker on {port + 100} ready",
+            )  # fmt: skip
+        return _measure(stack, rate, count)
+    finally:
+        stack.stop()
+
+
+def _measure(stack: Stack, rate: float, count: int) -> Freshness:
+    url = {name: f"http://127.0.0.1:{port}" for name, port in stack.services.items()}
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    ids = data.Ids()
+    uscc = ids.uscc()
+    httpx.post(f"{url['registry']}/v1/enterprises", json=data.enterprise(uscc)).raise_for_status()
+    approved = httpx.post(
+        f"{url['registry']}/v1/enterprises/{uscc}/decisions",
+        json={"action": "approve", "reason": "benchmark"}, headers=admin,
+    )  # fmt: skip
+    key = {"Authorization": f"Bearer {approved.json()['api_key']}"}
+    today = datetime.now(UTC).date()
+    vins = [ids.vin() for _ in range(count + 1)]
+    for chunk in range(0, len(vins), 500):
+        rows = [data.vehicle(uscc, vin, today) for vin in vins[chunk : chunk + 500]]
+        answer = httpx.post(
+            f"{url['registry']}/v1/vehicles:batch", json={"vehicles": rows}, headers=key, timeout=60
+        )
+        answer.raise_for_status()
+    bearer = {"Authorization": f"Bearer {inspection.station(url['inspection'])}"}
+    say(f"freshness: {len(vins)} vehicles registered; waiting for the projections")
+    _wait(
+        lambda: httpx.post(
+            f"{url['inspection']}/v1/inspections", json=_report(vins[-1]), headers=bearer
+        ).status_code == 201,
+        120, "inspection projection",
+    )  # fmt: skip
+    assessment = f"{url['scoring']}/v1/enterprises/{uscc}/assessment"
+    _wait(
+        lambda: httpx.get(assessment).json().get("events_by_type", {}).get("vehicle.inspected")
+        == 1,
+        120, "scoring caught up",
+    )  # fmt: skip
+    say(f"freshness: {count} inspections at {rate:g}/s, polling the assessment")
+    return asyncio.run(_drive(url["inspection"], assessment, bearer, vins[:count], rate))
+
+
+def _report(vin: str) -> dict[str, object]:
+    return inspection.report(vin, datetime.now(UTC).isoformat())
+
+
+async def _drive(
+    inspection_url: str, assessment: str, bearer: dict[str, str], vins: list[str], rate: float
+) -> Freshness:
+    sent: list[float] = [0.0] * len(vins)
+    seen: list[float | None] = [None] * len(vins)
+    done = asyncio.Event()
+
+    async def poll(client: httpx.AsyncClient) -> None:
+        marked = 0
+        while not done.is_set():
+            body = (await client.get(assessment)).json()
+            now = time.perf_counter()
+            count = body["events_by_type"].get("vehicle.inspected", 0) - 1  # minus the warm-up
+            while marked < min(count, len(vins)):
+                seen[marked] = now
+                marked += 1
+            if marked == len(vins):
+                done.set()
+            await asyncio.sleep(0.005)
+
+    async with httpx.AsyncClient(timeout=30) as client, httpx.AsyncClient(timeout=30) as poller:
+        poller_task = asyncio.create_task(poll(poller))
+        start = time.perf_counter() + 0.2
+        for i, vin in enumerate(vins):
+            await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
+            sent[i] = time.perf_counter()
+            answer = await client.post(
+                f"{inspection_url}/v1/inspections", json=_report(vin), headers=bearer
+            )
+            if answer.status_code != 201:
+                raise BenchError(f"freshness: inspection answered {answer.status_code}")
+        try:
+            await asyncio.wait_for(done.wait(), 60)
+        finally:
+            done.set()
+            await poller_task
+    latencies = [(s - t) * 1000 for s, t in zip(seen, sent, strict=True) if s is not None]
+    if len(latencies) != len(vins):
+        raise BenchError(f"freshness: {len(vins) - len(latencies)} inspections never showed")
+    return Freshness(len(vins), rate, latencies)
