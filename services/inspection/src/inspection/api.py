@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from contracts.identifiers import Vin
 from inspection import domain, services
@@ -101,13 +101,12 @@ def _public(row: dict[str, Any]) -> InspectionPublic:
     )
 
 
-@router.post("/inspections", status_code=status.HTTP_201_CREATED)
-async def post_inspection(
-    body: InspectionCreate, request: Request, writer: WriterDep
-) -> InspectionPublic:
+@router.post("/inspections", status_code=status.HTTP_201_CREATED, response_model=InspectionPublic)
+async def post_inspection(body: InspectionCreate, request: Request, writer: WriterDep) -> Response:
     settings, key = _settings(request), bearer(request)
     row = await writer.run(lambda s: services.record_inspection(s, settings, key, body))
-    return _public(row)
+    # serialised once here; FastAPI would validate the model again before serialising it
+    return Response(_public(row).model_dump_json(), 201, media_type="application/json")
 
 
 @router.get("/certificates/public-key", responses=problem_responses(429))

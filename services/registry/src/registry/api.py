@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from registry import services
 from registry.models import Vehicle
@@ -99,16 +99,17 @@ def history(uscc: str, session: SessionDep) -> list[StatusChangePublic]:
     ]
 
 
-@router.post("/vehicles", status_code=status.HTTP_201_CREATED)
-async def register_vehicle(
-    body: VehicleCreate, request: Request, writer: WriterDep
-) -> VehiclePublic:
+@router.post("/vehicles", status_code=status.HTTP_201_CREATED, response_model=VehiclePublic)
+async def register_vehicle(body: VehicleCreate, request: Request, writer: WriterDep) -> Response:
     settings, key = _settings(request), bearer(request)
     row = await writer.run(
         lambda s: services.register_vehicle(s, settings, key, body),
         on_integrity_error=lambda _exc: services.already_registered(body.vin),
     )
-    return VehiclePublic.model_validate(row)  # stage: just registered, so not stalled
+    # stage: just registered, so not stalled; serialised once here (FastAPI would validate
+    # the model again before serialising it)
+    public = VehiclePublic.model_validate(row)
+    return Response(public.model_dump_json(), 201, media_type="application/json")
 
 
 @router.post("/vehicles:batch", status_code=status.HTTP_207_MULTI_STATUS)
