@@ -14,9 +14,8 @@ from typing import Any
 
 import structlog
 from fastapi import FastAPI
-from prometheus_client import start_http_server
 
-from servicekit import logs, migrate, relay
+from servicekit import logs, migrate, relay, relay_web
 from servicekit.consumer import Subscription, Timer
 from servicekit.db import make_engine
 from servicekit.settings import BaseServiceSettings
@@ -100,8 +99,8 @@ def _relay(settings: BaseServiceSettings, replay: str | None) -> int:
     worker = relay.Relay(settings, engine)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: worker.stop())
-    start_http_server(settings.relay_web_port, addr=settings.host)
-    log.info("relay started", metrics_port=settings.relay_web_port)
+    relay_web.serve(settings, engine, worker)
+    log.info("relay started", web_port=settings.relay_web_port)
     worker.run()
     engine.dispose()
     return 0

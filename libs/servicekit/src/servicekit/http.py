@@ -10,8 +10,10 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import anyio
+import structlog
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from prometheus_fastapi_instrumentator import Instrumentator
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
@@ -25,6 +27,7 @@ from servicekit.settings import BaseServiceSettings
 from servicekit.writer import Writer
 
 Check = Callable[[], None]
+READY = Gauge("ucx_ready", "1 while the readiness check passes, 0 when it fails", ["check"])
 
 
 def check_database(engine: Engine) -> Check:
@@ -64,6 +67,7 @@ async def run_checks(checks: dict[str, tuple[Check, bool]]) -> tuple[int, dict[s
         except Exception as exc:  # noqa: BLE001 - a failed check is data, not an error
             status, error = "down", f"{type(exc).__name__}: {exc}"[:300]
             ready = ready and not critical
+        READY.labels(name).set(1 if status == "ok" else 0)
         results.append(
             {
                 "name": name,
@@ -142,6 +146,7 @@ def create_service_app(
     description: str = "",
     routers: Sequence[APIRouter] = (),
     extra_checks: dict[str, tuple[Check, bool]] | None = None,
+    gauges: Sequence[Callable[[Engine], None]] = (),
 ) -> FastAPI:
     """Nothing connects here: the engine connects lazily and is disposed on shutdown."""
     engine = make_engine(settings.database_url)
@@ -180,7 +185,17 @@ def create_service_app(
 
     Instrumentator(
         should_group_status_codes=True, excluded_handlers=["/metrics", "/healthz", "/readyz"]
-    ).instrument(app, metric_namespace="ucx").expose(app, include_in_schema=False)
+    ).instrument(app, metric_namespace="ucx")
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        """Gauges read from the database (``gauges``) are refreshed at scrape time."""
+        for refresh in gauges:
+            try:
+                refresh(engine)
+            except Exception:  # noqa: BLE001 - a scrape must not fail for one gauge
+                structlog.get_logger("servicekit.http").exception("gauge refresh failed")
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     for router in routers:
         app.include_router(router)

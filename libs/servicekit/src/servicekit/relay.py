@@ -41,6 +41,8 @@ class Relay:
         self.engine = engine
         self.stopping = threading.Event()
         self._producer: KafkaProducer | None = None
+        self.backlog = 0
+        """Unpublished records when last observed (for the relay's /readyz)."""
 
     # -- producer lifecycle -------------------------------------------------------------
     def _connect(self) -> KafkaProducer:
@@ -115,6 +117,7 @@ class Relay:
                     outbox.c.sent_at.is_(None)
                 )
             ).one()
+        self.backlog = count
         BACKLOG.set(count)
         OLDEST.set((datetime.now(UTC) - oldest).total_seconds() if oldest else 0)
 

@@ -31,6 +31,8 @@ class BaseServiceSettings(BaseSettings):
     relay_poll_interval_s: float = 0.02
     relay_batch_size: int = 500
     relay_backoff_max_s: float = 5.0
+    relay_ready_max_backlog: int = 10_000
+    """The relay's /readyz fails at this many unpublished records (it is falling behind)."""
 
     # Consumers (faust). The embedded broker holds joins for session_timeout/2 and does
     # not wake waiting fetches: keep these small there, defaults of Kafka in production.

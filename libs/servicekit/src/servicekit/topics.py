@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import argparse
+import os
+import sys
+from collections.abc import Iterable, Sequence
 
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
@@ -40,3 +43,22 @@ def provision(
         return created
     finally:
         admin.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m servicekit.topics [--replication-factor N]``: the one-shot job that creates
+    every topic and its .dlq before the services start (KAFKA_BOOTSTRAP_SERVERS)."""
+    parser = argparse.ArgumentParser(prog="python -m servicekit.topics")
+    parser.add_argument("--replication-factor", type=int, default=1)
+    parser.add_argument("--partitions", type=int, default=contract_topics.PARTITIONS)
+    args = parser.parse_args(argv)
+    servers = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    created = provision(
+        servers, partitions=args.partitions, replication_factor=args.replication_factor
+    )
+    print(f"{len(created)} topics created on {servers}: {', '.join(created) or 'none missing'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

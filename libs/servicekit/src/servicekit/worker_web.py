@@ -5,11 +5,28 @@ from __future__ import annotations
 from typing import Any
 
 import faust
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from sqlalchemy import Engine
 
 from servicekit.http import Check, check_broker, check_database, run_checks
 from servicekit.settings import BaseServiceSettings
+
+LAG = Gauge(
+    "ucx_consumer_lag", "Records on the partition not yet committed by us", ["topic", "partition"]
+)
+LAG_INTERVAL_S = 5.0
+
+
+def observe_lag(consumer: Any) -> None:
+    """Lag per assigned partition: the log's end offset minus our committed offset (faust
+    keeps the last commit per partition; before the first one, the offset we read last)."""
+    LAG.clear()
+    for tp in consumer.assignment():
+        committed = consumer._committed_offset.get(tp)
+        if committed is None:
+            read = consumer._read_offset.get(tp)
+            committed = read + 1 if read is not None else 0
+        LAG.labels(tp.topic, str(tp.partition)).set(max(0, consumer.highwater(tp) - committed))
 
 
 def install(app: faust.App, settings: BaseServiceSettings, engine: Engine) -> None:
@@ -33,6 +50,11 @@ def install(app: faust.App, settings: BaseServiceSettings, engine: Engine) -> No
     async def readyz(web: Any, request: Any) -> Any:
         status, body = await run_checks(checks)
         return web.json(body, status=status)
+
+    async def lag() -> None:
+        observe_lag(app.consumer)
+
+    app.timer(LAG_INTERVAL_S, name="observe-lag")(lag)
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
