@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 
-.PHONY: install run test test-reliability lint fmt bench schemas clean
+.PHONY: install browser run test test-reliability lint fmt bench schemas clean
 
 $(UV):
 	$(PYTHON) -m pip install --user --quiet uv || python3 -m pip install --user --quiet uv
@@ -14,7 +14,12 @@ install: $(UV)
 run: install
 	$(UV) run --frozen python -m servicekit.stack
 
-test: install
+# The ops console test drives Debian's chromium (not on PyPI): installed with apt when missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+test: install browser
 	$(UV) run --frozen pytest -q
 
 lint: install

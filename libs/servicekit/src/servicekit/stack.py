@@ -66,9 +66,11 @@ class Stack:
 
     def start_process(self, name: str) -> subprocess.Popen[bytes]:
         service, process = name.split(".")
+        # the ops console (served by scoring) polls every process of this stack
+        env = {"SCORING_OPS_SERVICES": json.dumps(self.services), **self.env}
         proc = subprocess.Popen(
             [sys.executable, "-m", service, process],
-            env=self.env,
+            env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches us only; we stop children in order
@@ -142,6 +144,7 @@ def main() -> int:
         print("\nucx is running:", flush=True)
         for name, p in SERVICES.items():
             print(f"  {name:<11} http://127.0.0.1:{p}   (docs: http://127.0.0.1:{p}/docs)")
+        print(f"  ops console http://127.0.0.1:{SERVICES['scoring']}/ops")
         print(f"  broker      {env['KAFKA_BOOTSTRAP_SERVERS']}")
         print(f"  admin token {env['UCX_ADMIN_TOKEN']}")
         print("Ctrl-C stops everything.\n", flush=True)

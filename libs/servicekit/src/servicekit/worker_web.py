@@ -6,6 +6,8 @@ from typing import Any
 
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
+
+METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST.split(";")[0] + "; version=0.0.4"
 from sqlalchemy import Engine
 
 from servicekit.http import Check, check_broker, check_database, run_checks
@@ -58,4 +60,5 @@ def install(app: faust.App, settings: BaseServiceSettings, engine: Engine) -> No
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
-        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+        # aiohttp refuses a charset inside content_type (CONTENT_TYPE_LATEST has one)
+        return web.bytes(generate_latest(), content_type=METRICS_CONTENT_TYPE)

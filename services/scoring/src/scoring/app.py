@@ -4,7 +4,7 @@ from fastapi import FastAPI
 from prometheus_client import Gauge
 from sqlalchemy import Engine, func, select
 
-from scoring import policy
+from scoring import ops, policy
 from scoring.api import router
 from scoring.models import EnterpriseAssessment, LedgerEntry
 from scoring.settings import Settings
@@ -31,7 +31,7 @@ def create_app(settings: BaseServiceSettings | None = None) -> FastAPI:
         settings,
         title="ucx scoring",
         description="The dynamic assessment of every export enterprise.",
-        routers=[router],
+        routers=[router, ops.router],
         gauges=[count_assessments],
     )
     app.state.policy = policy.load(settings.policy_path)

@@ -108,3 +108,14 @@ class RescoreJob(Base):
     started_at: Mapped[datetime] = mapped_column(UtcDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class DlqRedrive(Base):
+    """Dead letters the ops console has published again (Kafka keeps the .dlq record)."""
+
+    __tablename__ = "dlq_redrives"
+
+    topic: Mapped[str] = mapped_column(String(200), primary_key=True)
+    partition: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    offset: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    redriven_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -21,4 +21,9 @@ class Settings(BaseServiceSettings):
     consumer_batch_size: int = 2000
     consumer_batch_within_s: float = 0.05
     reevaluate_interval_s: float = 3600.0
+    # The ops console (/ops): where every service's api listens (worker +100, relay +200).
+    ops_host: str = "127.0.0.1"
+    ops_services: dict[str, int] = {
+        "registry": 8001, "inspection": 8002, "customs": 8003, "scoring": 8004,
+    }  # fmt: skip
     """How often the clock looks for enterprises whose window has not moved today."""

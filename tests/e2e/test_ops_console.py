@@ -1,0 +1,115 @@
+"""The ops console in a real headless Chromium (Debian's ``chromium``, driven by Playwright):
+every process green, a stopped one red within 10 s, a VIN search shows the timeline, a dead
+letter can be redriven by an admin; a screenshot is written."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from kafka import KafkaProducer
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from contracts import topics
+
+import factories
+from helpers import ADMIN, ADMIN_TOKEN, bearer
+from stack_support import RunningStack, wait_for
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser, stack: RunningStack) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 1400})
+    opened = context.new_page()
+    opened.goto(f"{stack.url('scoring')}/ops")
+    yield opened
+    context.close()
+
+
+def test_every_process_green_then_a_stopped_one_red_within_10_s(
+    page: Page, stack: RunningStack, tmp_path: Path
+) -> None:
+    processes = page.locator("#processes tr[id]")
+    deadline = time.monotonic() + 60
+    while page.locator("#processes tr.ok").count() < 12 and time.monotonic() < deadline:
+        page.reload()
+    assert processes.count() == 12
+    assert page.locator("#processes tr.ok").count() == 12, page.inner_text("#processes")
+    shot = tmp_path / "ops-console.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("UCX_SCREENSHOTS"):
+        shutil.copy(shot, Path(os.environ["UCX_SCREENSHOTS"]) / "ops-console.png")
+
+    stack.stack.kill("inspection.worker", signal.SIGKILL)
+    stopped = time.monotonic()
+    try:
+        page.wait_for_selector("tr#inspection-worker.down", timeout=10_000)
+        assert time.monotonic() - stopped < 10
+        assert page.locator("#processes tr.ok").count() == 11
+    finally:
+        stack.stack.start_process("inspection.worker")
+        stack.wait_workers_ready()
+
+
+def test_a_vin_search_shows_the_vehicles_timeline(page: Page, stack: RunningStack) -> None:
+    registry = httpx.Client(base_url=stack.url("registry"), timeout=10)
+    enterprise = factories.enterprise()
+    uscc = enterprise["uscc"]
+    assert registry.post("/v1/enterprises", json=enterprise).status_code == 201
+    key = registry.post(
+        f"/v1/enterprises/{uscc}/decisions",
+        headers=ADMIN,
+        json={"action": "approve", "reason": "documents verified"},
+    ).json()["api_key"]
+    vehicle = factories.vehicle(uscc)
+    assert registry.post("/v1/vehicles", json=vehicle, headers=bearer(key)).status_code == 201
+
+    page.fill("input[name=q]", vehicle["vin"])
+    page.click("form[action='/ops'] button")
+    result = page.wait_for_selector("#search-result", timeout=10_000)
+    assert result is not None
+    assert "vehicle.registered" in result.inner_text()
+    assert "registered" in page.inner_text("body")
+
+
+def test_a_dead_letter_is_listed_and_an_admin_can_redrive_it(
+    page: Page, stack: RunningStack
+) -> None:
+    producer = KafkaProducer(bootstrap_servers=stack.broker.bootstrap_servers, acks="all")
+    producer.send(topics.VEHICLE_INSPECTED, key=b"91350100MA0000000X", value=b"{not json")
+    producer.flush()
+    producer.close()
+
+    def listed() -> bool:
+        page.reload()
+        return "undecodable" in page.inner_text("#dlq")
+
+    wait_for(listed, timeout_s=60, every_s=2)
+    rows_before = page.locator("#dlq form").count()
+    form = page.locator("#dlq form").first
+    form.locator("input[name=token]").fill("wrong-token")
+    form.locator("button").click()
+    assert "Not allowed" in page.inner_text("body")
+    page.goto(f"{stack.url('scoring')}/ops")
+    form = page.locator("#dlq form").first
+    form.locator("input[name=token]").fill(ADMIN_TOKEN)
+    form.locator("button").click()
+    page.wait_for_url("**/ops")
+    assert page.locator("#dlq form").count() == rows_before - 1
