@@ -12,7 +12,8 @@ import httpx
 from servicekit.broker import EmbeddedBroker
 from servicekit.stack import SERVICES, Stack
 
-from helpers import ADMIN_TOKEN
+import factories
+from helpers import ADMIN, ADMIN_TOKEN
 
 
 def _free(port: int) -> bool:
@@ -87,3 +88,16 @@ def wait_for(check: object, timeout_s: float = 60, every_s: float = 0.2) -> obje
             return result
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(every_s)
+
+
+def admitted_enterprise(registry: httpx.Client) -> tuple[str, str]:
+    """Apply and approve an enterprise over HTTP; returns its USCC and API key."""
+    body = factories.enterprise()
+    assert registry.post("/v1/enterprises", json=body).status_code == 201
+    approved = registry.post(
+        f"/v1/enterprises/{body['uscc']}/decisions",
+        headers=ADMIN,
+        json={"action": "approve", "reason": "documents and site verified"},
+    )
+    assert approved.status_code == 200, approved.text
+    return body["uscc"], approved.json()["api_key"]

@@ -15,18 +15,7 @@ import httpx
 
 import factories
 from helpers import ADMIN, bearer
-from stack_support import RunningStack, wait_for
-
-
-def admitted_enterprise(registry: httpx.Client) -> tuple[str, str]:
-    body = factories.enterprise()
-    assert registry.post("/v1/enterprises", json=body).status_code == 201
-    r = registry.post(
-        f"/v1/enterprises/{body['uscc']}/decisions",
-        headers=ADMIN,
-        json={"action": "approve", "reason": "admitted for the fault tests"},
-    )
-    return body["uscc"], r.json()["api_key"]
+from stack_support import RunningStack, admitted_enterprise, wait_for
 
 
 def ledger_registrations(stack: RunningStack, uscc: str) -> tuple[int, int]:

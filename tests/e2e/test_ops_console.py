@@ -19,8 +19,8 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from contracts import topics
 
 import factories
-from helpers import ADMIN, ADMIN_TOKEN, bearer
-from stack_support import RunningStack, wait_for
+from helpers import ADMIN_TOKEN, bearer
+from stack_support import RunningStack, admitted_enterprise, wait_for
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -70,14 +70,7 @@ def test_every_process_green_then_a_stopped_one_red_within_10_s(
 
 def test_a_vin_search_shows_the_vehicles_timeline(page: Page, stack: RunningStack) -> None:
     registry = httpx.Client(base_url=stack.url("registry"), timeout=10)
-    enterprise = factories.enterprise()
-    uscc = enterprise["uscc"]
-    assert registry.post("/v1/enterprises", json=enterprise).status_code == 201
-    key = registry.post(
-        f"/v1/enterprises/{uscc}/decisions",
-        headers=ADMIN,
-        json={"action": "approve", "reason": "documents verified"},
-    ).json()["api_key"]
+    uscc, key = admitted_enterprise(registry)
     vehicle = factories.vehicle(uscc)
     assert registry.post("/v1/vehicles", json=vehicle, headers=bearer(key)).status_code == 201
 

@@ -17,7 +17,7 @@ from contracts import topics
 
 import factories
 from helpers import ADMIN, bearer
-from stack_support import RunningStack, wait_for
+from stack_support import RunningStack, admitted_enterprise, wait_for
 
 
 def signed(secret: str, type_: str, data: dict[str, object]) -> tuple[bytes, dict[str, str]]:
@@ -177,14 +177,7 @@ def test_failing_inspections_drive_warning_then_suspension_and_customs_refuses(
     inspection = httpx.Client(base_url=stack.url("inspection"), timeout=10)
     customs = httpx.Client(base_url=stack.url("customs"), timeout=10)
     scoring = httpx.Client(base_url=stack.url("scoring"), timeout=10)
-    enterprise = factories.enterprise()
-    uscc = enterprise["uscc"]
-    assert registry.post("/v1/enterprises", json=enterprise).status_code == 201
-    key = registry.post(
-        f"/v1/enterprises/{uscc}/decisions",
-        headers=ADMIN,
-        json={"action": "approve", "reason": "documents and site verified"},
-    ).json()["api_key"]
+    uscc, key = admitted_enterprise(registry)
     vehicles = [factories.vehicle(uscc) for _ in range(11)]  # no prior from 10 vehicles on
     batch = registry.post("/v1/vehicles:batch", json={"vehicles": vehicles}, headers=bearer(key))
     assert batch.json()["created"] == 11

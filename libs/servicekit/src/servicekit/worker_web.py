@@ -6,12 +6,12 @@ from typing import Any
 
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
-
-METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST.split(";")[0] + "; version=0.0.4"
 from sqlalchemy import Engine
 
 from servicekit.http import Check, check_broker, check_database, run_checks
 from servicekit.settings import BaseServiceSettings
+
+METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST.split(";")[0] + "; version=0.0.4"
 
 LAG = Gauge(
     "ucx_consumer_lag", "Records on the partition not yet committed by us", ["topic", "partition"]
