@@ -42,6 +42,15 @@ def page(browser: Browser, stack: RunningStack) -> Iterator[Page]:
     context.close()
 
 
+def shoot(page: Page, directory: Path, name: str) -> None:
+    """A full-page screenshot (also copied to $UCX_SCREENSHOTS, e.g. for the README)."""
+    shot = directory / name
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("UCX_SCREENSHOTS"):
+        shutil.copy(shot, Path(os.environ["UCX_SCREENSHOTS"]) / name)
+
+
 def test_every_process_green_then_a_stopped_one_red_within_10_s(
     page: Page, stack: RunningStack, tmp_path: Path
 ) -> None:
@@ -51,11 +60,7 @@ def test_every_process_green_then_a_stopped_one_red_within_10_s(
         page.reload()
     assert processes.count() == 12
     assert page.locator("#processes tr.ok").count() == 12, page.inner_text("#processes")
-    shot = tmp_path / "ops-console.png"
-    page.screenshot(path=str(shot), full_page=True)
-    assert shot.stat().st_size > 10_000
-    if os.environ.get("UCX_SCREENSHOTS"):
-        shutil.copy(shot, Path(os.environ["UCX_SCREENSHOTS"]) / "ops-console.png")
+    shoot(page, tmp_path, "ops-console-all-green.png")
 
     stack.stack.kill("inspection.worker", signal.SIGKILL)
     stopped = time.monotonic()
@@ -83,7 +88,7 @@ def test_a_vin_search_shows_the_vehicles_timeline(page: Page, stack: RunningStac
 
 
 def test_a_dead_letter_is_listed_and_an_admin_can_redrive_it(
-    page: Page, stack: RunningStack
+    page: Page, stack: RunningStack, tmp_path: Path
 ) -> None:
     producer = KafkaProducer(bootstrap_servers=stack.broker.bootstrap_servers, acks="all")
     producer.send(topics.VEHICLE_INSPECTED, key=b"91350100MA0000000X", value=b"{not json")
@@ -95,6 +100,7 @@ def test_a_dead_letter_is_listed_and_an_admin_can_redrive_it(
         return "undecodable" in page.inner_text("#dlq")
 
     wait_for(listed, timeout_s=60, every_s=2)
+    shoot(page, tmp_path, "ops-console-dead-letter.png")
     rows_before = page.locator("#dlq form").count()
     form = page.locator("#dlq form").first
     form.locator("input[name=token]").fill("wrong-token")

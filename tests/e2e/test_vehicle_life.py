@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import time
 import uuid
 from datetime import UTC, datetime
@@ -256,4 +257,43 @@ def test_failing_inspections_drive_warning_then_suspension_and_customs_refuses(
     assert decided["reasons"] == ["enterprise_not_in_good_standing"]  # type: ignore[index]
     assert decided["reason_details"]["enterprise_not_in_good_standing"] == (  # type: ignore[index]
         "enterprise_suspended"
+    )
+
+
+def test_a_trace_id_follows_an_inspection_into_customs_and_scoring_logs(
+    stack: RunningStack,
+) -> None:
+    registry = httpx.Client(base_url=stack.url("registry"), timeout=10)
+    inspection = httpx.Client(base_url=stack.url("inspection"), timeout=10)
+    scoring = httpx.Client(base_url=stack.url("scoring"), timeout=10)
+    uscc, key = admitted_enterprise(registry)
+    vehicle = factories.vehicle(uscc)
+    assert registry.post("/v1/vehicles", json=vehicle, headers=bearer(key)).status_code == 201
+    station = inspection.post("/v1/stations", json=factories.station(), headers=ADMIN).json()
+    trace = secrets.token_hex(16)
+    headers = {**bearer(station["api_key"]), "traceparent": f"00-{trace}-{secrets.token_hex(8)}-01"}
+    answer = wait_for(
+        lambda: (
+            (
+                r := inspection.post(
+                    "/v1/inspections", json=factories.inspection(vehicle["vin"]), headers=headers
+                )
+            ).status_code
+            == 201
+            and r
+        )
+    )
+    assert answer.headers["x-trace-id"] == trace  # type: ignore[attr-defined]
+
+    def logged_by() -> set[str]:
+        lines = stack.log_path.read_text().splitlines()
+        return {line.split("|")[0].strip() for line in lines if trace in line}
+
+    wanted = {"inspection.api", "customs.worker", "scoring.worker", "registry.worker"}
+    wait_for(lambda: wanted <= logged_by(), timeout_s=30)
+    assert (
+        scoring.get(f"/v1/enterprises/{uscc}/assessment").json()["events_by_type"][
+            "vehicle.inspected"
+        ]
+        == 1
     )

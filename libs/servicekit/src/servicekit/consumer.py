@@ -158,6 +158,14 @@ class BatchApplier:
             self._remember(session, known, before, topics_of)
             if applied and self.subscription.after_batch is not None:
                 self.subscription.after_batch(session, applied)
+        if applied:  # after the commit: one line per batch, with the traces it carried
+            traces = dict.fromkeys(envelope.trace_id_of(e.traceparent) for e in applied)
+            log.info(
+                "batch applied",
+                agent=self.subscription.name,
+                **outcomes,
+                trace_ids=[t for t in traces if t][:50],
+            )
         return outcomes
 
     def inbox_key(self, event: CloudEvent) -> str:
@@ -223,8 +231,7 @@ class BatchApplier:
                     .values(outcome=outcome, processed_at=now)
                 )
 
-    @staticmethod
-    def _dead_letter(session: Session, record: Record, error: str) -> None:
+    def _dead_letter(self, session: Session, record: Record, error: str) -> None:
         topic = record.topic.removesuffix(".dlq")
         outbox.add_raw(
             session,
@@ -235,6 +242,7 @@ class BatchApplier:
             headers=[
                 ("dlq-error", error[:2000].encode()),
                 ("dlq-original-topic", topic.encode()),
+                ("dlq-consumer", self.subscription.name.encode()),
                 ("dlq-original-partition", str(record.partition).encode()),
                 ("dlq-original-offset", str(record.offset).encode()),
                 ("dlq-failed-at", datetime.now(UTC).isoformat().encode()),

@@ -84,6 +84,7 @@ class DeadLetter:
     partition: int
     offset: int
     original_topic: str
+    consumer: str
     error: str
     failed_at: str
     key: bytes | None
@@ -125,8 +126,8 @@ def dead_letters(settings: Settings, limit_per_topic: int = 50) -> list[DeadLett
                         found.append(
                             DeadLetter(
                                 dlq, r.partition, r.offset, h.get("dlq-original-topic", name),
-                                h.get("dlq-error", ""), h.get("dlq-failed-at", ""), r.key,
-                                r.value, list(r.headers),
+                                h.get("dlq-consumer", "?"), h.get("dlq-error", ""),
+                                h.get("dlq-failed-at", ""), r.key, r.value, list(r.headers),
                             )
                         )  # fmt: skip
             letters.extend(found[-limit_per_topic:])
@@ -138,7 +139,8 @@ def dead_letters(settings: Settings, limit_per_topic: int = 50) -> list[DeadLett
 
 def redrive(settings: Settings, letter: DeadLetter) -> None:
     """Publish the original record again, to its original topic, without the dlq-* headers:
-    the consumer applies it (its inbox remembers it as dead-lettered, not processed)."""
+    the consumer that failed applies it (its inbox remembers it as dead-lettered, not
+    processed); every other consumer of the topic has it as processed and skips it."""
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
     try:
         headers = [(k, v) for k, v in letter.headers if not k.startswith("dlq-")]
@@ -278,7 +280,8 @@ async def console(
         for t, v in rates.items()
     )
     letter_rows = "".join(
-        f"<tr><td>{_e(x.original_topic)}</td><td>{x.partition}/{x.offset}</td>"
+        f"<tr><td>{_e(x.original_topic)}</td><td>{_e(x.consumer)}</td>"
+        f"<td>{x.partition}/{x.offset}</td>"
         f"<td>{_e(x.failed_at)}</td><td>{_e(x.error[:160])}</td><td>"
         f'<form class="inline" method="post" action="/ops/dlq/redrive">'
         f'<input type="hidden" name="topic" value="{_e(x.topic)}">'
@@ -297,7 +300,8 @@ async def console(
 <th>lag / backlog</th><th>detail</th></tr>{_process_rows(found)}</table>
 <h2>Events per minute, last 15 minutes (as scoring saw them)</h2>
 <table id="rates">{rate_rows or '<tr><td class="muted">no events yet</td></tr>'}</table>
-<h2>Dead letters ({len(letters)})</h2><table id="dlq"><tr><th>topic</th><th>partition/offset</th>
+<h2>Dead letters ({len(letters)})</h2><table id="dlq"><tr><th>topic</th><th>consumer</th>
+<th>partition/offset</th>
 <th>failed at</th><th>error</th><th></th></tr>{letter_rows}</table>
 <h2>Enterprises by tier</h2><table id="tiers">{tier_rows}</table>
 <h2>Recent status changes</h2><table id="changes"><tr><th>at</th><th>USCC</th><th>change</th>
