@@ -17,7 +17,7 @@ from standardwebhooks import Webhook
 from contracts import topics
 
 import factories
-from helpers import ADMIN, bearer
+from helpers import ADMIN, ADMIN_TOKEN, bearer
 from stack_support import RunningStack, admitted_enterprise, wait_for
 
 
@@ -291,6 +291,9 @@ def test_a_trace_id_follows_an_inspection_into_customs_and_scoring_logs(
 
     wanted = {"inspection.api", "customs.worker", "scoring.worker", "registry.worker"}
     wait_for(lambda: wanted <= logged_by(), timeout_s=30)
+    logs = stack.log_path.read_text()
+    for secret in (ADMIN_TOKEN, key, station["api_key"]):
+        assert secret not in logs  # credentials never reach the logs
     assert (
         scoring.get(f"/v1/enterprises/{uscc}/assessment").json()["events_by_type"][
             "vehicle.inspected"

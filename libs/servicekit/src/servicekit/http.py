@@ -166,6 +166,7 @@ def create_service_app(
     app.state.sessions = session_factory(engine)
     app.state.writer = writer
     problems.install(app)
+    problems.document_problems(app)
 
     # The broker is reported but not critical for an API: the outbox absorbs an outage.
     checks: dict[str, tuple[Check, bool]] = {

@@ -172,3 +172,37 @@ def install(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", path=request.url.path)
         return problem_response(500, "internal-error", "Internal error", "An unexpected error.")
+
+
+COMMON_ERRORS = (400, 401, 403, 404, 409, 413, 422, 429)
+
+
+def document_problems(app: FastAPI) -> None:
+    """Every operation answers errors as problem+json: say so in the OpenAPI document (FastAPI
+    would document its own 422 as application/json), for every common error status."""
+    from fastapi.openapi.utils import get_openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components["ProblemDetail"] = ProblemDetail.model_json_schema()
+        content = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemDetail"}}}
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                responses = operation.setdefault("responses", {})
+                for code in COMMON_ERRORS:
+                    entry = responses.setdefault(str(code), {})
+                    entry["description"] = _DESCRIPTIONS.get(
+                        code, entry.get("description", "Error")
+                    )
+                    entry["content"] = content
+        for unused in ("HTTPValidationError", "ValidationError"):
+            components.pop(unused, None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
