@@ -22,6 +22,11 @@ browser:
 test: install browser
 	$(UV) run --frozen pytest -q
 
+# the fault-injection ledger test alone (also part of `make test`); more load:
+# UCX_RELIABILITY_VEHICLES=400 make test-reliability
+test-reliability: install
+	$(UV) run --frozen pytest -q tests/reliability
+
 lint: install
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .

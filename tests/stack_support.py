@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import random
 import socket
 import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import pytest
+from standardwebhooks import Webhook
 
 from servicekit.broker import EmbeddedBroker
 from servicekit.stack import SERVICES, Stack
+from servicekit.topics import provision
 
 import factories
 from helpers import ADMIN, ADMIN_TOKEN
@@ -101,3 +108,28 @@ def admitted_enterprise(registry: httpx.Client) -> tuple[str, str]:
     )
     assert approved.status_code == 200, approved.text
     return body["uscc"], approved.json()["api_key"]
+
+
+def running_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    """The body of every module-scoped ``stack`` fixture: a fresh broker, topics, the stack."""
+    broker = EmbeddedBroker().start()
+    provision(broker.bootstrap_servers)
+    running = RunningStack(tmp_path_factory.mktemp("stack"), broker)
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop()
+        broker.stop()
+
+
+def signed(secret: str, type_: str, data: dict[str, object]) -> tuple[bytes, dict[str, str]]:
+    """A Standard Webhooks message as a customs broker would send it."""
+    body = json.dumps({"type": type_, "timestamp": datetime.now(UTC).isoformat(), "data": data})
+    msg_id, now = f"msg_{uuid.uuid4().hex}", datetime.now(UTC)
+    return body.encode(), {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": Webhook(secret).sign(msg_id, now, body),
+        "content-type": "application/json",
+    }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 import uuid
@@ -12,24 +11,12 @@ import httpx
 from cloudevents.core.bindings import kafka as ce_kafka
 from cloudevents.core.formats.json import JSONFormat
 from kafka import KafkaConsumer, TopicPartition
-from standardwebhooks import Webhook
 
 from contracts import topics
 
 import factories
 from helpers import ADMIN, ADMIN_TOKEN, bearer
-from stack_support import RunningStack, admitted_enterprise, wait_for
-
-
-def signed(secret: str, type_: str, data: dict[str, object]) -> tuple[bytes, dict[str, str]]:
-    body = json.dumps({"type": type_, "timestamp": datetime.now(UTC).isoformat(), "data": data})
-    msg_id, now = f"msg_{uuid.uuid4().hex}", datetime.now(UTC)
-    return body.encode(), {
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(int(now.timestamp())),
-        "webhook-signature": Webhook(secret).sign(msg_id, now, body),
-        "content-type": "application/json",
-    }
+from stack_support import RunningStack, admitted_enterprise, signed, wait_for
 
 
 def records_about(bootstrap: str, topic: str, vin: str) -> list[object]:

@@ -7,6 +7,7 @@ import ctypes
 import signal
 import socket
 import subprocess
+import threading
 import time
 from types import TracebackType
 
@@ -64,7 +65,12 @@ class EmbeddedBroker:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
+            # PR_SET_PDEATHSIG fires when the parent THREAD ends: only the main thread's
+            # lifetime is the owner's (a broker restarted from a worker thread would die
+            # with that thread, seen in the reliability test)
+            preexec_fn=_die_with_parent
+            if threading.current_thread() is threading.main_thread()
+            else None,
         )
         wait_for_port(self.host, self.port)
         return self
