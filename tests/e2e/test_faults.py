@@ -73,6 +73,24 @@ def test_relay_sigkilled_mid_stream_loses_and_doubles_nothing(stack: RunningStac
     assert ledger_registrations(stack, uscc) == (1000, 1000)
 
 
+OUTAGE_S = 60
+
+
+def checks(answer: httpx.Response) -> dict[str, str]:
+    return {c["name"]: c["status"] for c in answer.json()["checks"]}
+
+
+def lag_and_backlog(stack: RunningStack) -> float:
+    total = 0.0
+    for port in stack.ports.values():
+        for process_port in (port + 100, port + 200):
+            text = httpx.get(f"http://127.0.0.1:{process_port}/metrics", timeout=10).text
+            for line in text.splitlines():
+                if line.startswith(("ucx_consumer_lag{", "ucx_outbox_backlog ")):
+                    total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
 def test_broker_outage_loses_nothing_and_the_outbox_refills_a_fresh_broker(
     stack: RunningStack,
 ) -> None:
@@ -88,7 +106,15 @@ def test_broker_outage_loses_nothing_and_the_outbox_refills_a_fresh_broker(
     statuses = register_many(stack, uscc, key, 200, pace_s=0.1)  # about 2.5 s of traffic
     outage.join()
     during = register_many(stack, uscc, key, 100)  # broker down: the API still accepts
-    time.sleep(max(0.0, 20 - (time.monotonic() - stopped_at[0])))  # 20 s without a broker
+    # readiness tells ops what is wrong: the api stays ready (the outbox absorbs the outage),
+    # the relay and the worker are not ready, each naming the broker
+    port = stack.ports["registry"]
+    api = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=10)
+    assert api.status_code == 200 and checks(api)["broker"] == "down"
+    for process_port in (port + 200, port + 100):
+        ready = httpx.get(f"http://127.0.0.1:{process_port}/readyz", timeout=10)
+        assert ready.status_code == 503 and checks(ready)["broker"] == "down", ready.text
+    time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - stopped_at[0])))  # no broker meanwhile
     assert statuses.count(201) == 200 and during.count(201) == 100
 
     stack.broker.start()  # a fresh, empty broker on the same port
@@ -102,6 +128,7 @@ def test_broker_outage_loses_nothing_and_the_outbox_refills_a_fresh_broker(
     wait_for(lambda: ledger_registrations(stack, uscc)[0] >= 300, timeout_s=180)
     time.sleep(2)
     assert ledger_registrations(stack, uscc) == (300, 300)
+    wait_for(lambda: lag_and_backlog(stack) == 0, timeout_s=60)  # every lag back to zero
 
 
 def test_customs_worker_killed_with_deliveries_queued_loses_and_doubles_nothing(
