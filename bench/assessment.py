@@ -8,7 +8,7 @@ import asyncio
 import random
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -79,6 +79,8 @@ class Freshness:
     inspections: int
     rate: float
     latencies_ms: list[float]
+    peak_rss_mib: dict[str, float] = field(default_factory=dict)
+    """Every process of the stack after the run (VmHWM)."""
 
     def percentile(self, p: float) -> float:
         ordered = sorted(self.latencies_ms)
@@ -131,9 +133,23 @@ def freshness(
                 lambda p=port: httpx.get(f"http://127.0.0.1:{p + 100}/readyz").status_code == 200,
                 90, f"worker on {port + 100} ready",
             )  # fmt: skip
-        return _measure(stack, rate, count)
+        measured = _measure(stack, rate, count)
+        return replace(measured, peak_rss_mib=_peak_rss(stack))
     finally:
         stack.stop()
+
+
+def _peak_rss(stack: Stack) -> dict[str, float]:
+    peaks = {}
+    for name, proc in stack.processes.items():
+        try:
+            status = Path(f"/proc/{proc.pid}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                peaks[name] = int(line.split()[1]) / 1024
+    return peaks
 
 
 def _measure(stack: Stack, rate: float, count: int) -> Freshness:

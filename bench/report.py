@@ -278,5 +278,8 @@ def assessment_table(
             f"{fresh.rate:g}/s through the whole stack: p50 / p99 (ms) | {p50:.0f} / {p99:.0f} "
             f"| - | p50 < {FRESH_MAX_P50_MS:.0f}, p99 < {FRESH_MAX_P99_MS:.0f} | "
             f"{met(p50 < FRESH_MAX_P50_MS and p99 < FRESH_MAX_P99_MS)} |",
+            "| peak RSS of every process of the stack after the freshness run (MiB) | "
+            + ", ".join(f"{name} {mib:.0f}" for name, mib in sorted(fresh.peak_rss_mib.items()))
+            + " | - | - | - |",
         ]
     )
