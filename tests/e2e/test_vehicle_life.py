@@ -276,7 +276,7 @@ def test_a_trace_id_follows_an_inspection_into_customs_and_scoring_logs(
         lines = stack.log_path.read_text().splitlines()
         return {line.split("|")[0].strip() for line in lines if trace in line}
 
-    wanted = {"inspection.api", "customs.worker", "scoring.worker", "registry.worker"}
+    wanted = {"inspection.relay", "customs.worker", "scoring.worker", "registry.worker"}
     wait_for(lambda: wanted <= logged_by(), timeout_s=30)
     logs = stack.log_path.read_text()
     for secret in (ADMIN_TOKEN, key, station["api_key"]):
