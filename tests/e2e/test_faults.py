@@ -81,7 +81,10 @@ def checks(answer: httpx.Response) -> dict[str, str]:
 
 
 def lag_and_backlog(stack: RunningStack) -> float:
+    """Every worker's lag plus every relay's backlog (each process must answer)."""
     total = 0.0
+    for name, proc in stack.stack.processes.items():
+        assert proc.poll() is None, f"{name} exited with {proc.returncode}"
     for port in stack.ports.values():
         for process_port in (port + 100, port + 200):
             text = httpx.get(f"http://127.0.0.1:{process_port}/metrics", timeout=10).text

@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import faust
+import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from sqlalchemy import Engine
 
 from servicekit.http import Check, check_broker, check_database, run_checks
 from servicekit.settings import BaseServiceSettings
 
+log = structlog.get_logger("servicekit.worker_web")
 METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST.split(";")[0] + "; version=0.0.4"
 
 LAG = Gauge(
@@ -24,11 +26,14 @@ def observe_lag(consumer: Any) -> None:
     keeps the last commit per partition; before the first one, the offset we read last)."""
     LAG.clear()
     for tp in consumer.assignment():
+        high = consumer.highwater(tp)
+        if high is None:  # not fetched yet (e.g. just after the broker came back)
+            continue
         committed = consumer._committed_offset.get(tp)
         if committed is None:
             read = consumer._read_offset.get(tp)
             committed = read + 1 if read is not None else 0
-        LAG.labels(tp.topic, str(tp.partition)).set(max(0, consumer.highwater(tp) - committed))
+        LAG.labels(tp.topic, str(tp.partition)).set(max(0, high - committed))
 
 
 def install(app: faust.App, settings: BaseServiceSettings, engine: Engine) -> None:
@@ -54,7 +59,11 @@ def install(app: faust.App, settings: BaseServiceSettings, engine: Engine) -> No
         return web.json(body, status=status)
 
     async def lag() -> None:
-        observe_lag(app.consumer)
+        # a faust timer that raises crashes the worker: a metric must never do that
+        try:
+            observe_lag(app.consumer)
+        except Exception:
+            log.exception("observing consumer lag failed")
 
     app.timer(LAG_INTERVAL_S, name="observe-lag")(lag)
 
