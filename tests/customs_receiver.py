@@ -3,6 +3,7 @@ with the standardwebhooks package."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 
@@ -18,7 +19,8 @@ class Receiver:
 
     def __init__(self) -> None:
         self.secret = ""
-        self.plan: list[tuple[int, dict[str, str]]] = []
+        self.plan: list[tuple[int, dict[str, str]] | tuple[int, dict[str, str], float]] = []
+        """Answers to give, in order: (status, headers[, seconds to wait before answering])."""
         self.received: list[str] = []
         self.verified: list[str] = []
         self.default = 200
@@ -29,7 +31,9 @@ class Receiver:
             body = await request.body()
             self.received.append(request.headers["webhook-id"])
             Webhook(self.secret).verify(body, dict(request.headers))  # raises if not ours
-            code, headers = self.plan.pop(0) if self.plan else (self.default, {})
+            code, headers, *delay = self.plan.pop(0) if self.plan else (self.default, {})
+            if delay:
+                await asyncio.sleep(delay[0])  # a slow endpoint (or one slower than our timeout)
             if code == 200:
                 self.verified.append(request.headers["webhook-id"])
             return Response(status_code=code, headers=headers)

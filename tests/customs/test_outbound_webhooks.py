@@ -223,3 +223,42 @@ def test_the_schedule_is_jittered_and_ends() -> None:
     for wait, nominal in zip(waits, schedule, strict=True):
         assert nominal * 0.9 <= wait <= nominal * 1.1
     assert outbound.next_attempt_at(schedule, len(schedule), now) is None
+
+
+def test_a_chaotic_receiver_gets_every_message_under_one_webhook_id_each(
+    database_url: str, receiver: Receiver
+) -> None:
+    """500s, 503s, 429 with Retry-After, answers slower than our timeout, slow bodies: every
+    message ends delivered, each attempt of it under the same webhook-id (the receiver's
+    dedupe key), so from the receiver's side each message is applied exactly once."""
+    import random
+
+    for client, settings in service_client(SPEC, database_url, delivery_timeout_s=0.5):
+        assert isinstance(settings, Settings)
+        subscription = subscribe(client, receiver)
+        uscc = factories.uscc()
+        for _ in range(12):
+            consume(settings, declared(uscc))
+        rng = random.Random(7)
+        chaos: list[Any] = [
+            (500, {}), (503, {}), (429, {"retry-after": "1"}), (200, {}, 1.0), (200, {}, 0.2),
+        ]  # fmt: skip
+        receiver.plan = [rng.choice(chaos) for _ in range(30)]
+        now = datetime.now(UTC)
+        for _ in range(40):
+            deliver_at(settings, now)
+            log = client.get(f"/v1/subscriptions/{subscription}/deliveries", headers=ADMIN).json()
+            if all(d["status"] == "delivered" for d in log) and len(log) == 12:
+                break
+            now += timedelta(hours=11)  # past any step of the schedule
+        assert len(log) == 12 and all(d["status"] == "delivered" for d in log)
+        ids = {d["id"] for d in log}  # the webhook-id, stable across attempts
+        assert len(ids) == 12
+        assert set(receiver.received) == ids  # every attempt carried its message's id
+        assert set(receiver.verified) == ids  # the receiver accepted every message
+        late = [i for i in receiver.verified if receiver.verified.count(i) > 1]
+        attempts = {d["id"]: [a["status_code"] for a in d["attempts"]] for d in log}
+        seen = [code for codes in attempts.values() for code in codes]
+        assert None in seen and 429 in seen and 500 in seen  # the chaos really happened
+        for webhook_id in late:  # a second 200 only after we gave up waiting for the first
+            assert None in attempts[webhook_id] or attempts[webhook_id].count(200) == 1
