@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 
 from bench import data, inspection
-from bench.procs import BenchError, say
+from bench.procs import BenchError, peak_rss_mib, say
 from scoring import domain
 from scoring import policy as policies
 from scoring.settings import Settings
@@ -140,16 +140,8 @@ def freshness(
 
 
 def _peak_rss(stack: Stack) -> dict[str, float]:
-    peaks = {}
-    for name, proc in stack.processes.items():
-        try:
-            status = Path(f"/proc/{proc.pid}/status").read_text()
-        except OSError:
-            continue
-        for line in status.splitlines():
-            if line.startswith("VmHWM:"):
-                peaks[name] = int(line.split()[1]) / 1024
-    return peaks
+    peaks = {name: peak_rss_mib(proc.pid) for name, proc in stack.processes.items()}
+    return {name: mib for name, mib in peaks.items() if mib is not None}
 
 
 def _measure(stack: Stack, rate: float, count: int) -> Freshness:

@@ -19,6 +19,18 @@ class BenchError(RuntimeError):
     pass
 
 
+def peak_rss_mib(pid: int) -> float | None:
+    """VmHWM: the resident set's high-water mark, while the process still runs."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return None
+
+
 def say(message: str) -> None:
     """Progress and diagnostics go to stderr: stdout carries the table only."""
     print(f"[bench] {message}", file=sys.stderr, flush=True)
@@ -112,15 +124,7 @@ class Proc:
                 time.sleep(0.05)
 
     def peak_rss_mib(self) -> float | None:
-        """VmHWM: the resident set's high-water mark, while the process still runs."""
-        try:
-            status = Path(f"/proc/{self.pid}/status").read_text()
-        except OSError:
-            return None
-        for line in status.splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return None
+        return peak_rss_mib(self.pid)
 
     def cpu_s(self) -> float | None:
         """User + system CPU seconds the process (all its threads) has used so far."""

@@ -180,7 +180,7 @@ def what_if(uscc: str, body: WhatIf, session: SessionDep, request: Request) -> W
                 now + timedelta(microseconds=index),
             )
         )
-    exports = services.known_exports(session, uscc, entries)
+    exports = services.known_exports(session, services.exported_vins(entries))
     result = domain.what_if(policy, state, entries, exports)
     return WhatIfResult(
         uscc=uscc,

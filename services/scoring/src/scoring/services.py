@@ -40,23 +40,14 @@ _EXPORTED = cast(Table, ExportedVin.__table__)
 _INSERT_LEDGER = insert(_LEDGER)
 _INSERT_EXPORTED = insert(_EXPORTED)
 _INSERT_STATE = insert(_STATES)
+_STATE_FIELDS = (
+    "state", "last_hash", "score", "tier", "exports", "volume_band", "window_end",
+    "events_counted", "emitted_score", "emitted_tier", "policy_version", "updated_at",
+)  # fmt: skip
 _UPDATE_STATE = (
     update(_STATES)
     .where(_STATES.c.uscc == bindparam("key_uscc"))
-    .values(
-        state=bindparam("state"),
-        last_hash=bindparam("last_hash"),
-        score=bindparam("score"),
-        tier=bindparam("tier"),
-        exports=bindparam("exports"),
-        volume_band=bindparam("volume_band"),
-        window_end=bindparam("window_end"),
-        events_counted=bindparam("events_counted"),
-        emitted_score=bindparam("emitted_score"),
-        emitted_tier=bindparam("emitted_tier"),
-        policy_version=bindparam("policy_version"),
-        updated_at=bindparam("updated_at"),
-    )
+    .values({name: bindparam(name) for name in _STATE_FIELDS})
 )
 
 
@@ -130,35 +121,25 @@ def _load(session: Session, usccs: Sequence[str]) -> dict[str, _Enterprise]:
     return loaded
 
 
-def _known_exports(session: Session, batch: Sequence[CloudEvent]) -> _TableExports:
-    pairs = {
-        (e.enterpriseid, str(e.data.get("vin")))
-        for e in batch
-        if e.type == events.VehicleExported.TYPE
-    }
-    if not pairs:
+def known_exports(session: Session, pairs: Iterable[tuple[str, str]]) -> _TableExports:
+    """Which of these (USCC, VIN) exports were recorded before: for a batch, or a what-if."""
+    wanted = sorted(set(pairs))
+    if not wanted:
         return _TableExports(())
     known = session.execute(
         select(_EXPORTED.c.uscc, _EXPORTED.c.vin).where(
-            tuple_(_EXPORTED.c.uscc, _EXPORTED.c.vin).in_(sorted(pairs))
+            tuple_(_EXPORTED.c.uscc, _EXPORTED.c.vin).in_(wanted)
         )
     ).all()
     return _TableExports((r.uscc, r.vin) for r in known)
 
 
-def known_exports(session: Session, uscc: str, entries: Iterable[domain.Entry]) -> _TableExports:
-    """For a what-if: which of its exported VINs this enterprise exported before (read only)."""
-    vins = sorted(
-        {str(e.data.get("vin")) for e in entries if e.type == events.VehicleExported.TYPE}
-    )
-    if not vins:
-        return _TableExports(())
-    known = session.execute(
-        select(_EXPORTED.c.uscc, _EXPORTED.c.vin).where(
-            _EXPORTED.c.uscc == uscc, _EXPORTED.c.vin.in_(vins)
-        )
-    ).all()
-    return _TableExports((r.uscc, r.vin) for r in known)
+def exported_vins(items: Iterable[domain.Entry | CloudEvent]) -> Iterator[tuple[str, str]]:
+    """(USCC, VIN) of every export among ``items`` (ledger entries or events)."""
+    for item in items:
+        if item.type == events.VehicleExported.TYPE:
+            uscc = item.uscc if isinstance(item, domain.Entry) else item.enterpriseid
+            yield uscc, str(item.data.get("vin"))
 
 
 def record_batch(
@@ -170,7 +151,7 @@ def record_batch(
     now = now or datetime.now(UTC)
     usccs = sorted({e.enterpriseid for e in batch})
     enterprises = _load(session, usccs)
-    exports = _known_exports(session, batch)
+    exports = known_exports(session, exported_vins(batch))
     ledger_rows = []
     for event in batch:
         ent = enterprises[event.enterpriseid]
@@ -297,7 +278,7 @@ def reevaluate(session: Session, policy: Policy, now: datetime | None = None) ->
     for ent in enterprises.values():
         state = ent.state
         score, tier = state.score, state.tier
-        probe = domain.State.from_json(state.to_json())
+        probe = domain.copy(state)
         domain.advance(policy, probe, now)
         assessment = domain.evaluate(policy, probe, now)
         if assessment.score == score and assessment.tier == tier:
