@@ -246,22 +246,12 @@ def history(session: Session, uscc: str) -> list[StatusChange]:
     )
 
 
-_KEY_OWNERS: dict[str, str] = {}
-"""API key digest -> USCC: a key never moves to another enterprise, so this only saves the
-lookup; the row's current digest is still compared on every request (re-issued keys)."""
-
-
 def authenticate_enterprise(session: Session, api_key: str) -> Enterprise:
+    """The key's enterprise (one indexed lookup by the key's digest), or 401."""
     digest = hash_key(api_key)
-    uscc = _KEY_OWNERS.get(digest)
-    enterprise = session.get(Enterprise, uscc) if uscc else None
+    enterprise = session.scalar(select(Enterprise).where(Enterprise.api_key_hash == digest))
     if enterprise is None:
-        enterprise = session.scalar(select(Enterprise).where(Enterprise.api_key_hash == digest))
-    if enterprise is None or enterprise.api_key_hash != digest:
         raise Unauthorized("invalid-credentials", "The API key is not valid.")
-    if len(_KEY_OWNERS) > 100_000:
-        _KEY_OWNERS.clear()
-    _KEY_OWNERS[digest] = enterprise.uscc
     return enterprise
 
 
