@@ -40,6 +40,8 @@ from servicekit.topics import provision
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.md"
 NOOP_TIMEOUT_S = 60.0
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+SUMMARY_TITLE = "**Every figure beside its baseline (the README's table)**"
+DETAILS_TITLE = "**Details: registration and the scoring worker**"
 SERVICES_TITLE = "**Inspection ingestion, inbound customs webhooks, outbound deliveries**"
 ASSESSMENT_TITLE = "**Scoring: live rate, rescore, end-to-end freshness (issue 6)**"
 
@@ -160,7 +162,7 @@ def _section(
     return sqlite, _on_postgres(config, label, measure, load, workdir, procs), baseline
 
 
-def run_services(config: Config, workdir: Path, procs: list[Proc]) -> str:
+def run_services(config: Config, workdir: Path, procs: list[Proc]) -> report.ServiceFigures:
     """Inspection ingestion, inbound customs webhooks and outbound deliveries: table two."""
     load = config.service_load(config.inspection_rate)
     sqlite, postgres, bare = _section(
@@ -179,7 +181,7 @@ def run_services(config: Config, workdir: Path, procs: list[Proc]) -> str:
         postgres, bare, report.WEBHOOK_MIN_RATIO, report.WEBHOOK_MAX_P99_MS, 202,
     )  # fmt: skip
     deliveries = customs.deliveries(workdir, config.deliveries, procs)
-    return report.services_table(report.ServiceFigures(inspections, webhooks, deliveries))
+    return report.ServiceFigures(inspections, webhooks, deliveries)
 
 
 def run(config: Config, workdir: Path, broker: EmbeddedBroker, procs: list[Proc]) -> str:
@@ -219,9 +221,11 @@ def run(config: Config, workdir: Path, broker: EmbeddedBroker, procs: list[Proc]
     fresh = assessment.freshness(workdir, broker, base, config.fresh_rate, config.fresh_count)
     figures = report.Figures(load, sqlite, postgres, baseline, produce_rate, worker, noop)
     scoring_table = report.assessment_table(worker, noop, rescored, fresh)
+    everything = report.Everything(figures, services, rescored, fresh)
     return (
-        f"{report.table(figures)}\n\n{SERVICES_TITLE}\n\n{services}\n\n"
-        f"{ASSESSMENT_TITLE}\n\n{scoring_table}"
+        f"{SUMMARY_TITLE}\n\n{report.summary(everything)}\n\n{DETAILS_TITLE}\n\n"
+        f"{report.table(figures)}\n\n{SERVICES_TITLE}\n\n{report.services_table(services)}"
+        f"\n\n{ASSESSMENT_TITLE}\n\n{scoring_table}"
     )
 
 

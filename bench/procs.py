@@ -19,8 +19,7 @@ class BenchError(RuntimeError):
     pass
 
 
-def peak_rss_mib(pid: int) -> float | None:
-    """VmHWM: the resident set's high-water mark, while the process still runs."""
+def _vm_hwm_mib(pid: int) -> float | None:
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
@@ -29,6 +28,26 @@ def peak_rss_mib(pid: int) -> float | None:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return None
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def peak_rss_mib(pid: int) -> float | None:
+    """VmHWM (the resident set's high-water mark) of the process plus its child processes
+    (the scoring worker's batch applier), read while they still run."""
+    own = _vm_hwm_mib(pid)
+    if own is None:
+        return None
+    return own + sum(_vm_hwm_mib(child) or 0.0 for child in _children(pid))
 
 
 def say(message: str) -> None:

@@ -283,3 +283,91 @@ def assessment_table(
             + " | - | - | - |",
         ]
     )
+
+
+@dataclass(frozen=True)
+class Everything:
+    """Every figure of one ``make bench`` run."""
+
+    registration: Figures
+    services: ServiceFigures
+    rescored: Rescore
+    fresh: Freshness
+
+
+def _ms(r: Registration, run: str) -> str:
+    result = r.saturation if run == "closed" else r.open
+    return f"{result.percentile(50):.1f} / {result.percentile(99):.1f}"
+
+
+def _yes(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
+def summary(e: Everything) -> str:
+    """THE table: every figure beside its baseline from the same run, with its target."""
+    f, s = e.registration, e.services
+    routes = (
+        ("registry `POST /v1/vehicles`", f.sqlite, f.postgres, f.http_baseline, MIN_RATIO,
+         MAX_OPEN_P99_MS, f.load),
+        ("inspection `POST /v1/inspections`", s.inspection.sqlite, s.inspection.postgres,
+         s.inspection.bare, s.inspection.min_ratio, s.inspection.max_p99_ms, s.inspection.load),
+        ("customs signed webhook `declaration.lodged`", s.webhooks.sqlite, s.webhooks.postgres,
+         s.webhooks.bare, s.webhooks.min_ratio, s.webhooks.max_p99_ms, s.webhooks.load),
+    )  # fmt: skip
+    rows = [
+        "| figure | ucx | baseline, same run | ucx / baseline | target | met |",
+        "|---|--:|--:|--:|---|---|",
+    ]
+    for name, sqlite, pg, bare, min_ratio, max_p99, load in routes:
+        ratio = sqlite.saturation.rps / bare.saturation.rps if bare.saturation.rps else 0.0
+        p99 = sqlite.open.percentile(99)
+        rows += [
+            f"| {name}, SQLite: saturation req/s ({load.n:,} requests, {load.concurrency} "
+            f"connections) | {_num(sqlite.saturation.rps)} | {_num(bare.saturation.rps)} "
+            f"(bare FastAPI) | {ratio:.2f} | ≥ {min_ratio:.2f} | {_yes(ratio >= min_ratio)} |",
+            f"| … saturation latency p50 / p99 (ms) | {_ms(sqlite, 'closed')} | "
+            f"{_ms(bare, 'closed')} | | | |",
+            f"| … open loop {load.rate:,.0f}/s offered: p50 / p99 (ms) | {_ms(sqlite, 'open')} "
+            f"| {_ms(bare, 'open')} | | p99 < {max_p99:.0f} | {_yes(p99 < max_p99)} |",
+        ]
+        if isinstance(pg, Registration):
+            pg_ratio = _ratio(pg.saturation.rps, bare.saturation.rps)
+            rows.append(
+                f"| … on PostgreSQL: saturation req/s; open-loop p50 / p99 (ms) | "
+                f"{_num(pg.saturation.rps)}; {_ms(pg, 'open')} | {_num(bare.saturation.rps)} "
+                f"| {pg_ratio} | (reported) | |"
+            )
+    d = s.deliveries
+    worker, noop = f.worker, f.noop
+    live_ratio = worker.rate / noop.rate if noop.rate else 0.0
+    live_ok = worker.rate >= LIVE_MIN_RATE and live_ratio >= LIVE_MIN_RATIO
+    fresh_p50, fresh_p99 = e.fresh.p50, e.fresh.percentile(99)
+    rows += [
+        f"| customs outbound webhook deliveries/s (one delivery process, {d.queued:,} queued) "
+        f"| {_num(d.rate)} | | | ≥ {MIN_DELIVERIES_PER_S:.0f} | "
+        f"{_yes(d.rate >= MIN_DELIVERIES_PER_S and d.delivered == d.queued)} |",
+        f"| scoring live: events/s, one worker, ledger persisted ({_events_label(worker)}) | "
+        f"{_num(worker.rate)} | {_num(noop.rate)} (no-op faust agent) | {live_ratio:.2f} | "
+        f"≥ {LIVE_MIN_RATE:,.0f}/s and ≥ {LIVE_MIN_RATIO:.2f} | {_yes(live_ok)} |",
+        f"| scoring rescore: {e.rescored.events:,} entries, {e.rescored.enterprises:,} "
+        f"enterprises, pure fold: s (entries/s) | {e.rescored.seconds:.1f} "
+        f"({_num(e.rescored.rate)}) | | | < {RESCORE_MAX_S:.0f} s | "
+        f"{_yes(e.rescored.seconds < RESCORE_MAX_S)} |",
+        f"| freshness: inspection POSTed -> assessment shows it ({e.fresh.inspections} at "
+        f"{e.fresh.rate:g}/s, whole stack): p50 / p99 (ms) | {fresh_p50:.0f} / {fresh_p99:.0f} "
+        f"| | | < {FRESH_MAX_P50_MS:.0f} / < {FRESH_MAX_P99_MS:.0f} | "
+        f"{_yes(fresh_p50 < FRESH_MAX_P50_MS and fresh_p99 < FRESH_MAX_P99_MS)} |",
+        f"| peak RSS (MiB): registry api / inspection api / customs api under saturation | "
+        f"{_num(f.sqlite.peak_rss_mib)} / {_num(s.inspection.sqlite.peak_rss_mib)} / "
+        f"{_num(s.webhooks.sqlite.peak_rss_mib)} | {_num(f.http_baseline.peak_rss_mib)} / "
+        f"{_num(s.inspection.bare.peak_rss_mib)} / {_num(s.webhooks.bare.peak_rss_mib)} "
+        f"(bare FastAPI) | | | |",
+        f"| peak RSS (MiB): scoring worker with its applier process; delivery process | "
+        f"{_num(worker.peak_rss_mib)}; {_num(d.peak_rss_mib)} | {_num(noop.peak_rss_mib)} "
+        f"(no-op agent) | | | |",
+        "| peak RSS (MiB) of every process of the stack after the freshness run | "
+        + ", ".join(f"{n} {mib:.0f}" for n, mib in sorted(e.fresh.peak_rss_mib.items()))
+        + " | | | | |",
+    ]
+    return "\n".join(rows)

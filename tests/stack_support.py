@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import socket
@@ -85,6 +86,22 @@ class RunningStack:
         self.stack.stop()
         assert self.stack.log is not None
         self.stack.log.close()
+
+
+def children_of(pid: int, running: str = "spawn_main") -> list[int]:
+    """Live processes whose parent is ``pid`` and whose command line has ``running`` (Linux
+    /proc); by default multiprocessing's spawned children (not its resource tracker)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            with contextlib.suppress(OSError):
+                if running in (stat.parent / "cmdline").read_text():
+                    found.append(int(stat.parent.name))
+    return found
 
 
 def wait_for(check: object, timeout_s: float = 60, every_s: float = 0.2) -> object:

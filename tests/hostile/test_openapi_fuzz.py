@@ -68,3 +68,41 @@ def test_no_input_causes_a_500_or_an_answer_off_the_schema(api_schema: tuple[Any
             )
 
         fuzz()
+
+
+def test_stateful_sequences_cause_no_500_and_no_answer_off_the_schema(
+    api_schema: tuple[Any, int],
+) -> None:
+    """Stateful: schemathesis chains operations through the links it infers from each
+    document (a complaint filed, then read and resolved by the id the answer gave)."""
+    schema, _ = api_schema
+    machine = schema.as_state_machine()
+    chained = {
+        source: [link.target.label for link in transitions.outgoing]
+        for source, transitions in machine._transitions.operations.items()
+        if transitions.outgoing
+    }
+    assert chained, "no operation links to another: nothing stateful to test"
+
+    class Workflow(machine):  # type: ignore[misc,valid-type]
+        def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:
+            return {"headers": {"Authorization": f"Bearer {ADMIN_TOKEN}"}}
+
+        def validate_response(
+            self, response: Any, case: schemathesis.Case, additional_checks: Any = None, **kw: Any
+        ) -> None:
+            case.validate_response(
+                response,
+                excluded_checks=[checks.positive_data_acceptance],  # domain rules, as above
+                transport_kwargs=kw or None,
+            )
+
+    Workflow.run(
+        settings=settings(
+            max_examples=15,
+            stateful_step_count=6,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            database=None,
+        )
+    )

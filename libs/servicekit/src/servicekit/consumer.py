@@ -13,12 +13,16 @@ transaction), with the error in its headers, and the partition moves on.
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import faust
 import structlog
@@ -34,8 +38,9 @@ from tenacity import retry, stop_never, wait_exponential
 
 from contracts import envelope, topics
 from contracts.envelope import CloudEvent
-from servicekit import outbox, tracing
-from servicekit.db import session_factory
+from servicekit import logs, outbox, tracing
+from servicekit.db import make_engine, session_factory
+from servicekit.lifetime import die_with_parent
 from servicekit.settings import BaseServiceSettings
 from servicekit.tables import inbox
 
@@ -84,6 +89,17 @@ class Record:
     value: bytes
 
 
+@dataclass
+class Outcomes:
+    """What one batch did; ``dead_topics`` counts dead letters by original topic (the worker's
+    metrics are kept by the faust process, so a child applier reports them here)."""
+
+    processed: int = 0
+    duplicate: int = 0
+    dead_lettered: int = 0
+    dead_topics: dict[str, int] = field(default_factory=dict)
+
+
 class _HandlerFailed(Exception):
     """A handler raised on the fast path: redo the batch event by event."""
 
@@ -106,7 +122,7 @@ class BatchApplier:
             attempt=state.attempt_number,
         ),
     )
-    def apply(self, records: Sequence[Record]) -> dict[str, int]:
+    def apply(self, records: Sequence[Record]) -> Outcomes:
         """Retried until the database takes it: a down database must not lose events.
 
         Fast path: the whole batch in one transaction, no savepoints. If any handler raises,
@@ -125,8 +141,8 @@ class BatchApplier:
 
     def _apply(
         self, decoded: list[tuple[Record, CloudEvent | None, str | None]], *, isolate: bool
-    ) -> dict[str, int]:
-        outcomes = {"processed": 0, "duplicate": 0, "dead_lettered": 0}
+    ) -> Outcomes:
+        outcomes = Outcomes()
         with self.sessions() as session, session.begin():
             ids = [self.inbox_key(e) for _, e, _ in decoded if e is not None]
             known: dict[str, str] = dict(
@@ -140,7 +156,7 @@ class BatchApplier:
             for record, event, error in decoded:
                 key = self.inbox_key(event) if event is not None else ""
                 if event is not None and known.get(key) == "processed":
-                    outcomes["duplicate"] += 1
+                    outcomes.duplicate += 1
                     continue
                 if event is not None:
                     error = (
@@ -150,11 +166,12 @@ class BatchApplier:
                     if error is None:
                         applied.append(event)
                         known[key] = "processed"
-                        outcomes["processed"] += 1
+                        outcomes.processed += 1
                         continue
                     known[key] = "dead_lettered"
-                self._dead_letter(session, record, error or "unknown error")
-                outcomes["dead_lettered"] += 1
+                dead = self._dead_letter(session, record, error or "unknown error")
+                outcomes.dead_lettered += 1
+                outcomes.dead_topics[dead] = outcomes.dead_topics.get(dead, 0) + 1
             self._remember(session, known, before, topics_of)
             if applied and self.subscription.after_batch is not None:
                 self.subscription.after_batch(session, applied)
@@ -163,7 +180,9 @@ class BatchApplier:
             log.info(
                 "batch applied",
                 agent=self.subscription.name,
-                **outcomes,
+                processed=outcomes.processed,
+                duplicate=outcomes.duplicate,
+                dead_lettered=outcomes.dead_lettered,
                 trace_ids=[t for t in traces if t][:50],
             )
         return outcomes
@@ -231,7 +250,8 @@ class BatchApplier:
                     .values(outcome=outcome, processed_at=now)
                 )
 
-    def _dead_letter(self, session: Session, record: Record, error: str) -> None:
+    def _dead_letter(self, session: Session, record: Record, error: str) -> str:
+        """Park the record in ``<topic>.dlq`` (via the outbox); returns the original topic."""
         topic = record.topic.removesuffix(".dlq")
         outbox.add_raw(
             session,
@@ -248,8 +268,8 @@ class BatchApplier:
                 ("dlq-failed-at", datetime.now(UTC).isoformat().encode()),
             ],
         )
-        DEAD.labels(topic).inc()
         log.error("dead-lettered", topic=topic, offset=record.offset, error=error[:300])
+        return topic
 
 
 class _ConsumerThread(AIOKafkaConsumerThread):
@@ -283,8 +303,10 @@ def build_app(
     engine: Engine,
     subscriptions: Sequence[Subscription],
     timers: Sequence[Timer] = (),
+    rebuild: Rebuild | None = None,
 ) -> faust.App:
-    """A faust app with one agent per subscription; nothing connects until it starts."""
+    """A faust app with one agent per subscription; nothing connects until it starts.
+    ``rebuild`` lets each agent apply its batches in a child process when the settings say so."""
     datadir = Path("var") / "faust" / settings.service_name
     datadir.mkdir(parents=True, exist_ok=True)
     app = _App(
@@ -307,7 +329,7 @@ def build_app(
     )
     app.fetch_max_wait_ms = settings.consumer_fetch_max_wait_ms
     for subscription in subscriptions:
-        _add_agent(app, settings, engine, subscription)
+        _add_agent(app, settings, engine, subscription, rebuild)
     for timer in timers:
         _add_timer(app, engine, timer)
     return app
@@ -334,32 +356,142 @@ def _add_timer(app: faust.App, engine: Engine, timer: Timer) -> None:
     app.timer(timer.interval_s, name=timer.name)(tick)
 
 
+Rebuild = Callable[[BaseServiceSettings], Sequence[Subscription]]
+"""A module-level function that builds the service's subscriptions: how a child process gets
+its own (closures do not cross a process boundary; a function's name does)."""
+
+_CHILD_APPLIERS: dict[str, BatchApplier] = {}
+
+
+def _child_start(rebuild: Rebuild, settings: BaseServiceSettings, name: str) -> None:
+    """In the applier process: its own logs, engine and applier; it dies with its owner."""
+    die_with_parent(signal.SIGKILL)
+    logs.configure(settings.service_name, "worker", settings.log_level)
+    engine = make_engine(settings.database_url)
+    (subscription,) = [s for s in rebuild(settings) if s.name == name]
+    _CHILD_APPLIERS[name] = BatchApplier(engine, subscription, settings.consumer_max_attempts)
+
+
+def _child_ready(name: str) -> bool:
+    return name in _CHILD_APPLIERS
+
+
+def _child_apply(name: str, records: Sequence[Record]) -> Outcomes:
+    return _CHILD_APPLIERS[name].apply(records)
+
+
+class ChildApplier:
+    """Applies batches in one child process (``consumer_apply_in_child``): decoding, the
+    handlers and the database work get a core and a GIL of their own while the faust process
+    keeps fetching. The agent awaits the child's commit before faust may acknowledge, exactly
+    as with the thread. A child that dies is replaced and the batch applied again (the inbox
+    makes a batch it had committed change nothing). At exit, concurrent.futures lets the child
+    finish its batch; if the owner is killed, the child is killed with it."""
+
+    def __init__(self, rebuild: Rebuild, settings: BaseServiceSettings, name: str) -> None:
+        self._initargs = (rebuild, settings, name)
+        self._name = name
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _started(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),  # never fork faust's threads
+                initializer=_child_start,
+                initargs=self._initargs,
+            )
+        return self._pool
+
+    async def start(self) -> None:
+        """Start the child before the first batch (its imports take seconds)."""
+        await self._call(_child_ready, self._name)
+
+    async def apply(self, records: Sequence[Record]) -> Outcomes:
+        return cast(Outcomes, await self._call(_child_apply, self._name, records))
+
+    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        while True:
+            pool = self._started()
+            try:
+                return await loop.run_in_executor(pool, fn, *args)
+            except BrokenProcessPool:
+                log.error("applier process died; starting another", agent=self._name)
+                pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
+                await asyncio.sleep(0.5)
+
+
 def _add_agent(
-    app: faust.App, settings: BaseServiceSettings, engine: Engine, subscription: Subscription
+    app: faust.App,
+    settings: BaseServiceSettings,
+    engine: Engine,
+    subscription: Subscription,
+    rebuild: Rebuild | None,
 ) -> None:
-    applier = BatchApplier(engine, subscription, settings.consumer_max_attempts)
     channel = app.topic(*subscription.topics, key_serializer="raw", value_serializer="raw")
+    if settings.consumer_apply_in_child and rebuild is not None:
+        child = ChildApplier(rebuild, settings, subscription.name)
+        start: Callable[[], Awaitable[None]] = child.start
+        apply: Callable[[Sequence[Record]], Awaitable[Outcomes]] = child.apply
+    else:
+        applier = BatchApplier(engine, subscription, settings.consumer_max_attempts)
+
+        async def start() -> None:
+            return None
+
+        async def apply(records: Sequence[Record]) -> Outcomes:
+            return await asyncio.to_thread(applier.apply, records)
+
+    async def apply_and_ack(stream: Any, events: Sequence[Any]) -> None:
+        records = [
+            Record(
+                topic=e.message.topic,
+                partition=e.message.partition,
+                offset=e.message.offset,
+                key=e.message.key,
+                value=e.message.value,
+            )
+            for e in events
+        ]
+        started = time.perf_counter()
+        outcomes = await apply(records)
+        for event in events:  # only now may faust commit these offsets
+            await stream.ack(event)
+        BATCH_SECONDS.labels(subscription.name).observe(time.perf_counter() - started)
+        for outcome in ("processed", "duplicate", "dead_lettered"):
+            if n := getattr(outcomes, outcome):
+                PROCESSED.labels(subscription.name, outcome).inc(n)
+        for topic, n in outcomes.dead_topics.items():
+            DEAD.labels(topic).inc(n)
 
     async def agent(stream: Any) -> None:
-        async for events in stream.take_events(
-            settings.consumer_batch_size, within=settings.consumer_batch_within_s
-        ):
-            records = [
-                Record(
-                    topic=e.message.topic,
-                    partition=e.message.partition,
-                    offset=e.message.offset,
-                    key=e.message.key,
-                    value=e.message.value,
-                )
-                for e in events
-            ]
-            started = time.perf_counter()
-            outcomes = await asyncio.to_thread(applier.apply, records)
-            BATCH_SECONDS.labels(subscription.name).observe(time.perf_counter() - started)
-            for outcome, n in outcomes.items():
-                if n:
-                    PROCESSED.labels(subscription.name, outcome).inc(n)
+        """faust gathers batches while the applier task applies the ones before: in order,
+        what queued up while it worked merged into one transaction (up to
+        ``consumer_merge_max`` records), each acknowledged only after its commit."""
+        queue: asyncio.Queue[Sequence[Any]] = asyncio.Queue(maxsize=4)  # then faust waits
+
+        async def applier() -> None:
+            while True:
+                events = list(await queue.get())
+                while not queue.empty() and len(events) < settings.consumer_merge_max:
+                    events.extend(queue.get_nowait())
+                await apply_and_ack(stream, events)
+
+        await start()
+        applying = asyncio.create_task(applier())
+        try:
+            async for events in stream.noack_take(
+                settings.consumer_batch_size, within=settings.consumer_batch_within_s
+            ):
+                put = asyncio.ensure_future(queue.put(events))
+                await asyncio.wait({put, applying}, return_when=asyncio.FIRST_COMPLETED)
+                if applying.done():  # it failed: stop, unacknowledged batches come again
+                    put.cancel()
+                    applying.result()
+        finally:
+            applying.cancel()
 
     agent.__name__ = agent.__qualname__ = subscription.name
     app.agent(channel, name=subscription.name, concurrency=1)(agent)

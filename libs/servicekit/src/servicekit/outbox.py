@@ -27,14 +27,20 @@ def emit(session: Session, data: EventData, *, source: str) -> CloudEvent:
 
 
 def add(session: Session, event: CloudEvent) -> None:
-    add_raw(
-        session,
-        event_id=event.id,
-        topic=event.topic,
-        key=event.enterpriseid,
-        value=envelope.encode(event),
-        headers=envelope.headers(event),
-    )
+    add_all(session, [event])
+
+
+def add_all(session: Session, events: Sequence[CloudEvent]) -> None:
+    """Many events in one statement (a worker's batch)."""
+    if events:
+        now = datetime.now(UTC)
+        session.connection().execute(
+            _INSERT,
+            [
+                _row(e.id, e.topic, e.enterpriseid, envelope.encode(e), envelope.headers(e), now)
+                for e in events
+            ],
+        )
 
 
 def add_raw(
@@ -48,13 +54,23 @@ def add_raw(
 ) -> None:
     """Any record, e.g. a dead letter that keeps the original bytes."""
     session.connection().execute(
-        _INSERT,
-        {
-            "event_id": event_id,
-            "topic": topic,
-            "key": key,
-            "value": value,
-            "headers": json.dumps([[k, v.decode("utf-8", "replace")] for k, v in headers]),
-            "created_at": datetime.now(UTC),
-        },
+        _INSERT, _row(event_id, topic, key, value, headers, datetime.now(UTC))
     )
+
+
+def _row(
+    event_id: str,
+    topic: str,
+    key: str,
+    value: bytes,
+    headers: Sequence[tuple[str, bytes]],
+    created_at: datetime,
+) -> dict[str, object]:
+    return {
+        "event_id": event_id,
+        "topic": topic,
+        "key": key,
+        "value": value,
+        "headers": json.dumps([[k, v.decode("utf-8", "replace")] for k, v in headers]),
+        "created_at": created_at,
+    }

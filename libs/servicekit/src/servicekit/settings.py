@@ -42,7 +42,12 @@ class BaseServiceSettings(BaseSettings):
     consumer_rebalance_timeout_s: float = 2.0
     consumer_batch_size: int = 500
     consumer_batch_within_s: float = 0.02
+    consumer_merge_max: int = 8000
+    """Batches that queued while the one before was applied go into one transaction, up to
+    this many records."""
     consumer_max_attempts: int = 3
+    consumer_apply_in_child: bool = False
+    """Apply batches in a child process (its own core and GIL) instead of a thread."""
     worker_port: int = 0
     """faust web port for the worker's /healthz, /readyz, /metrics (0 = api port + 100)."""
 

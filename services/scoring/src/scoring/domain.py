@@ -18,11 +18,12 @@ bucket's counts as events arrive and subtracting a bucket when it leaves the win
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
+
+import orjson
 
 from contracts import events
 from scoring.policy import Policy
@@ -105,9 +106,9 @@ class State:
         return _at(self.folded_at) if self.folded_at else None
 
     def to_json(self) -> str:
-        return json.dumps(
+        return orjson.dumps(
             {
-                "days": {str(k): v for k, v in self.days.items()},
+                "days": self.days,
                 "totals": self.totals,
                 "as_of": self.as_of,
                 "low": self.low,
@@ -122,12 +123,12 @@ class State:
                 "tier_since": self.tier_since,
                 "folded_at": self.folded_at,
             },
-            separators=(",", ":"),
-        )
+            option=orjson.OPT_NON_STR_KEYS,
+        ).decode()
 
     @classmethod
     def from_json(cls, text: str) -> State:
-        raw = json.loads(text)
+        raw = orjson.loads(text)
         raw["days"] = {int(k): v for k, v in raw["days"].items()}
         return cls(**raw)
 

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import orjson
 import uuid_utils
 from sqlalchemy import Table, bindparam, func, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from contracts import events
-from contracts.envelope import CloudEvent
+from contracts.envelope import CloudEvent, new_event
 from scoring import domain
 from scoring.models import (
     AssessmentChange,
@@ -28,7 +29,7 @@ from scoring.models import (
     RescoreJob,
 )
 from scoring.policy import Policy
-from servicekit import outbox
+from servicekit import outbox, tracing
 from servicekit.problems import NotFound
 
 SOURCE = "ucx/scoring"
@@ -40,6 +41,7 @@ _EXPORTED = cast(Table, ExportedVin.__table__)
 _INSERT_LEDGER = insert(_LEDGER)
 _INSERT_EXPORTED = insert(_EXPORTED)
 _INSERT_STATE = insert(_STATES)
+_INSERT_CHANGE = insert(cast(Table, AssessmentChange.__table__))
 _STATE_FIELDS = (
     "state", "last_hash", "score", "tier", "exports", "volume_band", "window_end",
     "events_counted", "emitted_score", "emitted_tier", "policy_version", "updated_at",
@@ -52,7 +54,14 @@ _UPDATE_STATE = (
 
 
 def canonical(data: Any) -> str:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """Sorted keys, no spaces, UTF-8: the ledger's text of an event's data (hashed as stored;
+    verify and replay read the stored text, so the encoder may change without breaking them).
+    orjson refuses what JSON cannot carry exactly (integers past 64 bits): the standard
+    library writes those."""
+    try:
+        return orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:
+        return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def chain_hash(prev_hash: str, event_id: str, type_: str, canonical_data: str) -> str:
@@ -182,12 +191,14 @@ def _save(
     session: Session, policy: Policy, enterprises: Iterable[_Enterprise], now: datetime
 ) -> None:
     """Store each state; emit ``enterprise.assessed`` where the score or tier moved."""
-    inserts, updates = [], []
+    inserts, updates, emitted, changes = [], [], [], []
     for ent in enterprises:
         state = ent.state
         assessment = domain.evaluate(policy, state, state.moment or now)
         if state.score != ent.emitted_score or state.tier != ent.emitted_tier:
-            _emit(session, policy, ent, assessment, now)
+            event, change = _change(policy, ent, assessment, now)
+            emitted.append(event)
+            changes.append(change)
             ent.emitted_score, ent.emitted_tier = state.score, state.tier
         row = {
             "state": state.to_json(),
@@ -212,15 +223,15 @@ def _save(
         connection.execute(_INSERT_STATE, inserts)
     if updates:
         connection.execute(_UPDATE_STATE, updates)
+    if changes:
+        outbox.add_all(session, emitted)
+        connection.execute(_INSERT_CHANGE, changes)
 
 
-def _emit(
-    session: Session,
-    policy: Policy,
-    ent: _Enterprise,
-    assessment: domain.Assessment,
-    now: datetime,
-) -> None:
+def _change(
+    policy: Policy, ent: _Enterprise, assessment: domain.Assessment, now: datetime
+) -> tuple[CloudEvent, dict[str, Any]]:
+    """The ``enterprise.assessed`` event for a move, and its assessment-history row."""
     assert ent.state.tier is not None and ent.state.score is not None
     action = domain.recommended_action(policy, ent.state.tier, ent.emitted_tier)
     causes = ent.causes[-domain.MAX_CAUSES :]
@@ -228,8 +239,7 @@ def _emit(
         name: events.Component(value=c.value, weight=c.weight)
         for name, c in assessment.components.items()
     }
-    event = outbox.emit(
-        session,
+    event = new_event(
         events.EnterpriseAssessed(
             enterprise_uscc=ent.uscc,
             score=ent.state.score,
@@ -242,22 +252,22 @@ def _emit(
             assessed_at=now,
         ),
         source=SOURCE,
+        trace_id=tracing.current_trace_id(),
     )
-    session.add(
-        AssessmentChange(
-            uscc=ent.uscc,
-            event_id=event.id,
-            score=ent.state.score,
-            tier=ent.state.tier,
-            previous_tier=ent.emitted_tier,
-            recommended_action=action,
-            components={k: c.__dict__ for k, c in assessment.components.items()},
-            exit_rules=assessment.exit_rules,
-            causes=causes,
-            policy_version=policy.version,
-            assessed_at=now,
-        )
-    )
+    row = {
+        "uscc": ent.uscc,
+        "event_id": event.id,
+        "score": ent.state.score,
+        "tier": ent.state.tier,
+        "previous_tier": ent.emitted_tier,
+        "recommended_action": action,
+        "components": {k: c.__dict__ for k, c in assessment.components.items()},
+        "exit_rules": assessment.exit_rules,
+        "causes": causes,
+        "policy_version": policy.version,
+        "assessed_at": now,
+    }
+    return event, row
 
 
 # -- the clock ---------------------------------------------------------------------------------
@@ -322,7 +332,7 @@ def ledger_entries(session: Session, uscc: str | None = None) -> Iterator[domain
         query = query.where(_LEDGER.c.uscc == uscc)
     for row in session.execute(query.execution_options(yield_per=2000)):
         yield domain.Entry(
-            row.event_id, row.type, row.uscc, row.time, json.loads(row.data), row.recorded_at
+            row.event_id, row.type, row.uscc, row.time, orjson.loads(row.data), row.recorded_at
         )
 
 
