@@ -55,7 +55,7 @@ def register_many(
 
 
 def test_relay_sigkilled_mid_stream_loses_and_doubles_nothing(stack: RunningStack) -> None:
-    registry = httpx.Client(base_url=stack.url("registry"), timeout=10)
+    registry = stack.client("registry")
     uscc, key = admitted_enterprise(registry)
     killed = threading.Event()
 
@@ -97,7 +97,7 @@ def lag_and_backlog(stack: RunningStack) -> float:
 def test_broker_outage_loses_nothing_and_the_outbox_refills_a_fresh_broker(
     stack: RunningStack,
 ) -> None:
-    registry = httpx.Client(base_url=stack.url("registry"), timeout=10)
+    registry = stack.client("registry")
     uscc, key = admitted_enterprise(registry)
     wait_for(lambda: ledger_registrations(stack, uscc) == (0, 0))
     started = datetime.now(UTC)
@@ -139,7 +139,7 @@ def test_customs_worker_killed_with_deliveries_queued_loses_and_doubles_nothing(
 ) -> None:
     from customs_receiver import Receiver
 
-    customs = httpx.Client(base_url=stack.url("customs"), timeout=10)
+    customs = stack.client("customs")
     with Receiver() as receiver:
         receiver.default = 503  # the partner is down at first
         r = customs.post(

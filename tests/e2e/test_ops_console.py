@@ -11,7 +11,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from kafka import KafkaProducer
 from playwright.sync_api import Browser, Page, sync_playwright
@@ -74,7 +73,7 @@ def test_every_process_green_then_a_stopped_one_red_within_10_s(
 
 
 def test_a_vin_search_shows_the_vehicles_timeline(page: Page, stack: RunningStack) -> None:
-    registry = httpx.Client(base_url=stack.url("registry"), timeout=10)
+    registry = stack.client("registry")
     uscc, key = admitted_enterprise(registry)
     vehicle = factories.vehicle(uscc)
     assert registry.post("/v1/vehicles", json=vehicle, headers=bearer(key)).status_code == 201

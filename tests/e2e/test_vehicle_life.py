@@ -41,10 +41,10 @@ def records_about(bootstrap: str, topic: str, vin: str) -> list[object]:
 
 
 def test_one_vehicle_from_application_to_departure(stack: RunningStack) -> None:
-    registry = httpx.Client(base_url=stack.url("registry"), timeout=10)
-    inspection = httpx.Client(base_url=stack.url("inspection"), timeout=10)
-    customs = httpx.Client(base_url=stack.url("customs"), timeout=10)
-    scoring = httpx.Client(base_url=stack.url("scoring"), timeout=10)
+    registry = stack.client("registry")
+    inspection = stack.client("inspection")
+    customs = stack.client("customs")
+    scoring = stack.client("scoring")
 
     enterprise = factories.enterprise()
     uscc = enterprise["uscc"]
@@ -161,10 +161,10 @@ def test_failing_inspections_drive_warning_then_suspension_and_customs_refuses(
 ) -> None:
     """Scoring assesses, the registry applies the tier policy, customs refuses the next
     declaration: the dynamic assessment closes the loop through Kafka alone."""
-    registry = httpx.Client(base_url=stack.url("registry"), timeout=10)
-    inspection = httpx.Client(base_url=stack.url("inspection"), timeout=10)
-    customs = httpx.Client(base_url=stack.url("customs"), timeout=10)
-    scoring = httpx.Client(base_url=stack.url("scoring"), timeout=10)
+    registry = stack.client("registry")
+    inspection = stack.client("inspection")
+    customs = stack.client("customs")
+    scoring = stack.client("scoring")
     uscc, key = admitted_enterprise(registry)
     vehicles = [factories.vehicle(uscc) for _ in range(11)]  # no prior from 10 vehicles on
     batch = registry.post("/v1/vehicles:batch", json={"vehicles": vehicles}, headers=bearer(key))
@@ -250,9 +250,9 @@ def test_failing_inspections_drive_warning_then_suspension_and_customs_refuses(
 def test_a_trace_id_follows_an_inspection_into_customs_and_scoring_logs(
     stack: RunningStack,
 ) -> None:
-    registry = httpx.Client(base_url=stack.url("registry"), timeout=10)
-    inspection = httpx.Client(base_url=stack.url("inspection"), timeout=10)
-    scoring = httpx.Client(base_url=stack.url("scoring"), timeout=10)
+    registry = stack.client("registry")
+    inspection = stack.client("inspection")
+    scoring = stack.client("scoring")
     uscc, key = admitted_enterprise(registry)
     vehicle = factories.vehicle(uscc)
     assert registry.post("/v1/vehicles", json=vehicle, headers=bearer(key)).status_code == 201

@@ -213,9 +213,9 @@ def unapplied(stack: RunningStack) -> dict[str, int]:
 def test_every_acknowledged_request_is_applied_exactly_once_through_every_fault(
     stack: RunningStack,
 ) -> None:
-    registry = httpx.Client(base_url=stack.url("registry"), timeout=10)
-    inspection = httpx.Client(base_url=stack.url("inspection"), timeout=10)
-    customs = httpx.Client(base_url=stack.url("customs"), timeout=10)
+    registry = stack.client("registry")
+    inspection = stack.client("inspection")
+    customs = stack.client("customs")
     uscc, key = admitted_enterprise(registry)
     station = inspection.post("/v1/stations", json=factories.station(), headers=ADMIN).json()
     broker = customs.post(
