@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -363,9 +364,10 @@ its own (closures do not cross a process boundary; a function's name does)."""
 _CHILD_APPLIERS: dict[str, BatchApplier] = {}
 
 
-def _child_start(rebuild: Rebuild, settings: BaseServiceSettings, name: str) -> None:
-    """In the applier process: its own logs, engine and applier; it dies with its owner."""
-    die_with_parent(signal.SIGKILL)
+def _child_start(rebuild: Rebuild, settings: BaseServiceSettings, name: str, owner: int) -> None:
+    """In the applier process: its own logs, engine and applier; it dies with its owner (it
+    would otherwise wait forever: it holds both ends of its task queue, so no EOF comes)."""
+    die_with_parent(signal.SIGKILL, owner)
     logs.configure(settings.service_name, "worker", settings.log_level)
     engine = make_engine(settings.database_url)
     (subscription,) = [s for s in rebuild(settings) if s.name == name]
@@ -389,7 +391,7 @@ class ChildApplier:
     finish its batch; if the owner is killed, the child is killed with it."""
 
     def __init__(self, rebuild: Rebuild, settings: BaseServiceSettings, name: str) -> None:
-        self._initargs = (rebuild, settings, name)
+        self._initargs = (rebuild, settings, name, os.getpid())
         self._name = name
         self._pool: ProcessPoolExecutor | None = None
 
