@@ -9,7 +9,8 @@ BENCH_ENTERPRISES USCCs keying them (300), BENCH_SCORING_TIMEOUT seconds the sco
 (100; past it the figure is partial).
 
 The second table (inspection and customs): BENCH_SERVICE_N requests in each closed-loop run
-(500; each VIN is used once, so N + open-loop requests + 50 vehicles are seeded),
+(2000: the bare route then runs long enough to be steady; each VIN is used once, so N +
+open-loop requests + 50 vehicles are seeded),
 BENCH_INSPECTION_RATE (250/s) and BENCH_WEBHOOK_RATE (200/s) offered for BENCH_OPEN_SECONDS,
 BENCH_DELIVERIES outbound deliveries queued (2000).
 
@@ -75,7 +76,7 @@ class Config:
             events=int(os.environ.get("BENCH_EVENTS", "20000")),
             enterprises=int(os.environ.get("BENCH_ENTERPRISES", "300")),
             scoring_timeout_s=float(os.environ.get("BENCH_SCORING_TIMEOUT", "100")),
-            service_n=int(os.environ.get("BENCH_SERVICE_N", "500")),
+            service_n=int(os.environ.get("BENCH_SERVICE_N", "2000")),
             inspection_rate=float(os.environ.get("BENCH_INSPECTION_RATE", "250")),
             webhook_rate=float(os.environ.get("BENCH_WEBHOOK_RATE", "200")),
             deliveries=int(os.environ.get("BENCH_DELIVERIES", "2000")),

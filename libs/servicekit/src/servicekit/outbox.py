@@ -27,20 +27,14 @@ def emit(session: Session, data: EventData, *, source: str) -> CloudEvent:
 
 
 def add(session: Session, event: CloudEvent) -> None:
-    add_all(session, [event])
+    session.connection().execute(_INSERT, _event_row(event, datetime.now(UTC)))
 
 
 def add_all(session: Session, events: Sequence[CloudEvent]) -> None:
     """Many events in one statement (a worker's batch)."""
     if events:
         now = datetime.now(UTC)
-        session.connection().execute(
-            _INSERT,
-            [
-                _row(e.id, e.topic, e.enterpriseid, envelope.encode(e), envelope.headers(e), now)
-                for e in events
-            ],
-        )
+        session.connection().execute(_INSERT, [_event_row(e, now) for e in events])
 
 
 def add_raw(
@@ -55,6 +49,17 @@ def add_raw(
     """Any record, e.g. a dead letter that keeps the original bytes."""
     session.connection().execute(
         _INSERT, _row(event_id, topic, key, value, headers, datetime.now(UTC))
+    )
+
+
+def _event_row(event: CloudEvent, created_at: datetime) -> dict[str, object]:
+    return _row(
+        event.id,
+        event.topic,
+        event.enterpriseid,
+        envelope.encode(event),
+        envelope.headers(event),
+        created_at,
     )
 
 
