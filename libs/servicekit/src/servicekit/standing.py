@@ -10,6 +10,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    bindparam,
     column,
     insert,
     select,
@@ -40,12 +41,13 @@ def define(metadata: MetaData) -> None:
     )
 
 
+_STATUS = select(_standing.c.status).where(_standing.c.uscc == bindparam("uscc"))
+"""Built once, the value a bind parameter: on hot paths SQLAlchemy then finds the compiled
+statement in its cache without building a cache key per call."""
+
+
 def status_of(session: Session, uscc: str) -> str | None:
-    return (
-        session.connection()
-        .execute(select(_standing.c.status).where(_standing.c.uscc == uscc))
-        .scalar_one_or_none()
-    )
+    return session.connection().execute(_STATUS, {"uscc": uscc}).scalar_one_or_none()
 
 
 def apply(session: Session, event: CloudEvent) -> None:
