@@ -102,6 +102,9 @@ def test_incremental_state_equals_the_pure_function_over_the_ledger(
             stored = domain.State.from_json(row.state)
             assert stored == replayed[row.uscc]
             assert (row.score, row.tier) == (stored.score, stored.tier)
+            # the fold's per-event score is the one the full assessment computes
+            assert stored.moment is not None
+            assert domain.evaluate(POLICY, stored, stored.moment).score == stored.score
             assert (row.emitted_score, row.emitted_tier) == (row.score, row.tier)
         assert services.verify_chain(session) == (len(ledger), [])
 

@@ -306,8 +306,12 @@ def _rank(policy: Policy, tier: str) -> int:
 def tier_for(policy: Policy, score: float, previous: str | None, *, hysteresis: bool) -> str:
     """The tier for ``score``; moving back UP needs the boundary cleared by the hysteresis
     (while ``hysteresis`` holds: within the warning window of the last move down)."""
-    names = policy.tier_names
-    raw = next(name for name in names if score >= policy.tiers[name])
+    names, tiers = policy.tier_names, policy.tiers
+    for raw in names:  # best first: the first boundary the score clears
+        if score >= tiers[raw]:
+            break
+    else:
+        raise ValueError(f"score {score} is below every tier's boundary")
     if previous not in names or names.index(raw) >= names.index(previous):
         return raw  # same or worse: no hysteresis on the way down
     margin = policy.hysteresis if hysteresis else 0.0
@@ -344,39 +348,53 @@ Part = tuple[float, float, float, float]
 """(value, observed rate, numerator, denominator): a component before its weight."""
 
 
-def _rate(policy: Policy, num: float, den: float, tolerance: float, n: float) -> Part:
-    rate = num / den if den else 0.0
-    value = _shrunk(policy, 1 - min(1.0, rate / tolerance), n)
-    return (round(value, 6), round(rate, 6), num, den)
+def _value(policy: Policy, rate: float, tolerance: float, n: float) -> float:
+    return round(_shrunk(policy, 1 - min(1.0, rate / tolerance), n), 6)
+
+
+def _rated(policy: Policy, state: State, now: datetime) -> list[tuple[str, float, float, float]]:
+    """The rated components in score order: (name, numerator, denominator, tolerance)."""
+    c, t = policy.components, state.totals
+    complaints = _complaints(policy, state, now)[0] if state.complaints else 0.0
+    exports = t[EXPORTS]
+    return [
+        ("quality", t[FIRST_FAILS], t[FIRST_INSPECTIONS], c.quality.tolerance),
+        ("integrity", t[VIOLATIONS], t[VEHICLES], c.integrity.tolerance),
+        ("gate_compliance", t[GATE_REJECTIONS], t[DECLARATIONS], c.gate_compliance.tolerance),
+        # complaints per 100 exported; complaints with nothing exported count as per 1
+        ("after_sales", 100 * complaints, max(exports, 1) if complaints else exports,
+         c.after_sales.tolerance),
+    ]  # fmt: skip
+
+
+def _activity(state: State) -> float:
+    return 1.0 if state.totals[EXPORTS] else 0.0
 
 
 def _parts(policy: Policy, state: State, now: datetime) -> dict[str, Part]:
     """Each component's value, observed rate, numerator and denominator (weights not set)."""
-    c, t = policy.components, state.totals
-    n = t[VEHICLES]
-    complaints = _complaints(policy, state, now)[0] if state.complaints else 0.0
-    exports = t[EXPORTS]
-    return {
-        "quality": _rate(policy, t[FIRST_FAILS], t[FIRST_INSPECTIONS], c.quality.tolerance, n),
-        "integrity": _rate(policy, t[VIOLATIONS], n, c.integrity.tolerance, n),
-        "gate_compliance": _rate(
-            policy, t[GATE_REJECTIONS], t[DECLARATIONS], c.gate_compliance.tolerance, n
-        ),
-        # complaints per 100 exported; complaints with nothing exported count as per 1
-        "after_sales": _rate(
-            policy,
-            100 * complaints,
-            max(exports, 1) if complaints else exports,
-            c.after_sales.tolerance,
-            n,
-        ),
-        "activity": (1.0 if exports else 0.0, 1.0 if exports else 0.0, exports, 1),
-    }
+    n = state.totals[VEHICLES]
+    parts: dict[str, Part] = {}
+    for name, num, den, tolerance in _rated(policy, state, now):
+        rate = num / den if den else 0.0
+        parts[name] = (_value(policy, rate, tolerance, n), round(rate, 6), num, den)
+    activity = _activity(state)
+    parts["activity"] = (activity, activity, state.totals[EXPORTS], 1)
+    return parts
 
 
 def _weighted(policy: Policy, parts: dict[str, Part]) -> float:
     weights = policy.weights
     return round(float(sum(weights[name] * p[0] for name, p in parts.items())), 2)
+
+
+def _score(policy: Policy, state: State, now: datetime) -> float:
+    """``_weighted(_parts(...))`` without building the parts: the fold runs it per event."""
+    weights, n = policy.weights, state.totals[VEHICLES]
+    total = 0.0
+    for name, num, den, tolerance in _rated(policy, state, now):
+        total += weights[name] * _value(policy, num / den if den else 0.0, tolerance, n)
+    return round(float(total + weights["activity"] * _activity(state)), 2)
 
 
 def _tier(policy: Policy, state: State, score: float, exits: bool, now: datetime) -> str:
@@ -390,7 +408,7 @@ def _tier(policy: Policy, state: State, score: float, exits: bool, now: datetime
 def _score_and_tier(policy: Policy, state: State, now: datetime) -> tuple[float, str]:
     """What :func:`evaluate` gives for score and tier, without building the assessment: the
     worker runs this per event."""
-    score = _weighted(policy, _parts(policy, state, now))
+    score = _score(policy, state, now)
     exits = bool((state.exits or state.statuses) and _exit_rules(policy, state, now))
     return score, _tier(policy, state, score, exits, now)
 
