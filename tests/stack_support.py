@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import random
 import socket
@@ -16,7 +17,9 @@ import httpx
 import pytest
 from standardwebhooks import Webhook
 
+from servicekit import migrate
 from servicekit.broker import EmbeddedBroker
+from servicekit.cli import ServiceSpec
 from servicekit.stack import SERVICES, Stack
 from servicekit.topics import provision
 
@@ -83,10 +86,17 @@ class RunningStack:
         return httpx.Client(base_url=self.url(service), timeout=10)
 
     def start(self) -> None:
-        self.stack.migrate()
+        self.migrate()
         self.stack.start()
         self.stack.wait_healthy(60)
         self.wait_workers_ready()
+
+    def migrate(self) -> None:
+        """In this process (its imports are done), as ``python -m <service> migrate`` does:
+        four interpreters starting cost ~8 s per stack."""
+        for name, path in self.db.items():
+            spec: ServiceSpec = importlib.import_module(f"{name}.__main__").SPEC
+            migrate.upgrade(spec.migrations, f"sqlite:///{path}")
 
     def wait_workers_ready(self, timeout_s: float = 90) -> None:
         deadline = time.monotonic() + timeout_s
