@@ -11,6 +11,8 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from servicekit.lifetime import children
+
 BENCH_ROOT = Path(__file__).resolve().parents[1]
 """The directory holding the ``bench`` package, put on PYTHONPATH for ``python -m bench.*``."""
 
@@ -30,24 +32,13 @@ def _vm_hwm_mib(pid: int) -> float | None:
     return None
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(stat.parent.name))
-        except (OSError, IndexError, ValueError):
-            continue
-    return found
-
-
 def peak_rss_mib(pid: int) -> float | None:
     """VmHWM (the resident set's high-water mark) of the process plus its child processes
     (the scoring worker's batch applier), read while they still run."""
     own = _vm_hwm_mib(pid)
     if own is None:
         return None
-    return own + sum(_vm_hwm_mib(child) or 0.0 for child in _children(pid))
+    return own + sum(_vm_hwm_mib(child) or 0.0 for child in children(pid))
 
 
 def say(message: str) -> None:

@@ -20,6 +20,7 @@ from standardwebhooks import Webhook
 from servicekit import migrate
 from servicekit.broker import EmbeddedBroker
 from servicekit.cli import ServiceSpec
+from servicekit.lifetime import children
 from servicekit.stack import SERVICES, Stack
 from servicekit.topics import provision
 
@@ -120,18 +121,13 @@ class RunningStack:
 
 
 def children_of(pid: int, running: str = "spawn_main") -> list[int]:
-    """Live processes whose parent is ``pid`` and whose command line has ``running`` (Linux
-    /proc); by default multiprocessing's spawned children (not its resource tracker)."""
+    """Live children of ``pid`` whose command line has ``running``; by default
+    multiprocessing's spawned children (not its resource tracker)."""
     found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            with contextlib.suppress(OSError):
-                if running in (stat.parent / "cmdline").read_text():
-                    found.append(int(stat.parent.name))
+    for child in children(pid):
+        with contextlib.suppress(OSError):
+            if running in Path(f"/proc/{child}/cmdline").read_text():
+                found.append(child)
     return found
 
 

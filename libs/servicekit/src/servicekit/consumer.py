@@ -177,14 +177,13 @@ class BatchApplier:
             if applied and self.subscription.after_batch is not None:
                 self.subscription.after_batch(session, applied)
         if applied:  # after the commit: one line per batch, with the traces it carried
-            traces = dict.fromkeys(envelope.trace_id_of(e.traceparent) for e in applied)
             log.info(
                 "batch applied",
                 agent=self.subscription.name,
                 processed=outcomes.processed,
                 duplicate=outcomes.duplicate,
                 dead_lettered=outcomes.dead_lettered,
-                trace_ids=[t for t in traces if t][:50],
+                trace_ids=tracing.trace_ids(e.traceparent for e in applied),
             )
         return outcomes
 
@@ -332,11 +331,13 @@ def build_app(
     for subscription in subscriptions:
         _add_agent(app, settings, engine, subscription, rebuild)
     for timer in timers:
-        _add_timer(app, engine, timer)
+        add_timer(app, engine, timer)
     return app
 
 
-def _add_timer(app: faust.App, engine: Engine, timer: Timer) -> None:
+def add_timer(app: faust.App, engine: Engine, timer: Timer) -> None:
+    """A faust timer that logs its failures instead of raising (a timer that raises stops the
+    worker)."""
     sessions = session_factory(engine)
 
     def run_once() -> None:

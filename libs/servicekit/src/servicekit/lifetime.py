@@ -6,6 +6,7 @@ import contextlib
 import ctypes
 import os
 import signal
+from pathlib import Path
 
 
 def die_with_parent(sig: int = signal.SIGTERM, owner: int | None = None) -> None:
@@ -19,3 +20,16 @@ def die_with_parent(sig: int = signal.SIGTERM, owner: int | None = None) -> None
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, sig)
     if owner is not None and os.getppid() != owner:
         os.kill(os.getpid(), sig)
+
+
+def children(pid: int) -> list[int]:
+    """Live (not zombie) processes whose parent is ``pid`` (Linux ``/proc``)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after "pid (comm)"
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found

@@ -21,9 +21,14 @@ _INSERT = insert(outbox)  # built once: the statement cache keys on it
 def emit(session: Session, data: EventData, *, source: str) -> CloudEvent:
     """A new event for ``data`` in the current trace, into the outbox; returns the event.
     (The relay logs the trace ids it publishes: no log line on the request path.)"""
-    event = new_event(data, source=source, trace_id=tracing.current_trace_id())
+    event = event_for(data, source=source)
     add(session, event)
     return event
+
+
+def event_for(data: EventData, *, source: str) -> CloudEvent:
+    """A new event for ``data`` in the current trace (to :func:`add_all` with others)."""
+    return new_event(data, source=source, trace_id=tracing.current_trace_id())
 
 
 def add(session: Session, event: CloudEvent) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from contextvars import ContextVar
 
 import structlog
@@ -21,3 +22,10 @@ def begin(traceparent: str | None) -> str:
     _trace_id.set(trace_id)
     structlog.contextvars.bind_contextvars(trace_id=trace_id)
     return trace_id
+
+
+def trace_ids(traceparents: Iterable[str | None], limit: int = 50) -> list[str]:
+    """The distinct trace ids among these ``traceparent`` values, in order (for one log line
+    per batch that a request's trace id can be followed to)."""
+    found = dict.fromkeys(trace_id_of(t) for t in traceparents)
+    return [t for t in found if t][:limit]

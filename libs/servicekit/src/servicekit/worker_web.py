@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import faust
-import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from sqlalchemy import Engine
 
+from servicekit.consumer import Timer, add_timer
 from servicekit.http import Check, check_broker, check_database, run_checks
 from servicekit.settings import BaseServiceSettings
 
-log = structlog.get_logger("servicekit.worker_web")
 METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST.split(";")[0] + "; version=0.0.4"
 
 LAG = Gauge(
@@ -59,13 +58,9 @@ def install(app: faust.App, settings: BaseServiceSettings, engine: Engine) -> No
         return web.json(body, status=status)
 
     async def lag() -> None:
-        # a faust timer that raises crashes the worker: a metric must never do that
-        try:
-            observe_lag(app.consumer)
-        except Exception:
-            log.exception("observing consumer lag failed")
+        observe_lag(app.consumer)
 
-    app.timer(LAG_INTERVAL_S, name="observe-lag")(lag)
+    add_timer(app, engine, Timer("observe-lag", LAG_INTERVAL_S, arun=lag))
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:

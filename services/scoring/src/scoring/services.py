@@ -19,7 +19,7 @@ from sqlalchemy import Table, bindparam, func, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from contracts import events
-from contracts.envelope import CloudEvent, new_event
+from contracts.envelope import CloudEvent
 from scoring import domain
 from scoring.models import (
     AssessmentChange,
@@ -29,7 +29,7 @@ from scoring.models import (
     RescoreJob,
 )
 from scoring.policy import Policy
-from servicekit import outbox, tracing
+from servicekit import outbox
 from servicekit.problems import NotFound
 
 SOURCE = "ucx/scoring"
@@ -239,7 +239,7 @@ def _change(
         name: events.Component(value=c.value, weight=c.weight)
         for name, c in assessment.components.items()
     }
-    event = new_event(
+    event = outbox.event_for(
         events.EnterpriseAssessed(
             enterprise_uscc=ent.uscc,
             score=ent.state.score,
@@ -252,7 +252,6 @@ def _change(
             assessed_at=now,
         ),
         source=SOURCE,
-        trace_id=tracing.current_trace_id(),
     )
     row = {
         "uscc": ent.uscc,
