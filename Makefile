@@ -19,13 +19,14 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 browser:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
+# everything but the two long fault runs (they keep CI under 10 minutes on 2 cores)
 test: install browser
-	$(UV) run --frozen pytest -q
+	$(UV) run --frozen pytest -q -m "not long"
 
-# the fault-injection ledger test alone (also part of `make test`); more load:
-# UCX_RELIABILITY_VEHICLES=400 make test-reliability
+# the fault-injection suite, the long runs included (the ledger test, the 60 s broker
+# outage); more load: UCX_RELIABILITY_VEHICLES=400 make test-reliability
 test-reliability: install
-	$(UV) run --frozen pytest -q tests/reliability
+	$(UV) run --frozen pytest -q tests/reliability tests/e2e/test_faults.py
 
 lint: install
 	$(UV) run --frozen ruff check .

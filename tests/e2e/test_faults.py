@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import httpx
+import pytest
 
 import factories
 from helpers import ADMIN, bearer
@@ -94,6 +95,7 @@ def lag_and_backlog(stack: RunningStack) -> float:
     return total
 
 
+@pytest.mark.long  # make test-reliability
 def test_broker_outage_loses_nothing_and_the_outbox_refills_a_fresh_broker(
     stack: RunningStack,
 ) -> None:

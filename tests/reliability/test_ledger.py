@@ -209,6 +209,7 @@ def unapplied(stack: RunningStack) -> dict[str, int]:
     return missing
 
 
+@pytest.mark.long  # make test-reliability
 @pytest.mark.timeout(600)
 def test_every_acknowledged_request_is_applied_exactly_once_through_every_fault(
     stack: RunningStack,
