@@ -11,12 +11,21 @@ import httpx
 from cloudevents.core.bindings import kafka as ce_kafka
 from cloudevents.core.formats.json import JSONFormat
 from kafka import KafkaConsumer, TopicPartition
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from contracts import topics
+from servicekit import standing
+from servicekit.db import make_engine
 
 import factories
 from helpers import ADMIN, ADMIN_TOKEN, bearer
 from stack_support import RunningStack, admitted_enterprise, signed, wait_for
+
+
+def standing_in(engine: Engine, uscc: str) -> str | None:
+    with Session(engine) as session:
+        return standing.status_of(session, uscc)
 
 
 def records_about(bootstrap: str, topic: str, vin: str) -> list[object]:
@@ -207,6 +216,15 @@ def test_failing_inspections_drive_warning_then_suspension_and_customs_refuses(
     ]
     assert all(h["cause"] for h in history[-2:])  # the enterprise.assessed event ids
 
+    # Customs gates on its own copy of the standing, kept from enterprise.status-changed: the
+    # suspension reaches it through the registry's outbox, the relay and Kafka, a moment after
+    # the registry shows it (CI once lodged inside that moment and was, rightly, accepted).
+    # The declaration lodged once customs knows must be refused.
+    customs_db = make_engine(f"sqlite:///{stack.db['customs']}")
+    try:
+        wait_for(lambda: standing_in(customs_db, uscc) == "suspended")
+    finally:
+        customs_db.dispose()
     broker = customs.post(
         "/v1/brokers",
         headers=ADMIN,
