@@ -108,6 +108,11 @@ def _stack(workdir: Path, broker: EmbeddedBroker, base: int) -> Stack:
     return Stack(env=env, services=services, log=(workdir / "freshness-stack.log").open("w"))
 
 
+SETUP_TIMEOUT_S = 60.0
+"""For the setup calls: the first requests to a stack that has just started (twelve processes
+warming up on two cores) took over httpx's default 5 s once."""
+
+
 def _wait(check: object, timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -149,36 +154,39 @@ def _measure(stack: Stack, rate: float, count: int) -> Freshness:
     admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     ids = data.Ids()
     uscc = ids.uscc()
-    httpx.post(f"{url['registry']}/v1/enterprises", json=data.enterprise(uscc)).raise_for_status()
-    approved = httpx.post(
-        f"{url['registry']}/v1/enterprises/{uscc}/decisions",
-        json={"action": "approve", "reason": "benchmark"}, headers=admin,
-    )  # fmt: skip
-    key = {"Authorization": f"Bearer {approved.json()['api_key']}"}
-    today = datetime.now(UTC).date()
-    vins = [ids.vin() for _ in range(count + 1)]
-    for chunk in range(0, len(vins), 500):
-        rows = [data.vehicle(uscc, vin, today) for vin in vins[chunk : chunk + 500]]
-        answer = httpx.post(
-            f"{url['registry']}/v1/vehicles:batch", json={"vehicles": rows}, headers=key, timeout=60
-        )
-        answer.raise_for_status()
-    bearer = {"Authorization": f"Bearer {inspection.station(url['inspection'])}"}
-    say(f"freshness: {len(vins)} vehicles registered; waiting for the projections")
-    _wait(
-        lambda: httpx.post(
-            f"{url['inspection']}/v1/inspections", json=_report(vins[-1]), headers=bearer
-        ).status_code == 201,
-        120, "inspection projection",
-    )  # fmt: skip
-    assessment = f"{url['scoring']}/v1/enterprises/{uscc}/assessment"
-    _wait(
-        lambda: httpx.get(assessment).json().get("events_by_type", {}).get("vehicle.inspected")
-        == 1,
-        120, "scoring caught up",
-    )  # fmt: skip
-    say(f"freshness: {count} inspections at {rate:g}/s, polling the assessment")
-    return asyncio.run(_drive(url["inspection"], assessment, bearer, vins[:count], rate))
+    with httpx.Client(timeout=SETUP_TIMEOUT_S) as http:
+        http.post(
+            f"{url['registry']}/v1/enterprises", json=data.enterprise(uscc)
+        ).raise_for_status()
+        approved = http.post(
+            f"{url['registry']}/v1/enterprises/{uscc}/decisions",
+            json={"action": "approve", "reason": "benchmark"}, headers=admin,
+        )  # fmt: skip
+        key = {"Authorization": f"Bearer {approved.json()['api_key']}"}
+        today = datetime.now(UTC).date()
+        vins = [ids.vin() for _ in range(count + 1)]
+        for chunk in range(0, len(vins), 500):
+            rows = [data.vehicle(uscc, vin, today) for vin in vins[chunk : chunk + 500]]
+            answer = http.post(
+                f"{url['registry']}/v1/vehicles:batch", json={"vehicles": rows}, headers=key
+            )
+            answer.raise_for_status()
+        bearer = {"Authorization": f"Bearer {inspection.station(url['inspection'])}"}
+        say(f"freshness: {len(vins)} vehicles registered; waiting for the projections")
+        _wait(
+            lambda: http.post(
+                f"{url['inspection']}/v1/inspections", json=_report(vins[-1]), headers=bearer
+            ).status_code == 201,
+            120, "inspection projection",
+        )  # fmt: skip
+        assessment = f"{url['scoring']}/v1/enterprises/{uscc}/assessment"
+        _wait(
+            lambda: http.get(assessment).json().get("events_by_type", {}).get("vehicle.inspected")
+            == 1,
+            120, "scoring caught up",
+        )  # fmt: skip
+        say(f"freshness: {count} inspections at {rate:g}/s, polling the assessment")
+        return asyncio.run(_drive(url["inspection"], assessment, bearer, vins[:count], rate))
 
 
 def _report(vin: str) -> dict[str, object]:

@@ -66,7 +66,13 @@ def test_every_process_green_then_a_stopped_one_red_within_10_s(
     try:
         page.wait_for_selector("tr#inspection-worker.down", timeout=10_000)
         assert time.monotonic() - stopped < 10
-        assert page.locator("#processes tr.ok").count() == 11
+
+        def the_others_ok() -> bool:  # each check has 1.5 s: on a busy machine one may lag
+            page.reload()
+            return page.locator("#processes tr.ok").count() == 11
+
+        wait_for(the_others_ok, timeout_s=30, every_s=1)
+        assert page.locator("tr#inspection-worker.down").count() == 1
     finally:
         stack.stack.start_process("inspection.worker")
         stack.wait_workers_ready()
@@ -90,7 +96,7 @@ def test_a_dead_letter_is_listed_and_an_admin_can_redrive_it(
     page: Page, stack: RunningStack, tmp_path: Path
 ) -> None:
     producer = KafkaProducer(bootstrap_servers=stack.broker.bootstrap_servers, acks="all")
-    producer.send(topics.VEHICLE_INSPECTED, key=b"91350100MA0000000X", value=b"{not json")
+    producer.send(topics.VEHICLE_INSPECTED, key=USCC.encode(), value=b"{not json")
     producer.flush()
     producer.close()
 
@@ -100,14 +106,33 @@ def test_a_dead_letter_is_listed_and_an_admin_can_redrive_it(
 
     wait_for(listed, timeout_s=60, every_s=2)
     shoot(page, tmp_path, "ops-console-dead-letter.png")
-    rows_before = page.locator("#dlq form").count()
+    # A search turns the page's 3 s self-refresh off, so a reload cannot land between filling
+    # the token and pressing the button; the redirect after a redrive then leaves this URL.
+    searching = f"{stack.url('scoring')}/ops?q={USCC}"
+    page.goto(searching)
     form = page.locator("#dlq form").first
+    letter = [form.locator(f"input[name={n}]").get_attribute("value") for n in LETTER_ID]
     form.locator("input[name=token]").fill("wrong-token")
     form.locator("button").click()
     assert "Not allowed" in page.inner_text("body")
-    page.goto(f"{stack.url('scoring')}/ops")
+    page.goto(searching)
+    assert letter in listed_letters(page)
     form = page.locator("#dlq form").first
     form.locator("input[name=token]").fill(ADMIN_TOKEN)
     form.locator("button").click()
     page.wait_for_url("**/ops")
-    assert page.locator("#dlq form").count() == rows_before - 1
+    # The redriven record is still undecodable, so its consumers dead-letter it again (new
+    # offsets) — the count moves; what must hold is that this letter is gone from the list.
+    assert letter not in listed_letters(page)
+
+
+LETTER_ID = ("topic", "partition", "offset")
+USCC = "91350100MA0000000X"
+
+
+def listed_letters(page: Page) -> list[list[str | None]]:
+    forms = page.locator("#dlq form")
+    return [
+        [forms.nth(i).locator(f"input[name={n}]").get_attribute("value") for n in LETTER_ID]
+        for i in range(forms.count())
+    ]
