@@ -186,9 +186,12 @@ def advance(policy: Policy, state: State, now: datetime) -> None:
     state.as_of = today
     oldest = today - policy.window_days  # a day counts while day > oldest
     if state.days and state.low <= oldest:
-        for day in [d for d in state.days if d <= oldest]:
-            for i, n in enumerate(state.days.pop(day)):
-                state.totals[i] -= n
+        # every bucket's day is >= low: visit the days that left, not every bucket
+        for day in range(state.low, oldest + 1):
+            bucket = state.days.pop(day, None)
+            if bucket is not None:
+                for i, n in enumerate(bucket):
+                    state.totals[i] -= n
         state.low = min(state.days, default=0)
     cutoff = now - timedelta(days=policy.window_days)
     for complaint_id in [
@@ -498,7 +501,10 @@ def replay(
         if entry.event_id in seen:
             continue
         seen.add(entry.event_id)
-        fold(policy, states.setdefault(entry.uscc, State()), entry, exports)
+        state = states.get(entry.uscc)
+        if state is None:  # not setdefault: that builds a State per entry
+            state = states[entry.uscc] = State()
+        fold(policy, state, entry, exports)
     return states
 
 
