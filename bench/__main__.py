@@ -15,8 +15,10 @@ BENCH_INSPECTION_RATE (250/s) and BENCH_WEBHOOK_RATE (200/s) offered for BENCH_O
 BENCH_DELIVERIES outbound deliveries queued (2000).
 
 The third table (scoring): BENCH_RESCORE_EVENTS ledger entries (1,000,000) over
-BENCH_RESCORE_ENTERPRISES (5000) folded from nothing; BENCH_FRESH_COUNT inspections (500) at
-BENCH_FRESH_RATE (50/s) through the whole embedded stack, each timed until the assessment shows it.
+BENCH_RESCORE_ENTERPRISES (5000) folded from nothing, in memory (the pure fold, one process)
+and by the rescore job from a SQLite ledger in BENCH_RESCORE_PROCESSES (2);
+BENCH_FRESH_COUNT inspections (500) at BENCH_FRESH_RATE (50/s) through the whole embedded
+stack, each timed until the assessment shows it.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ class Config:
     deliveries: int
     rescore_events: int
     rescore_enterprises: int
+    rescore_processes: int
     fresh_rate: float
     fresh_count: int
     postgres_url: str = field(repr=False)
@@ -82,6 +85,7 @@ class Config:
             deliveries=int(os.environ.get("BENCH_DELIVERIES", "2000")),
             rescore_events=int(os.environ.get("BENCH_RESCORE_EVENTS", "1000000")),
             rescore_enterprises=int(os.environ.get("BENCH_RESCORE_ENTERPRISES", "5000")),
+            rescore_processes=int(os.environ.get("BENCH_RESCORE_PROCESSES", "2")),
             fresh_rate=float(os.environ.get("BENCH_FRESH_RATE", "50")),
             fresh_count=int(os.environ.get("BENCH_FRESH_COUNT", "500")),
             postgres_url=os.environ.get("BENCH_POSTGRES_URL", DEFAULT_POSTGRES_URL),
@@ -215,8 +219,10 @@ def run(config: Config, workdir: Path, broker: EmbeddedBroker, procs: list[Proc]
     )
     procs[-1].stop()
     say(f"scoring: rescore, {config.rescore_events:,} ledger entries, pure fold")
-    rescored = assessment.rescore(config.rescore_events, config.rescore_enterprises)
-    say(f"scoring: rescore took {rescored.seconds:.1f} s")
+    rescored = assessment.rescore(
+        workdir, config.rescore_events, config.rescore_enterprises, config.rescore_processes
+    )
+    say(f"scoring: pure fold {rescored.seconds:.1f} s; rescore job {rescored.job_seconds:.1f} s")
     say("scoring: freshness through the whole embedded stack")
     base = free_port(1, 2, 3, 100, 101, 102, 103, 200, 201, 202, 203)
     fresh = assessment.freshness(workdir, broker, base, config.fresh_rate, config.fresh_count)

@@ -11,15 +11,21 @@ import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import httpx
+from sqlalchemy import Engine, Table, insert, select
+from sqlalchemy.orm import Session
 
 from bench import data, inspection
-from bench.procs import BenchError, peak_rss_mib, say
-from scoring import domain
+from bench.procs import BenchError, base_env, peak_rss_mib, run, say
+from scoring import domain, services
 from scoring import policy as policies
+from scoring import rescore as rescoring
+from scoring.models import EnterpriseAssessment, LedgerEntry, RescoreJob
 from scoring.settings import Settings
 from servicekit.broker import EmbeddedBroker
+from servicekit.db import make_engine, session_factory
 from servicekit.stack import Stack
 
 ADMIN_TOKEN = "bench-admin-token-not-a-secret"
@@ -31,17 +37,27 @@ class Rescore:
     events: int
     enterprises: int
     seconds: float
+    """The pure fold: ``domain.replay`` over the entries in memory, one process."""
+    job_seconds: float
+    """The rescore job (``POST /v1/rescore``'s code) over the same entries in a SQLite ledger:
+    read, fold, store and emit every enterprise, in ``processes`` processes."""
+    processes: int
 
     @property
     def rate(self) -> float:
         return self.events / self.seconds
+
+    @property
+    def job_rate(self) -> float:
+        return self.events / self.job_seconds
 
 
 def ledger(events: int, enterprises: int, seed: int = 1) -> list[domain.Entry]:
     """A year-and-a-half ledger: vehicles registered, inspected (10 % fail), declared (5 %
     refused at a gate) and exported, spread over ``enterprises``."""
     rng = random.Random(seed)
-    usccs = [f"91350100{i:09d}X" for i in range(enterprises)]
+    ids = data.Ids(rng=random.Random(seed))
+    usccs = [ids.uscc() for _ in range(enterprises)]  # valid: the rescore job emits for them
     start = datetime(2025, 1, 1, tzinfo=UTC)
     step = timedelta(days=540) / events
     entries = []
@@ -63,7 +79,7 @@ def ledger(events: int, enterprises: int, seed: int = 1) -> list[domain.Entry]:
     return entries
 
 
-def rescore(events: int, enterprises: int) -> Rescore:
+def rescore(workdir: Path, events: int, enterprises: int, processes: int) -> Rescore:
     policy = policies.load(Settings().policy_path)
     entries = ledger(events, enterprises)
     started = time.perf_counter()
@@ -71,7 +87,73 @@ def rescore(events: int, enterprises: int) -> Rescore:
     seconds = time.perf_counter() - started
     if len(states) != enterprises:
         raise BenchError(f"rescore: {len(states)} enterprises, expected {enterprises}")
-    return Rescore(events, enterprises, seconds)
+    url = f"sqlite:///{workdir / 'rescore.db'}"
+    env = base_env(SCORING_DATABASE_URL=url)
+    run(["-m", "scoring", "migrate"], env, workdir, workdir / "rescore-migrate.log")
+    engine = make_engine(url)
+    try:
+        _store_ledger(engine, entries, enterprises)
+        del entries
+        say(f"scoring: {events:,} entries in a SQLite ledger; rescore job, {processes} processes")
+        settings = Settings(database_url=url, rescore_processes=processes, log_level="WARNING")
+        with session_factory(engine)() as session:  # as the api's: nothing expires on commit
+            job = rescoring.start(session, policy, None)
+            started = time.perf_counter()
+            rescoring.run(session, policy, job.id, settings)
+            job_seconds = time.perf_counter() - started
+            _check_job(session, job.id, states)
+    finally:
+        engine.dispose()
+    return Rescore(events, enterprises, seconds, job_seconds, processes)
+
+
+def _store_ledger(engine: Engine, entries: list[domain.Entry], enterprises: int) -> None:
+    """The entries as the worker would have written them (canonical data, hash chains), and
+    each enterprise's state row as if nothing had been folded yet: every one moves."""
+    heads: dict[str, str] = {}
+    now = datetime.now(UTC)
+    ledger_table = cast(Table, LedgerEntry.__table__)
+    for start in range(0, len(entries), 50_000):
+        rows = []
+        for e in entries[start : start + 50_000]:
+            text = services.canonical(e.data)
+            prev = heads.get(e.uscc, services.GENESIS)
+            heads[e.uscc] = services.chain_hash(prev, e.event_id, e.type, text)
+            rows.append(
+                {
+                    "event_id": e.event_id, "uscc": e.uscc, "type": e.type, "subject": None,
+                    "time": e.time, "data": text, "prev_hash": prev, "hash": heads[e.uscc],
+                    "recorded_at": e.recorded_at,
+                }
+            )  # fmt: skip
+        with engine.begin() as conn:
+            conn.execute(insert(ledger_table), rows)
+    empty = domain.State().to_json()
+    states = [
+        {
+            "uscc": uscc, "province": services.province_of(uscc), "state": empty,
+            "last_hash": head, "score": 0.0, "tier": "good", "exports": 0, "volume_band": 0,
+            "window_end": 0, "events_counted": 0, "emitted_score": None, "emitted_tier": None,
+            "policy_version": "none", "updated_at": now,
+        }
+        for uscc, head in heads.items()
+    ]  # fmt: skip
+    with engine.begin() as conn:
+        conn.execute(insert(cast(Table, EnterpriseAssessment.__table__)), states)
+    if len(states) != enterprises:
+        raise BenchError(f"rescore: {len(states)} enterprises stored, expected {enterprises}")
+
+
+def _check_job(session: Session, job_id: str, expected: dict[str, domain.State]) -> None:
+    """The job finished, and every stored state is the pure fold's."""
+    job = session.get(RescoreJob, job_id)
+    if job is None or job.status != "done" or job.done != len(expected):
+        raise BenchError(f"rescore job: {job and (job.status, job.done, job.error)}")
+    for uscc, text in session.execute(
+        select(EnterpriseAssessment.uscc, EnterpriseAssessment.state)
+    ):
+        if domain.State.from_json(text) != expected[uscc]:
+            raise BenchError(f"rescore job: {uscc}'s state differs from the pure fold's")
 
 
 @dataclass(frozen=True)

@@ -271,9 +271,13 @@ def assessment_table(
             f"{_num(worker.rate)} | {_num(noop.rate)} (no-op faust agent) | "
             f"≥ {LIVE_MIN_RATE:,.0f}/s and ≥ {LIVE_MIN_RATIO:.2f} of the no-op agent "
             f"(here {ratio:.2f}) | {met(live_ok, ', '.join(misses))} |",
-            f"| rescore: {rescored.events:,} ledger entries over {rescored.enterprises:,} "
-            f"enterprises, pure fold (s) | {rescored.seconds:.1f} ({_num(rescored.rate)} "
-            f"entries/s) | - | < {RESCORE_MAX_S:.0f} s | {met(rescored.seconds < RESCORE_MAX_S)} |",
+            f"| rescore job: {rescored.events:,} ledger entries over {rescored.enterprises:,} "
+            f"enterprises from a SQLite ledger, every enterprise stored and emitted, "
+            f"{rescored.processes} processes (s) | {rescored.job_seconds:.1f} "
+            f"({_num(rescored.job_rate)} entries/s) | - | < {RESCORE_MAX_S:.0f} s | "
+            f"{met(rescored.job_seconds < RESCORE_MAX_S)} |",
+            f"| … the pure fold alone: the same entries in memory, one process (s) | "
+            f"{rescored.seconds:.1f} ({_num(rescored.rate)} entries/s) | - | (reported) | - |",
             f"| freshness: inspection POSTed -> assessment shows it, {fresh.inspections} at "
             f"{fresh.rate:g}/s through the whole stack: p50 / p99 (ms) | {p50:.0f} / {p99:.0f} "
             f"| - | p50 < {FRESH_MAX_P50_MS:.0f}, p99 < {FRESH_MAX_P99_MS:.0f} | "
@@ -350,10 +354,11 @@ def summary(e: Everything) -> str:
         f"| scoring live: events/s, one worker, ledger persisted ({_events_label(worker)}) | "
         f"{_num(worker.rate)} | {_num(noop.rate)} (no-op faust agent) | {live_ratio:.2f} | "
         f"≥ {LIVE_MIN_RATE:,.0f}/s and ≥ {LIVE_MIN_RATIO:.2f} | {_yes(live_ok)} |",
-        f"| scoring rescore: {e.rescored.events:,} entries, {e.rescored.enterprises:,} "
-        f"enterprises, pure fold: s (entries/s) | {e.rescored.seconds:.1f} "
-        f"({_num(e.rescored.rate)}) | | | < {RESCORE_MAX_S:.0f} s | "
-        f"{_yes(e.rescored.seconds < RESCORE_MAX_S)} |",
+        f"| scoring rescore job: {e.rescored.events:,} entries, {e.rescored.enterprises:,} "
+        f"enterprises, SQLite ledger, {e.rescored.processes} processes: s (entries/s) | "
+        f"{e.rescored.job_seconds:.1f} ({_num(e.rescored.job_rate)}) | "
+        f"{e.rescored.seconds:.1f} (the pure fold, one process, in memory) | | "
+        f"< {RESCORE_MAX_S:.0f} s | {_yes(e.rescored.job_seconds < RESCORE_MAX_S)} |",
         f"| freshness: inspection POSTed -> assessment shows it ({e.fresh.inspections} at "
         f"{e.fresh.rate:g}/s, whole stack): p50 / p99 (ms) | {fresh_p50:.0f} / {fresh_p99:.0f} "
         f"| | | < {FRESH_MAX_P50_MS:.0f} / < {FRESH_MAX_P99_MS:.0f} | "

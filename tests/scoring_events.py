@@ -79,3 +79,41 @@ def random_event(rng: random.Random, vins: list[str]) -> CloudEvent:
             reason="declaration_not_released", declaration_status="accepted", refused_at=at,
         )  # fmt: skip
     return envelope.new_event(data, source="ucx/test", time=at)
+
+
+# -- one event at a time, now ------------------------------------------------------------
+
+
+def event(data: events.EventData) -> CloudEvent:
+    return envelope.new_event(data, source="ucx/test")
+
+
+def registered(uscc: str, vin: str | None = None) -> CloudEvent:
+    return event(
+        events.VehicleRegistered(
+            enterprise_uscc=uscc, vin=vin or factories.vin(), make="BYD", model="Qin Plus",
+            model_year=2022, first_registration_date=date(2022, 6, 1), mileage_km=21_000,
+            registered_at=datetime.now(UTC),
+        )
+    )  # fmt: skip
+
+
+def inspected(uscc: str, verdict: str = "pass") -> CloudEvent:
+    return event(
+        events.VehicleInspected(
+            enterprise_uscc=uscc, inspection_id=str(uuid.uuid4()), vin=factories.vin(),
+            station_id="s", inspected_at=datetime.now(UTC), odometer_km=22_000, verdict=verdict,
+            first_inspection=True, items=[],
+            failed_items=["BRAKES"] if verdict == "fail" else [],
+        )
+    )  # fmt: skip
+
+
+def exported(uscc: str) -> CloudEvent:
+    return event(
+        events.VehicleExported(
+            enterprise_uscc=uscc, declaration_no=f"D{uuid.uuid4().hex[:10]}", vin=factories.vin(),
+            bill_of_lading="COSU1", vessel_name="COSCO Fortune", vessel_imo="9074729",
+            port_of_loading="CNSHA", departed_at=datetime.now(UTC),
+        )
+    )  # fmt: skip

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -11,9 +10,8 @@ from typing import Any
 import pytest
 import yaml
 from fastapi.testclient import TestClient
+from scoring_events import exported, inspected, registered
 
-from contracts import envelope, events
-from contracts.envelope import CloudEvent
 from scoring.__main__ import SPEC
 from servicekit.settings import BaseServiceSettings
 
@@ -26,41 +24,6 @@ Client = tuple[TestClient, BaseServiceSettings]
 @pytest.fixture
 def scoring(database_url: str) -> Iterator[Client]:
     yield from service_client(SPEC, database_url)
-
-
-def event(data: events.EventData) -> CloudEvent:
-    return envelope.new_event(data, source="ucx/test")
-
-
-def registered(uscc: str, vin: str | None = None) -> CloudEvent:
-    return event(
-        events.VehicleRegistered(
-            enterprise_uscc=uscc, vin=vin or factories.vin(), make="BYD", model="Qin Plus",
-            model_year=2022, first_registration_date=date(2022, 6, 1), mileage_km=21_000,
-            registered_at=datetime.now(UTC),
-        )
-    )  # fmt: skip
-
-
-def inspected(uscc: str, verdict: str = "pass") -> CloudEvent:
-    return event(
-        events.VehicleInspected(
-            enterprise_uscc=uscc, inspection_id=str(uuid.uuid4()), vin=factories.vin(),
-            station_id="s", inspected_at=datetime.now(UTC), odometer_km=22_000, verdict=verdict,
-            first_inspection=True, items=[],
-            failed_items=["BRAKES"] if verdict == "fail" else [],
-        )
-    )  # fmt: skip
-
-
-def exported(uscc: str) -> CloudEvent:
-    return event(
-        events.VehicleExported(
-            enterprise_uscc=uscc, declaration_no=f"D{uuid.uuid4().hex[:10]}", vin=factories.vin(),
-            bill_of_lading="COSU1", vessel_name="COSCO Fortune", vessel_imo="9074729",
-            port_of_loading="CNSHA", departed_at=datetime.now(UTC),
-        )
-    )  # fmt: skip
 
 
 def enterprise_with(

@@ -13,9 +13,6 @@ transaction), with the error in its headers, and the partition moves on.
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
-import os
-import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -41,7 +38,7 @@ from contracts import envelope, topics
 from contracts.envelope import CloudEvent
 from servicekit import logs, outbox, tracing
 from servicekit.db import make_engine, session_factory
-from servicekit.lifetime import die_with_parent
+from servicekit.lifetime import child_pool
 from servicekit.settings import BaseServiceSettings
 from servicekit.tables import inbox
 
@@ -365,10 +362,9 @@ its own (closures do not cross a process boundary; a function's name does)."""
 _CHILD_APPLIERS: dict[str, BatchApplier] = {}
 
 
-def _child_start(rebuild: Rebuild, settings: BaseServiceSettings, name: str, owner: int) -> None:
-    """In the applier process: its own logs, engine and applier; it dies with its owner (it
-    would otherwise wait forever: it holds both ends of its task queue, so no EOF comes)."""
-    die_with_parent(signal.SIGKILL, owner)
+def _child_start(rebuild: Rebuild, settings: BaseServiceSettings, name: str) -> None:
+    """In the applier process (dies with its owner: it would otherwise wait forever, holding
+    both ends of its task queue, so no EOF comes): its own logs, engine and applier."""
     logs.configure(settings.service_name, "worker", settings.log_level)
     engine = make_engine(settings.database_url)
     (subscription,) = [s for s in rebuild(settings) if s.name == name]
@@ -392,18 +388,13 @@ class ChildApplier:
     finish its batch; if the owner is killed, the child is killed with it."""
 
     def __init__(self, rebuild: Rebuild, settings: BaseServiceSettings, name: str) -> None:
-        self._initargs = (rebuild, settings, name, os.getpid())
+        self._initargs = (rebuild, settings, name)
         self._name = name
         self._pool: ProcessPoolExecutor | None = None
 
     def _started(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(
-                max_workers=1,
-                mp_context=multiprocessing.get_context("spawn"),  # never fork faust's threads
-                initializer=_child_start,
-                initargs=self._initargs,
-            )
+            self._pool = child_pool(1, _child_start, *self._initargs)
         return self._pool
 
     async def start(self) -> None:

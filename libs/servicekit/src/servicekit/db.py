@@ -29,7 +29,12 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, *, sqlite_foreign_keys: bool = True, **kwargs: Any) -> Engine:
+def make_engine(
+    url: str, *, sqlite_foreign_keys: bool = True, read_only: bool = False, **kwargs: Any
+) -> Engine:
+    """``read_only``: for long reads beside writers. Its transactions never write, and on
+    SQLite they begin deferred (a WAL snapshot; a writer's engine begins IMMEDIATE, taking
+    the database's one write lock even to read)."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
@@ -41,12 +46,14 @@ def make_engine(url: str, *, sqlite_foreign_keys: bool = True, **kwargs: Any) ->
             pool_size=8,
             max_overflow=32,
         )
-        _sqlite_wal_and_immediate(engine, sqlite_foreign_keys)
+        _sqlite_wal_and_immediate(engine, sqlite_foreign_keys, read_only)
         return engine
+    if read_only:
+        kwargs["connect_args"] = {"options": "-c default_transaction_read_only=on"}
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, **kwargs)
 
 
-def _sqlite_wal_and_immediate(engine: Engine, foreign_keys: bool) -> None:
+def _sqlite_wal_and_immediate(engine: Engine, foreign_keys: bool, read_only: bool) -> None:
     """WAL for concurrent readers; BEGIN IMMEDIATE so that api, relay and worker processes
     queue for the write lock (busy timeout) instead of failing on a stale read snapshot."""
 
@@ -58,11 +65,13 @@ def _sqlite_wal_and_immediate(engine: Engine, foreign_keys: bool) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
         cursor.execute("PRAGMA busy_timeout=30000")
+        if read_only:
+            cursor.execute("PRAGMA query_only=ON")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def is_sqlite(engine: Engine) -> bool:

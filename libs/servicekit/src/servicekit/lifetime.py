@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import multiprocessing
 import os
 import signal
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 
 def die_with_parent(sig: int = signal.SIGTERM, owner: int | None = None) -> None:
@@ -20,6 +24,26 @@ def die_with_parent(sig: int = signal.SIGTERM, owner: int | None = None) -> None
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, sig)
     if owner is not None and os.getppid() != owner:
         os.kill(os.getpid(), sig)
+
+
+def child_pool(
+    workers: int, initializer: Callable[..., None], *initargs: Any
+) -> ProcessPoolExecutor:
+    """Worker processes, spawned (never forked: a parent with threads, such as faust's or an
+    api's, must not be copied mid-flight), killed with this process, each set up by
+    ``initializer(*initargs)``. Start them from a thread that outlives their use (see
+    :func:`die_with_parent`)."""
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_child,
+        initargs=(os.getpid(), initializer, *initargs),
+    )
+
+
+def _start_child(owner: int, initializer: Callable[..., None], *initargs: Any) -> None:
+    die_with_parent(signal.SIGKILL, owner)
+    initializer(*initargs)
 
 
 def children(pid: int) -> list[int]:

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from contracts import events
 from scoring import domain, services
+from scoring import rescore as rescoring
 from scoring.models import AssessmentChange, EnterpriseAssessment, RescoreJob
 from scoring.policy import Policy
 from scoring.schemas import (
@@ -28,6 +29,7 @@ from scoring.schemas import (
     WhatIfResult,
     Window,
 )
+from scoring.settings import Settings
 from servicekit import pagination
 from servicekit.http import AdminDep, SessionDep
 from servicekit.pagination import MAX_LIMIT, Page
@@ -258,15 +260,17 @@ def rescore(
     """Recompute every enterprise (or one) from the ledger with the loaded policy; the
     differences are emitted. Runs after the answer; poll ``GET /v1/rescore/{id}``."""
     policy = _policy(request)
-    job = services.start_rescore(session, policy, body.uscc)
+    job = rescoring.start(session, policy, body.uscc)
     sessions: sessionmaker[Session] = request.app.state.sessions
-    background.add_task(_run_rescore, sessions, policy, job.id)
+    background.add_task(_run_rescore, sessions, policy, job.id, request.app.state.settings)
     return RescoreJobPublic.model_validate(job, from_attributes=True)
 
 
-def _run_rescore(sessions: sessionmaker[Session], policy: Policy, job_id: str) -> None:
+def _run_rescore(
+    sessions: sessionmaker[Session], policy: Policy, job_id: str, settings: Settings
+) -> None:
     with sessions() as session:
-        services.run_rescore(session, policy, job_id)
+        rescoring.run(session, policy, job_id, settings)
 
 
 @router.get("/rescore/{job_id}")

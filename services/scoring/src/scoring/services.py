@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,7 +14,7 @@ from typing import Any, cast
 
 import orjson
 import uuid_utils
-from sqlalchemy import Table, bindparam, func, insert, select, tuple_, update
+from sqlalchemy import Select, Table, bindparam, func, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from contracts import events
@@ -26,7 +25,6 @@ from scoring.models import (
     EnterpriseAssessment,
     ExportedVin,
     LedgerEntry,
-    RescoreJob,
 )
 from scoring.policy import Policy
 from servicekit import outbox
@@ -116,7 +114,9 @@ def _load(session: Session, usccs: Sequence[str]) -> dict[str, _Enterprise]:
         select(
             _STATES.c.uscc, _STATES.c.state, _STATES.c.last_hash, _STATES.c.emitted_score,
             _STATES.c.emitted_tier,
-        ).where(_STATES.c.uscc.in_(usccs)).with_for_update()  # a rescore may be writing too
+        ).where(_STATES.c.uscc.in_(usccs))
+        .order_by(_STATES.c.uscc)  # worker and rescore lock in one order: no deadlock
+        .with_for_update()  # a rescore may be writing too
     ).all()  # fmt: skip
     loaded = {
         r.uscc: _Enterprise(
@@ -321,17 +321,26 @@ class _NoExports:
 # -- reading the ledger -----------------------------------------------------------------------
 
 
+_ENTRIES = select(
+    _LEDGER.c.seq, _LEDGER.c.event_id, _LEDGER.c.type, _LEDGER.c.uscc, _LEDGER.c.time,
+    _LEDGER.c.data, _LEDGER.c.recorded_at,
+).order_by(_LEDGER.c.seq)  # fmt: skip
+
+
 def ledger_entries(session: Session, uscc: str | None = None) -> Iterator[domain.Entry]:
     """Ledger entries in ledger order, as the domain sees them (streamed)."""
-    query = select(
-        _LEDGER.c.event_id, _LEDGER.c.type, _LEDGER.c.uscc, _LEDGER.c.time, _LEDGER.c.data,
-        _LEDGER.c.recorded_at,
-    ).order_by(_LEDGER.c.seq)  # fmt: skip
-    if uscc is not None:
-        query = query.where(_LEDGER.c.uscc == uscc)
+    query = _ENTRIES if uscc is None else _ENTRIES.where(_LEDGER.c.uscc == uscc)
+    for _seq, entry in _entries(session, query):
+        yield entry
+
+
+def _entries(session: Session, query: Select[Any]) -> Iterator[tuple[int, domain.Entry]]:
     for row in session.execute(query.execution_options(yield_per=2000)):
-        yield domain.Entry(
-            row.event_id, row.type, row.uscc, row.time, orjson.loads(row.data), row.recorded_at
+        yield (
+            row.seq,
+            domain.Entry(
+                row.event_id, row.type, row.uscc, row.time, orjson.loads(row.data), row.recorded_at
+            ),
         )
 
 
@@ -373,66 +382,67 @@ def verify_chain(session: Session) -> tuple[int, list[str]]:
     return checked, broken
 
 
-# -- rescore ----------------------------------------------------------------------------------
+def rescore(
+    session: Session,
+    policy: Policy,
+    usccs: Sequence[str],
+    now: datetime | None = None,
+    *,
+    snapshot: Session | None = None,
+) -> int:
+    """Recompute these enterprises from their ledger entries alone with ``policy``, inside
+    ``session``'s transaction; how many assessments changed (those are stored and emitted).
 
-
-def start_rescore(session: Session, policy: Policy, uscc: str | None) -> RescoreJob:
-    with session.begin():
-        if uscc is not None:
-            get_row(session, uscc)
-        count = select(func.count()).select_from(_STATES)
-        total = session.scalar(count.where(_STATES.c.uscc == uscc) if uscc else count)
-        job = RescoreJob(
-            id=str(uuid.uuid4()),
-            uscc=uscc,
-            status="running",
-            total=total or 0,
-            done=0,
-            changed=0,
-            policy_version=policy.version,
-            started_at=datetime.now(UTC),
-        )
-        session.add(job)
-    return job
-
-
-def run_rescore(session: Session, policy: Policy, job_id: str, progress_every: int = 100) -> None:
-    """Each enterprise from its ledger entries alone, in its own transaction (locked against
-    the worker); the differences are emitted. Progress is committed every ``progress_every``."""
-    try:
-        with session.begin():
-            job = session.get(RescoreJob, job_id)
-            assert job is not None
-            usccs = [job.uscc] if job.uscc else list(session.scalars(select(_STATES.c.uscc)))
-        done = changed = 0
-        for uscc in usccs:
-            with session.begin():
-                changed += rescore_one(session, policy, uscc)
-            done += 1
-            if done % progress_every == 0:
-                _progress(session, job_id, done=done, changed=changed)
-        _progress(session, job_id, done=done, changed=changed, status="done")
-    except Exception as exc:
-        session.rollback()
-        _progress(session, job_id, status="failed", error=f"{type(exc).__name__}: {exc}")
-        raise
-
-
-def rescore_one(session: Session, policy: Policy, uscc: str, now: datetime | None = None) -> bool:
-    """Recompute one enterprise from its ledger with ``policy``; True if its assessment changed
-    (then stored and emitted)."""
+    With ``snapshot`` (a session of a read-only engine), the ledger is folded from it before
+    ``session`` locks the enterprises' states, and what the worker appended meanwhile is folded
+    under the lock: the same result as folding it all under the lock, which on SQLite is the
+    whole database's write lock (every worker and api would wait) and would make parallel
+    rescores take turns."""
     now = now or datetime.now(UTC)
-    ent = _load(session, [uscc])[uscc]
-    states = domain.replay(policy, ledger_entries(session, uscc))
-    fresh = states.get(uscc, domain.State())
-    unchanged = fresh.score == ent.state.score and fresh.tier == ent.state.tier
-    ent.state = fresh
-    _save(session, policy, [ent], now)  # emits if the assessment differs from the last one
-    return not unchanged
+    folding = {uscc: (domain.State(), domain.ExportSet()) for uscc in usccs}
+    folded: dict[str, int] = {}
+    if snapshot is not None:
+        folded = _fold_ledger(snapshot, policy, folding, folded)
+        snapshot.rollback()  # end the read transaction
+    enterprises = _load(session, usccs)  # the worker now waits for these enterprises
+    _fold_ledger(session, policy, folding, folded)
+    changed = 0
+    for uscc, ent in enterprises.items():
+        state = folding[uscc][0]
+        changed += state.score != ent.state.score or state.tier != ent.state.tier
+        ent.state = state
+    _save(session, policy, enterprises.values(), now)  # emits where the assessment moved
+    return changed
 
 
-def _progress(session: Session, job_id: str, **values: Any) -> None:
-    if values.get("status") in ("done", "failed"):
-        values["finished_at"] = datetime.now(UTC)
-    with session.begin():
-        session.execute(update(RescoreJob).where(RescoreJob.id == job_id).values(**values))
+def _fold_ledger(
+    session: Session,
+    policy: Policy,
+    folding: dict[str, tuple[domain.State, domain.ExportSet]],
+    after: dict[str, int],
+) -> dict[str, int]:
+    """Fold each enterprise's entries after its sequence number in ``after`` (0 if absent) up
+    to its newest now; returns the newest folded per enterprise. The newest are read first and
+    per enterprise: under READ COMMITTED each statement sees its own snapshot, and an
+    enterprise's entries are written under its state's lock, so every entry of it up to its
+    newest is committed (across enterprises the sequence may commit out of order)."""
+    newest: dict[str, int] = {
+        uscc: int(seq)
+        for uscc, seq in session.execute(
+            select(_LEDGER.c.uscc, func.max(_LEDGER.c.seq))
+            .where(_LEDGER.c.uscc.in_(list(folding)))
+            .group_by(_LEDGER.c.uscc)
+        )
+    }
+    moved = {uscc: seq for uscc, seq in newest.items() if seq > after.get(uscc, 0)}
+    if moved:
+        query = _ENTRIES.where(
+            _LEDGER.c.uscc.in_(list(moved)),
+            _LEDGER.c.seq > min(after.get(uscc, 0) for uscc in moved),
+            _LEDGER.c.seq <= max(moved.values()),
+        )
+        for seq, entry in _entries(session, query):
+            if after.get(entry.uscc, 0) < seq <= moved[entry.uscc]:
+                state, exports = folding[entry.uscc]
+                domain.fold(policy, state, entry, exports)  # the ledger holds an event once
+    return {**after, **newest}

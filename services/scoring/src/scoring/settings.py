@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from servicekit.settings import BaseServiceSettings
@@ -23,6 +24,8 @@ class Settings(BaseServiceSettings):
     # The fold and the ledger writes run in a child process: with the thread, they and faust's
     # own loop shared one GIL (bench: 0.38 of the no-op agent's rate; README "Scoring").
     consumer_apply_in_child: bool = True
+    # POST /v1/rescore folds enterprises in this many spawned processes (1: in the api's own).
+    rescore_processes: int = Field(default=2, ge=1, le=64)
     reevaluate_interval_s: float = 3600.0
     # The ops console (/ops): where every service's api listens (worker +100, relay +200).
     ops_host: str = "127.0.0.1"
