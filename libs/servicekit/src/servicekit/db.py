@@ -46,16 +46,19 @@ def make_engine(
             pool_size=8,
             max_overflow=32,
         )
-        _sqlite_wal_and_immediate(engine, sqlite_foreign_keys, read_only)
+        _sqlite_setup(engine, sqlite_foreign_keys, read_only)
         return engine
     if read_only:
-        kwargs["connect_args"] = {"options": "-c default_transaction_read_only=on"}
+        options = {"options": "-c default_transaction_read_only=on"}
+        kwargs["connect_args"] = {**kwargs.get("connect_args", {}), **options}
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, **kwargs)
 
 
-def _sqlite_wal_and_immediate(engine: Engine, foreign_keys: bool, read_only: bool) -> None:
+def _sqlite_setup(engine: Engine, foreign_keys: bool, read_only: bool) -> None:
     """WAL for concurrent readers; BEGIN IMMEDIATE so that api, relay and worker processes
-    queue for the write lock (busy timeout) instead of failing on a stale read snapshot."""
+    queue for the write lock (busy timeout) instead of failing on a stale read snapshot. A
+    read-only engine begins deferred (a snapshot at its first read, no lock) and may not write
+    (``query_only``)."""
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:

@@ -54,7 +54,9 @@ def start(session: Session, policy: Policy, uscc: str | None) -> RescoreJob:
 
 def run(session: Session, policy: Policy, job_id: str, settings: Settings) -> None:
     """The job to its end: ``done`` (with how many enterprises changed) or ``failed`` (with
-    the error; enterprises already stored stay stored, a new job starts over)."""
+    the error; enterprises already stored stay stored — chunks the other processes had begun
+    finish first, so ``done`` may count fewer — and a new job starts over). A job of one chunk
+    runs in this process."""
     try:
         with session.begin():
             job = session.get(RescoreJob, job_id)
@@ -120,7 +122,11 @@ _CHILD: list[Rescorer] = []
 
 def _child_start(settings: Settings, policy: Policy) -> None:
     logs.configure(settings.service_name, "rescore", settings.log_level)
-    _CHILD.append(Rescorer(settings.database_url, policy))
+    try:
+        _CHILD.append(Rescorer(settings.database_url, policy))
+    except Exception:  # the job only sees a broken pool: the cause is in this log line
+        log.exception("rescore process could not start")
+        raise
 
 
 def _child_rescore(usccs: Sequence[str]) -> tuple[int, int]:

@@ -388,22 +388,20 @@ def rescore(
     usccs: Sequence[str],
     now: datetime | None = None,
     *,
-    snapshot: Session | None = None,
+    snapshot: Session,
 ) -> int:
     """Recompute these enterprises from their ledger entries alone with ``policy``, inside
     ``session``'s transaction; how many assessments changed (those are stored and emitted).
 
-    With ``snapshot`` (a session of a read-only engine), the ledger is folded from it before
-    ``session`` locks the enterprises' states, and what the worker appended meanwhile is folded
-    under the lock: the same result as folding it all under the lock, which on SQLite is the
-    whole database's write lock (every worker and api would wait) and would make parallel
-    rescores take turns."""
+    The ledger is folded from ``snapshot`` (a session of a read-only engine) before ``session``
+    locks the enterprises' states, and what the worker appended meanwhile is folded under the
+    lock: the same result as folding it all under the lock, which on SQLite is the whole
+    database's write lock (every worker and api would wait) and would make parallel rescores
+    take turns. The enterprises have state rows (a job rescores those that do)."""
     now = now or datetime.now(UTC)
     folding = {uscc: (domain.State(), domain.ExportSet()) for uscc in usccs}
-    folded: dict[str, int] = {}
-    if snapshot is not None:
-        folded = _fold_ledger(snapshot, policy, folding, folded)
-        snapshot.rollback()  # end the read transaction
+    folded = _fold_ledger(snapshot, policy, folding, {})
+    snapshot.rollback()  # end the read transaction
     enterprises = _load(session, usccs)  # the worker now waits for these enterprises
     _fold_ledger(session, policy, folding, folded)
     changed = 0
@@ -423,9 +421,11 @@ def _fold_ledger(
 ) -> dict[str, int]:
     """Fold each enterprise's entries after its sequence number in ``after`` (0 if absent) up
     to its newest now; returns the newest folded per enterprise. The newest are read first and
-    per enterprise: under READ COMMITTED each statement sees its own snapshot, and an
-    enterprise's entries are written under its state's lock, so every entry of it up to its
-    newest is committed (across enterprises the sequence may commit out of order)."""
+    per enterprise: under READ COMMITTED each statement sees its own snapshot, and the entries
+    of an enterprise with a state row are written under that row's lock, so every entry of it
+    up to its newest is committed (across enterprises the sequence may commit out of order).
+    Not so for an enterprise's first batch (no row to lock yet): do not rely on this for
+    enterprises without a state row."""
     newest: dict[str, int] = {
         uscc: int(seq)
         for uscc, seq in session.execute(
