@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -98,6 +99,21 @@ def inspection(vin_: str, odometer_km: int = 38950, fail: tuple[str, ...] = ()) 
             {"code": c, "result": "fail" if c in fail else "pass", "note": None}
             for c in CHECKLIST_CODES
         ],
+    }
+
+
+def declaration(vin_: str, uscc_: str, cert: str = "EXC-NONE", **kw: Any) -> dict[str, Any]:
+    """A broker's ``declaration.lodged`` data (a fresh declaration number)."""
+    return {
+        "declaration_no": f"D{uuid.uuid4().int % 10**17:017d}",
+        "vin": vin_,
+        "enterprise_uscc": uscc_,
+        "export_licence_no": "EL-2026-35-00871",
+        "certificate_no": cert,
+        "port_of_loading": "CNXMN",
+        "destination_country": "KZ",
+        "declared_at": datetime.now(UTC).isoformat(),
+        **kw,
     }
 
 

@@ -7,11 +7,13 @@ import importlib
 import json
 import random
 import socket
+import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -85,6 +87,18 @@ class RunningStack:
 
     def client(self, service: str) -> httpx.Client:
         return httpx.Client(base_url=self.url(service), timeout=10)
+
+    def rows(self, service: str, query: str, *params: object) -> list[tuple[Any, ...]]:
+        """A query on a service's database, beside its running processes."""
+        with sqlite3.connect(self.db[service], timeout=30) as conn:
+            return conn.execute(query, params).fetchall()
+
+    def standing(self, service: str, uscc: str) -> str | None:
+        """The service's own copy of an enterprise's status (kept from
+        ``enterprise.status-changed``): what its gates decide on, a moment after the
+        registry's commit."""
+        found = self.rows(service, "SELECT status FROM enterprise_standing WHERE uscc = ?", uscc)
+        return found[0][0] if found else None
 
     def start(self) -> None:
         self.migrate()

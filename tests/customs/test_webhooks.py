@@ -127,20 +127,6 @@ def ready_vehicle(settings: Settings, uscc: str, vin: str | None = None) -> tupl
     return vin, cert
 
 
-def lodged(vin: str, uscc: str, cert: str, **kw: Any) -> dict[str, Any]:
-    return {
-        "declaration_no": f"D{uuid.uuid4().int % 10**17:017d}",
-        "vin": vin,
-        "enterprise_uscc": uscc,
-        "export_licence_no": "EL-2026-35-00871",
-        "certificate_no": cert,
-        "port_of_loading": "CNXMN",
-        "destination_country": "KZ",
-        "declared_at": datetime.now(UTC).isoformat(),
-        **kw,
-    }
-
-
 def outbox_topics(settings: Settings) -> list[str]:
     engine = make_engine(settings.database_url)
     with engine.connect() as conn:
@@ -154,7 +140,7 @@ def test_a_vehicle_is_declared_released_and_exported(customs: tuple[TestClient, 
     uscc = factories.uscc()
     vin, cert = ready_vehicle(settings, uscc)
     broker = Broker(client, [uscc])
-    declaration = lodged(vin, uscc, cert)
+    declaration = factories.declaration(vin, uscc, cert)
     r = broker.send("declaration.lodged", declaration)
     assert r.status_code == 202, r.text
     assert r.json()["status"] == "accepted"
@@ -189,7 +175,7 @@ def test_bad_signature_stale_timestamp_and_replay_change_nothing(
     uscc = factories.uscc()
     vin, cert = ready_vehicle(settings, uscc)
     broker = Broker(client, [uscc])
-    data = lodged(vin, uscc, cert)
+    data = factories.declaration(vin, uscc, cert)
     forged = broker.send("declaration.lodged", data, secret="whsec_" + "A" * 43)
     assert forged.status_code == 401
     stale = broker.send("declaration.lodged", data, at=datetime.now(UTC) - timedelta(minutes=6))
@@ -208,7 +194,9 @@ def test_gates_reject_with_every_reason(customs: tuple[TestClient, Settings]) ->
     uscc = factories.uscc()
     vin, _cert = ready_vehicle(settings, uscc)
     broker = Broker(client, [uscc])
-    r = broker.send("declaration.lodged", lodged(vin, uscc, "EXC-WRONG", export_licence_no=None))
+    r = broker.send(
+        "declaration.lodged", factories.declaration(vin, uscc, "EXC-WRONG", export_licence_no=None)
+    )
     assert r.json()["status"] == "rejected"
     assert r.json()["reasons"] == ["certificate_mismatch", "licence_missing"]
     assert outbox_topics(settings) == ["vehicle.declared.v1"]
@@ -221,7 +209,7 @@ def test_a_declaration_waits_for_late_events_and_is_decided_when_they_arrive(
     uscc = factories.uscc()
     broker = Broker(client, [uscc])
     vin = factories.vin()
-    declaration = lodged(vin, uscc, "EXC-UNKNOWN-YET")
+    declaration = factories.declaration(vin, uscc, "EXC-UNKNOWN-YET")
     assert broker.send("declaration.lodged", declaration).json()["status"] == "pending"
     assert outbox_topics(settings) == []
     _vin, cert = ready_vehicle(settings, uscc, vin)  # registration and inspection arrive late
@@ -237,7 +225,7 @@ def test_a_broker_acts_only_for_its_enterprises(customs: tuple[TestClient, Setti
     mine, theirs = factories.uscc(), factories.uscc()
     vin, cert = ready_vehicle(settings, theirs)
     broker = Broker(client, [mine])
-    r = broker.send("declaration.lodged", lodged(vin, theirs, cert))
+    r = broker.send("declaration.lodged", factories.declaration(vin, theirs, cert))
     assert r.status_code == 403
     assert outbox_topics(settings) == []
 
@@ -246,7 +234,9 @@ def test_invalid_message_is_422_naming_the_field(customs: tuple[TestClient, Sett
     client, _settings = customs
     uscc = factories.uscc()
     broker = Broker(client, [uscc])
-    r = broker.send("declaration.lodged", lodged(factories.vin(), uscc, "X", port_of_loading="C"))
+    r = broker.send(
+        "declaration.lodged", factories.declaration(factories.vin(), uscc, "X", port_of_loading="C")
+    )
     assert r.status_code == 422
     assert r.json()["errors"][0]["field"] == "declaration.lodged.data.port_of_loading"
 
@@ -273,7 +263,7 @@ def test_a_revoked_certificate_fails_the_inspection_gate(
         ),
     )
     broker = Broker(client, [uscc])
-    r = broker.send("declaration.lodged", lodged(vin, uscc, cert))
+    r = broker.send("declaration.lodged", factories.declaration(vin, uscc, cert))
     assert (r.json()["status"], r.json()["reasons"]) == ("rejected", ["certificate_revoked"])
 
 
@@ -295,7 +285,7 @@ def test_departure_without_release_is_refused_recorded_and_emitted(
     uscc = factories.uscc()
     vin, cert = ready_vehicle(settings, uscc)
     broker = Broker(client, [uscc])
-    declaration = lodged(vin, uscc, cert)
+    declaration = factories.declaration(vin, uscc, cert)
     broker.send("declaration.lodged", declaration)
     r = broker.send("shipment.departed", departed(declaration["declaration_no"]))
     assert r.status_code == 409
@@ -314,7 +304,7 @@ def test_a_vin_is_exported_once(customs: tuple[TestClient, Settings]) -> None:
     uscc = factories.uscc()
     vin, cert = ready_vehicle(settings, uscc)
     broker = Broker(client, [uscc])
-    first, second = lodged(vin, uscc, cert), lodged(vin, uscc, cert)
+    first, second = factories.declaration(vin, uscc, cert), factories.declaration(vin, uscc, cert)
     for declaration in (first, second):
         broker.send("declaration.lodged", declaration)
         broker.send(
@@ -342,7 +332,7 @@ def test_tampered_body_unknown_type_and_malformed_payload_change_nothing(
         {
             "type": "declaration.lodged",
             "timestamp": datetime.now(UTC).isoformat(),
-            "data": lodged(vin, uscc, cert),
+            "data": factories.declaration(vin, uscc, cert),
         }
     )
     now = datetime.now(UTC)
@@ -384,11 +374,16 @@ def test_broker_secret_rotation_keeps_both_secrets_valid_during_the_overlap(
     broker = Broker(client, [uscc])
     old = broker.secret
     rotated = client.post(f"/v1/brokers/{broker.id}/secrets", headers=ADMIN).json()
-    assert broker.send("declaration.lodged", lodged(vin, uscc, cert), secret=old).status_code == 202
+    assert (
+        broker.send(
+            "declaration.lodged", factories.declaration(vin, uscc, cert), secret=old
+        ).status_code
+        == 202
+    )
     vin2, cert2 = ready_vehicle(settings, uscc)
     assert (
         broker.send(
-            "declaration.lodged", lodged(vin2, uscc, cert2), secret=rotated["secret"]
+            "declaration.lodged", factories.declaration(vin2, uscc, cert2), secret=rotated["secret"]
         ).status_code
         == 202
     )
@@ -401,5 +396,8 @@ def test_broker_secret_rotation_keeps_both_secrets_valid_during_the_overlap(
     )
     vin3, cert3 = ready_vehicle(settings, uscc)
     assert (
-        broker.send("declaration.lodged", lodged(vin3, uscc, cert3), secret=old).status_code == 401
+        broker.send(
+            "declaration.lodged", factories.declaration(vin3, uscc, cert3), secret=old
+        ).status_code
+        == 401
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -20,12 +19,12 @@ from stack_support import RunningStack, admitted_enterprise, wait_for
 
 
 def ledger_registrations(stack: RunningStack, uscc: str) -> tuple[int, int]:
-    with sqlite3.connect(stack.db["scoring"], timeout=30) as conn:
-        total, distinct = conn.execute(
-            "SELECT count(*), count(DISTINCT event_id) FROM ledger "
-            "WHERE uscc = ? AND type = 'vehicle.registered'",
-            (uscc,),
-        ).fetchone()
+    ((total, distinct),) = stack.rows(
+        "scoring",
+        "SELECT count(*), count(DISTINCT event_id) FROM ledger "
+        "WHERE uscc = ? AND type = 'vehicle.registered'",
+        uscc,
+    )
     return int(total), int(distinct)
 
 

@@ -11,21 +11,12 @@ import httpx
 from cloudevents.core.bindings import kafka as ce_kafka
 from cloudevents.core.formats.json import JSONFormat
 from kafka import KafkaConsumer, TopicPartition
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session
 
 from contracts import topics
-from servicekit import standing
-from servicekit.db import make_engine
 
 import factories
 from helpers import ADMIN, ADMIN_TOKEN, bearer
 from stack_support import RunningStack, admitted_enterprise, signed, wait_for
-
-
-def standing_in(engine: Engine, uscc: str) -> str | None:
-    with Session(engine) as session:
-        return standing.status_of(session, uscc)
 
 
 def records_about(bootstrap: str, topic: str, vin: str) -> list[object]:
@@ -87,11 +78,7 @@ def test_one_vehicle_from_application_to_departure(stack: RunningStack) -> None:
 
     # Customs waits (pending) for a vehicle or inspection it has not heard of yet, but decides
     # on the standing it knows: lodge once the admission has reached customs' own copy.
-    customs_db = make_engine(f"sqlite:///{stack.db['customs']}")
-    try:
-        wait_for(lambda: standing_in(customs_db, uscc) == "admitted")
-    finally:
-        customs_db.dispose()
+    wait_for(lambda: stack.standing("customs", uscc) == "admitted")
     broker = customs.post(
         "/v1/brokers",
         headers=ADMIN,
@@ -237,11 +224,7 @@ def test_failing_inspections_drive_warning_then_suspension_and_customs_refuses(
     # suspension reaches it through the registry's outbox, the relay and Kafka, a moment after
     # the registry shows it (CI once lodged inside that moment and was, rightly, accepted).
     # The declaration lodged once customs knows must be refused.
-    customs_db = make_engine(f"sqlite:///{stack.db['customs']}")
-    try:
-        wait_for(lambda: standing_in(customs_db, uscc) == "suspended")
-    finally:
-        customs_db.dispose()
+    wait_for(lambda: stack.standing("customs", uscc) == "suspended")
     broker = customs.post(
         "/v1/brokers",
         headers=ADMIN,

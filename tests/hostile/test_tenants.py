@@ -5,7 +5,6 @@ registered vehicle (that is its job), a broker may act only for its own enterpri
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,19 +29,6 @@ class Case:
         if self.expected == 207:  # a batch answers row by row: every row refused
             return r.status_code == 207 and r.json()["created"] == 0
         return r.status_code == self.expected and r.headers.get("content-type") == PROBLEM
-
-
-def lodged(vin: str, uscc: str) -> dict[str, object]:
-    return {
-        "declaration_no": f"D{uuid.uuid4().int % 10**17:017d}",
-        "vin": vin,
-        "enterprise_uscc": uscc,
-        "export_licence_no": "EL-2026-35-00871",
-        "certificate_no": "EXC-NONE",
-        "port_of_loading": "CNXMN",
-        "destination_country": "KZ",
-        "declared_at": datetime.now(UTC).isoformat(),
-    }
 
 
 def test_partner_operations_refuse_missing_malformed_revoked_and_foreign_credentials(
@@ -96,7 +82,9 @@ def test_partner_operations_refuse_missing_malformed_revoked_and_foreign_credent
     ) -> Callable[[], httpx.Response]:
         def send() -> httpx.Response:
             body, headers = signed(
-                secret or broker_a["secret"], "declaration.lodged", lodged(mine["vin"], uscc)
+                secret or broker_a["secret"],
+                "declaration.lodged",
+                factories.declaration(mine["vin"], uscc),
             )
             if secret is None:
                 headers.pop("webhook-signature")

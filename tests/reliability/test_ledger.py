@@ -11,7 +11,6 @@ import itertools
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -180,31 +179,24 @@ def chaos(stack: RunningStack, load: Load, started: datetime, log: list[str]) ->
             stack.stack.start_process(fault)
 
 
-def rows(stack: RunningStack, service: str, query: str) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(stack.db[service], timeout=30) as conn:
-        return conn.execute(query).fetchall()
-
-
 def unapplied(stack: RunningStack) -> dict[str, int]:
     """Per subscription: committed events of its topics that its inbox has not processed."""
     missing: dict[str, int] = {}
     for producer in SPECS:
-        events = rows(
-            stack, producer, "SELECT event_id, topic FROM outbox WHERE topic NOT LIKE '%.dlq'"
+        events = stack.rows(
+            producer, "SELECT event_id, topic FROM outbox WHERE topic NOT LIKE '%.dlq'"
         )
         for consumer, spec in SPECS.items():
             for subscription in spec.subscriptions(spec.settings()):
                 mine = {e for e, t in events if t in subscription.topics}
                 if not mine:
                     continue
-                seen = {
-                    row[0].split(":", 1)[1]
-                    for row in rows(
-                        stack, consumer,
-                        f"SELECT event_id FROM inbox WHERE event_id LIKE '{subscription.name}:%' "
-                        "AND outcome = 'processed'",
-                    )
-                }  # fmt: skip
+                processed = stack.rows(
+                    consumer,
+                    "SELECT event_id FROM inbox WHERE event_id LIKE ? AND outcome = 'processed'",
+                    f"{subscription.name}:%",
+                )
+                seen = {row[0].split(":", 1)[1] for row in processed}
                 missing[f"{producer}->{subscription.name}"] = len(mine - seen)
     return missing
 
@@ -219,13 +211,7 @@ def test_every_acknowledged_request_is_applied_exactly_once_through_every_fault(
     customs = stack.client("customs")
     uscc, key = admitted_enterprise(registry)
     # the gates decide on each service's own copy of the standing: start once both have it
-    wait_for(
-        lambda: all(
-            rows(stack, s, f"SELECT status FROM enterprise_standing WHERE uscc = '{uscc}'")
-            == [("admitted",)]
-            for s in ("inspection", "customs")
-        )
-    )
+    wait_for(lambda: all(stack.standing(s, uscc) == "admitted" for s in ("inspection", "customs")))
     station = inspection.post("/v1/stations", json=factories.station(), headers=ADMIN).json()
     broker = customs.post(
         "/v1/brokers",
@@ -268,16 +254,15 @@ def test_every_acknowledged_request_is_applied_exactly_once_through_every_fault(
     wait_for(settled, timeout_s=240, every_s=2)
 
     # every acknowledged request is a committed fact, once
-    vins = {r[0] for r in rows(stack, "registry", "SELECT vin FROM vehicles")}
+    vins = {r[0] for r in stack.rows("registry", "SELECT vin FROM vehicles")}
     assert load.acknowledged["vehicles"] <= vins and len(vins) == total
-    inspections = [r[0] for r in rows(stack, "inspection", "SELECT id FROM inspections")]
+    inspections = [r[0] for r in stack.rows("inspection", "SELECT id FROM inspections")]
     assert load.acknowledged["inspections"] == set(inspections) and len(inspections) == total
-    declared = [r[0] for r in rows(stack, "customs", "SELECT declaration_no FROM declarations")]
+    declared = [r[0] for r in stack.rows("customs", "SELECT declaration_no FROM declarations")]
     assert load.acknowledged["declarations"] == set(declared) and len(declared) == total
 
     # the ledger holds each event once, and the assessments equal a full replay
-    ledger = rows(
-        stack,
+    ledger = stack.rows(
         "scoring",
         "SELECT type, count(*), count(DISTINCT event_id) FROM ledger GROUP BY type",
     )

@@ -8,7 +8,6 @@ applied exactly once by the consumer that failed."""
 from __future__ import annotations
 
 import random
-import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from scoring_events import random_event
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from contracts import envelope, events, topics
@@ -111,9 +110,9 @@ def test_poison_on_every_topic_reaches_its_dlq_once_per_consumer_and_workers_go_
         out: dict[tuple[str, str, bytes], str] = {}
         ours = {v for values in poison.values() for v in values}
         for r in read_all(bootstrap, [topics.dlq(t) for t in poison]):
-            h = {k: v.decode() for k, v in r.headers}  # type: ignore[attr-defined]
-            if r.value in ours:  # type: ignore[attr-defined]
-                key = (h["dlq-original-topic"], h["dlq-consumer"], r.value)  # type: ignore[attr-defined]
+            h = {k: v.decode() for k, v in r.headers}
+            if r.value in ours:
+                key = (h["dlq-original-topic"], h["dlq-consumer"], r.value)
                 assert key not in out, f"dead-lettered twice: {key[:2]}"
                 out[key] = h["dlq-error"]
         return out
@@ -153,13 +152,12 @@ INBOX_ROW = "SELECT outcome FROM inbox WHERE event_id = ?"
 
 
 def first(stack: RunningStack, service: str, query: str, arg: str) -> object:
-    with sqlite3.connect(stack.db[service], timeout=30) as conn:
-        row = conn.execute(query, (arg,)).fetchone()
-    return row[0] if row else None
+    found = stack.rows(service, query, arg)
+    return found[0][0] if found else None
 
 
 @pytest.fixture
-def engines(tmp_path: Path) -> Iterator[dict[str, object]]:
+def engines(tmp_path: Path) -> Iterator[dict[str, Engine]]:
     made = {}
     for name, spec in SPECS.items():
         url = f"sqlite:///{tmp_path / name}.db"
@@ -167,7 +165,7 @@ def engines(tmp_path: Path) -> Iterator[dict[str, object]]:
         made[name] = make_engine(url)
     yield made
     for engine in made.values():
-        engine.dispose()  # type: ignore[attr-defined]
+        engine.dispose()
 
 
 def cases() -> Iterator[tuple[str, str, str]]:
@@ -179,7 +177,7 @@ def cases() -> Iterator[tuple[str, str, str]]:
 
 @pytest.mark.parametrize(("service", "name", "type_"), list(cases()))
 def test_a_dead_letter_redriven_after_the_fix_is_applied_once(
-    engines: dict[str, object], service: str, name: str, type_: str
+    engines: dict[str, Engine], service: str, name: str, type_: str
 ) -> None:
     spec = SPECS[service]
     (real,) = [s for s in spec.subscriptions(spec.settings()) if s.name == name]
@@ -191,9 +189,9 @@ def test_a_dead_letter_redriven_after_the_fix_is_applied_once(
     buggy = Subscription(name, {t: bug for t in real.handlers}, real.after_batch)
     engine = engines[service]
     record = Record(event.topic, 2, 41, event.enterpriseid.encode(), envelope.encode(event))
-    failed = BatchApplier(engine, buggy, max_attempts=2).apply([record])  # type: ignore[arg-type]
+    failed = BatchApplier(engine, buggy, max_attempts=2).apply([record])
     assert failed == Outcomes(dead_lettered=1, dead_topics={event.topic: 1})
-    with engine.connect() as conn:  # type: ignore[attr-defined]
+    with engine.connect() as conn:
         (letter,) = conn.execute(
             select(outbox.c.value, outbox.c.headers).where(
                 outbox.c.topic == topics.dlq(event.topic)
@@ -204,10 +202,10 @@ def test_a_dead_letter_redriven_after_the_fix_is_applied_once(
 
     # the fix is deployed; the ops console publishes the original bytes again
     redriven = Record(event.topic, 2, 97, record.key, letter.value)
-    fixed = BatchApplier(engine, real, max_attempts=2)  # type: ignore[arg-type]
+    fixed = BatchApplier(engine, real, max_attempts=2)
     assert fixed.apply([redriven]) == Outcomes(processed=1)
     assert fixed.apply([redriven]) == Outcomes(duplicate=1)
-    with engine.connect() as conn:  # type: ignore[attr-defined]
+    with engine.connect() as conn:
         outcome = conn.execute(
             select(inbox.c.outcome).where(inbox.c.event_id == f"{name}:{event.id}")
         ).scalar_one()

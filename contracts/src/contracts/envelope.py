@@ -48,6 +48,10 @@ class CloudEvent(BaseModel):
         known = _known_fields(model)
         return model.model_validate({k: v for k, v in self.data.items() if k in known})
 
+    def typed_data(self) -> EventData:
+        """``data`` as the model its type promises (a ``ValidationError`` if it is not)."""
+        return self.parse_data(BY_TYPE[self.type])
+
 
 @functools.cache
 def _known_fields(model: builtins.type[BaseModel]) -> frozenset[str]:

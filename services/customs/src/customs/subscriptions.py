@@ -11,7 +11,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from contracts import events
 from contracts.envelope import CloudEvent
 from customs import outbound, vault
 from customs.models import Delivery, DeliveryAttempt, Subscription, SubscriptionSecret
@@ -176,7 +175,7 @@ def test_fire(session: Session, subscription_id: str) -> Delivery:
 def enqueue(session: Session, event: CloudEvent) -> None:
     """Consumer handler: one delivery per active endpoint that wants this event. The data must
     be what its type promises (else the event is a dead letter, never sent to a partner)."""
-    event.parse_data(events.BY_TYPE[event.type])
+    event.typed_data()
     type_ = outbound.webhook_type(event)
     if type_ is None:
         return

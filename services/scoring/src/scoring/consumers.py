@@ -31,7 +31,7 @@ SCORED: tuple[type[events.EventData], ...] = (
 def _validate(session: Session, event: CloudEvent) -> None:
     """Per event: the data must be what its type promises (else the record is a dead letter
     with the validation error). The work happens once per batch, in ``after_batch``."""
-    event.parse_data(events.BY_TYPE[event.type])
+    event.typed_data()
 
 
 def subscriptions(settings: BaseServiceSettings) -> list[Subscription]:

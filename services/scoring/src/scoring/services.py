@@ -386,7 +386,6 @@ def rescore(
     session: Session,
     policy: Policy,
     usccs: Sequence[str],
-    now: datetime | None = None,
     *,
     snapshot: Session,
 ) -> int:
@@ -398,7 +397,6 @@ def rescore(
     lock: the same result as folding it all under the lock, which on SQLite is the whole
     database's write lock (every worker and api would wait) and would make parallel rescores
     take turns. The enterprises have state rows (a job rescores those that do)."""
-    now = now or datetime.now(UTC)
     folding = {uscc: (domain.State(), domain.ExportSet()) for uscc in usccs}
     folded = _fold_ledger(snapshot, policy, folding, {})
     snapshot.rollback()  # end the read transaction
@@ -409,7 +407,7 @@ def rescore(
         state = folding[uscc][0]
         changed += state.score != ent.state.score or state.tier != ent.state.tier
         ent.state = state
-    _save(session, policy, enterprises.values(), now)  # emits where the assessment moved
+    _save(session, policy, enterprises.values(), datetime.now(UTC))  # emits where it moved
     return changed
 
 
