@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from kafka import KafkaProducer
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, sync_playwright
 
 from contracts import topics
 
@@ -110,14 +110,14 @@ def test_a_dead_letter_is_listed_and_an_admin_can_redrive_it(
     # the token and pressing the button; the redirect after a redrive then leaves this URL.
     searching = f"{stack.url('scoring')}/ops?q={USCC}"
     page.goto(searching)
-    form = page.locator("#dlq form").first
-    letter = [form.locator(f"input[name={n}]").get_attribute("value") for n in LETTER_ID]
+    letter = listed_letters(page)[0]
+    form = form_of(page, letter)
     form.locator("input[name=token]").fill("wrong-token")
     form.locator("button").click()
     assert "Not allowed" in page.inner_text("body")
     page.goto(searching)
     assert letter in listed_letters(page)
-    form = page.locator("#dlq form").first
+    form = form_of(page, letter)  # newer letters may be listed above it by now
     form.locator("input[name=token]").fill(ADMIN_TOKEN)
     form.locator("button").click()
     page.wait_for_url("**/ops")
@@ -128,6 +128,13 @@ def test_a_dead_letter_is_listed_and_an_admin_can_redrive_it(
 
 LETTER_ID = ("topic", "partition", "offset")
 USCC = "91350100MA0000000X"
+
+
+def form_of(page: Page, letter: list[str | None]) -> Locator:
+    inputs = "".join(
+        f':has(input[name={n}][value="{v}"])' for n, v in zip(LETTER_ID, letter, strict=True)
+    )
+    return page.locator(f"#dlq form{inputs}")
 
 
 def listed_letters(page: Page) -> list[list[str | None]]:
