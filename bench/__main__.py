@@ -36,8 +36,9 @@ from pathlib import Path
 from types import FrameType
 
 from bench import assessment, customs, data, http, inspection, pg, report, scoring
-from bench.procs import BenchError, Proc, free_port, say
+from bench.procs import BenchError, Proc, say
 from servicekit.broker import EmbeddedBroker
+from servicekit.ports import free_port
 from servicekit.topics import provision
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.md"

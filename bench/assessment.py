@@ -18,7 +18,7 @@ from sqlalchemy import Engine, Table, insert, select
 from sqlalchemy.orm import Session
 
 from bench import data, inspection
-from bench.procs import BenchError, base_env, peak_rss_mib, run, say
+from bench.procs import BenchError, base_env, peak_rss_mib, run, say, tail
 from scoring import domain, services
 from scoring import policy as policies
 from scoring import rescore as rescoring
@@ -215,13 +215,16 @@ def freshness(
     stack.start()
     try:
         stack.wait_healthy(90)
-        for port in stack.services.values():
+        for name, port in stack.services.items():
             _wait(
                 lambda p=port: httpx.get(f"http://127.0.0.1:{p + 100}/readyz").status_code == 200,
-                90, f"worker on {port + 100} ready",
+                90, f"{name} worker (port {port + 100}) ready",
             )  # fmt: skip
         measured = _measure(stack, rate, count)
         return replace(measured, peak_rss_mib=_peak_rss(stack))
+    except BenchError as exc:
+        log = tail(workdir / "freshness-stack.log")
+        raise BenchError(f"{exc}; the stack's log ends:\n{log}") from exc
     finally:
         stack.stop()
 

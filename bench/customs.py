@@ -31,7 +31,7 @@ from standardwebhooks import Webhook
 from bench import data
 from bench.client import Expect, post
 from bench.http import ADMIN_TOKEN, HOST, WARMUP, Build, Load, Registration, call, drive
-from bench.procs import BenchError, Proc, base_env, free_port, run, say
+from bench.procs import BenchError, Proc, base_env, run, say
 from contracts import events
 from contracts.envelope import CloudEvent, new_event
 from customs import subscriptions as customs_subscriptions
@@ -39,6 +39,7 @@ from customs.consumers import subscriptions
 from customs.models import Delivery, DeliveryAttempt
 from customs.settings import Settings
 from servicekit.db import make_engine
+from servicekit.ports import free_port
 
 SECRET_KEY = "bench-customs-secret-key-not-a-secret"
 EXPECT = Expect(202, b'"status":"accepted"')

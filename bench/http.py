@@ -20,7 +20,8 @@ from typing import Any
 
 from bench import data
 from bench.client import CREATED, Expect, LoadResult, closed_loop, open_loop, post
-from bench.procs import BenchError, Proc, base_env, free_port, run, say, tail
+from bench.procs import BenchError, Proc, base_env, run, say, tail
+from servicekit.ports import free_port
 
 ADMIN_TOKEN = "bench-admin-token-not-a-secret"
 HOST = "127.0.0.1"

@@ -18,11 +18,12 @@ from sqlalchemy.orm import Session
 from bench import data
 from bench.client import Expect, post
 from bench.http import ADMIN_TOKEN, HOST, WARMUP, Build, Load, Registration, call, drive
-from bench.procs import Proc, base_env, free_port, run, say
+from bench.procs import Proc, base_env, run, say
 from contracts import events
 from contracts.envelope import new_event
 from inspection.consumers import vehicle_registered
 from servicekit.db import make_engine
+from servicekit.ports import free_port
 
 PATH = "/v1/inspections"
 REGISTERED_MILEAGE_KM = 38200

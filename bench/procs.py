@@ -46,26 +46,6 @@ def say(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
-def _port_is_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def free_port(*offsets: int) -> int:
-    """A free port P such that P + each offset is free too (worker web = port + 100)."""
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port + max(offsets, default=0) < 65536 and all(_port_is_free(port + o) for o in offsets):
-            return port
-    raise BenchError("no free port found")
-
-
 def base_env(**extra: str) -> dict[str, str]:
     env = {
         k: v

@@ -14,8 +14,9 @@ from sqlalchemy import Engine, create_engine, func, select
 from sqlalchemy.pool import NullPool
 
 from bench.data import KafkaRecord
-from bench.procs import BenchError, Proc, base_env, free_port, run
+from bench.procs import BenchError, Proc, base_env, run
 from scoring.models import LedgerEntry
+from servicekit.ports import free_port
 
 POLL_S = 0.25
 

@@ -11,7 +11,7 @@ import uvicorn
 from fastapi import FastAPI, Request, Response
 from standardwebhooks import Webhook
 
-from servicekit.broker import free_port
+from servicekit.ports import free_port
 
 
 class Receiver:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
-import random
-import socket
 import sqlite3
 import time
 import uuid
@@ -23,6 +21,7 @@ from servicekit import migrate
 from servicekit.broker import EmbeddedBroker
 from servicekit.cli import ServiceSpec
 from servicekit.lifetime import children
+from servicekit.ports import free_port
 from servicekit.stack import SERVICES, Stack
 from servicekit.topics import provision
 
@@ -30,37 +29,9 @@ import factories
 from helpers import ADMIN, ADMIN_TOKEN
 
 
-def _free(port: int) -> bool:
-    """Nothing listens on it and nothing holds it: bound as the servers bind (all addresses)."""
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("0.0.0.0", port))
-        except OSError:
-            return False
-    return True
-
-
-def _below_ephemeral() -> int:
-    """The kernel hands out local ports of outgoing connections (the tests' Kafka and HTTP
-    clients) from the ephemeral range: a server port chosen there can be taken by one of them
-    between the check and the bind (seen: a worker's web port, "address already in use")."""
-    try:
-        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        low = 32_768
-    return max(low, 12_000)
-
-
 def free_base() -> int:
     """A base port such that base+i, +100 (worker) and +200 (relay) are free for each service."""
-    top = _below_ephemeral() - 300
-    for _ in range(100):
-        base = random.randrange(10_000, top, 10)
-        ports = [base + i + off for i in range(len(SERVICES)) for off in (0, 100, 200)]
-        if all(_free(p) for p in ports):
-            return base
-    raise RuntimeError("no free port range")
+    return free_port(*[i + off for i in range(len(SERVICES)) for off in (0, 100, 200)])
 
 
 class RunningStack:

