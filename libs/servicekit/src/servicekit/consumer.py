@@ -18,7 +18,6 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -37,6 +36,7 @@ from tenacity import retry, stop_never, wait_exponential
 from contracts import envelope, topics
 from contracts.envelope import CloudEvent
 from servicekit import logs, outbox, tracing
+from servicekit.clock import clock
 from servicekit.db import make_engine, session_factory
 from servicekit.lifetime import child_pool
 from servicekit.settings import BaseServiceSettings
@@ -231,7 +231,7 @@ class BatchApplier:
         session: Session, known: dict[str, str], before: dict[str, str], topics_of: dict[str, str]
     ) -> None:
         """The inbox rows for this batch: inserts in bulk; a redriven dead letter is updated."""
-        now = datetime.now(UTC)
+        now = clock.now()
         new = [
             {"event_id": i, "topic": topics_of[i], "outcome": o, "processed_at": now}
             for i, o in known.items()
@@ -262,7 +262,7 @@ class BatchApplier:
                 ("dlq-consumer", self.subscription.name.encode()),
                 ("dlq-original-partition", str(record.partition).encode()),
                 ("dlq-original-offset", str(record.offset).encode()),
-                ("dlq-failed-at", datetime.now(UTC).isoformat().encode()),
+                ("dlq-failed-at", clock.now().isoformat().encode()),
             ],
         )
         log.error("dead-lettered", topic=topic, offset=record.offset, error=error[:300])

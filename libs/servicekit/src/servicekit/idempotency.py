@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import anyio
 from sqlalchemy import Engine, bindparam, delete, insert, select, update
@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from servicekit.clock import clock
 from servicekit.problems import problem_response
 from servicekit.tables import idempotency_keys as keys
 
@@ -80,14 +81,14 @@ def remember_in(
             "status_code": status_code,
             "content_type": content_type,
             "body": body,
-            "created_at": datetime.now(UTC),
+            "created_at": clock.now(),
         },
     )
 
 
 def claim(engine: Engine, scope: str, key: str, request_hash: str) -> bool:
     """Record the key as in flight; False if someone holds it already."""
-    now = datetime.now(UTC)
+    now = clock.now()
     with engine.begin() as conn:  # drop a claim abandoned by a crashed request
         conn.execute(
             delete(keys).where(

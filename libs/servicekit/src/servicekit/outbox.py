@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
@@ -13,6 +13,7 @@ from contracts import envelope
 from contracts.envelope import CloudEvent, new_event
 from contracts.events import EventData
 from servicekit import tracing
+from servicekit.clock import clock
 from servicekit.tables import outbox
 
 _INSERT = insert(outbox)  # built once: the statement cache keys on it
@@ -28,17 +29,17 @@ def emit(session: Session, data: EventData, *, source: str) -> CloudEvent:
 
 def event_for(data: EventData, *, source: str) -> CloudEvent:
     """A new event for ``data`` in the current trace (to :func:`add_all` with others)."""
-    return new_event(data, source=source, trace_id=tracing.current_trace_id())
+    return new_event(data, source=source, trace_id=tracing.current_trace_id(), time=clock.now())
 
 
 def add(session: Session, event: CloudEvent) -> None:
-    session.connection().execute(_INSERT, _event_row(event, datetime.now(UTC)))
+    session.connection().execute(_INSERT, _event_row(event, clock.now()))
 
 
 def add_all(session: Session, events: Sequence[CloudEvent]) -> None:
     """Many events in one statement (a worker's batch)."""
     if events:
-        now = datetime.now(UTC)
+        now = clock.now()
         session.connection().execute(_INSERT, [_event_row(e, now) for e in events])
 
 
@@ -52,9 +53,7 @@ def add_raw(
     headers: Sequence[tuple[str, bytes]],
 ) -> None:
     """Any record, e.g. a dead letter that keeps the original bytes."""
-    session.connection().execute(
-        _INSERT, _row(event_id, topic, key, value, headers, datetime.now(UTC))
-    )
+    session.connection().execute(_INSERT, _row(event_id, topic, key, value, headers, clock.now()))
 
 
 def _event_row(event: CloudEvent, created_at: datetime) -> dict[str, object]:

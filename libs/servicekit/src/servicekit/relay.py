@@ -12,7 +12,7 @@ import json
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -21,6 +21,7 @@ from prometheus_client import Counter, Gauge
 from sqlalchemy import Engine, func, select, text, update
 
 from servicekit import tracing
+from servicekit.clock import clock
 from servicekit.db import is_sqlite
 from servicekit.settings import BaseServiceSettings
 from servicekit.tables import outbox
@@ -108,7 +109,7 @@ class Relay:
             conn.execute(
                 update(outbox)
                 .where(outbox.c.id.in_([r.id for r in rows]))
-                .values(sent_at=datetime.now(UTC))
+                .values(sent_at=clock.now())
             )
         for row in rows:
             PUBLISHED.labels(row.topic).inc()
@@ -125,7 +126,7 @@ class Relay:
             ).one()
         self.backlog = count
         BACKLOG.set(count)
-        OLDEST.set((datetime.now(UTC) - oldest).total_seconds() if oldest else 0)
+        OLDEST.set((clock.now() - oldest).total_seconds() if oldest else 0)
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self) -> None:
