@@ -79,6 +79,10 @@ class VehicleInspected(EventData):
     fraud_signals: list[str] = []
     certificate_no: str | None = None
     valid_until: date | None = None
+    policy_version: str | None = None
+    """The inspection policy (severities, validity) the verdict was decided by."""
+    received_at: datetime | None = None
+    """When the service received the report (``inspected_at`` is the station's claim)."""
 
 
 class CertificateRevoked(EventData):
@@ -109,6 +113,10 @@ class VehicleDeclared(EventData):
     port_of_loading: UnLocode
     destination_country: CountryCode
     declared_at: datetime
+    """The broker's claim; the gates judged ``received_at``."""
+    received_at: datetime | None = None
+    """When customs received the lodging: the moment the gates are judged at."""
+    policy_version: str | None = None
 
 
 class VehicleExported(EventData):
@@ -125,8 +133,9 @@ class VehicleExported(EventData):
 
 
 class DepartureRefused(EventData):
-    """A departure customs refused: no accepted and released declaration, or the VIN was
-    exported already. Attempts to export unqualified cars are what the assessment must see."""
+    """A release or departure customs refused: no accepted and released declaration, the VIN
+    exported already, or a gate re-checked at the step failed (standing, certificate revoked or
+    expired). Attempts to export unqualified cars are what the assessment must see."""
 
     TYPE = "vehicle.departure-refused"
     TOPIC = topics.DEPARTURE_REFUSED
@@ -134,7 +143,10 @@ class DepartureRefused(EventData):
     declaration_no: OpaqueRef
     vin: Vin
     broker_id: str
-    reason: Literal["declaration_not_released", "already_exported"]
+    reason: str
+    """The first of ``reasons`` (kept for consumers of the first version)."""
+    reasons: list[str] = []
+    step: Literal["release", "departure"] = "departure"
     declaration_status: str
     bill_of_lading: str | None = None
     refused_at: datetime
@@ -190,6 +202,9 @@ class EnterpriseAssessed(EventData):
     causes: list[str]
     policy_version: str
     assessed_at: datetime
+    exit_rule: str | None = None
+    """The immediate-exit rule that fired (e.g. ``forged_inspection``): such an exit applies
+    from any status but ``exited``."""
 
 
 EVENT_TYPES: tuple[type[EventData], ...] = (
