@@ -95,3 +95,16 @@ def test_countries_ports_and_hs_codes() -> None:
     assert validate_hs_code("8703.80") == "870380"
     with pytest.raises(ValueError, match="hs_code"):
         validate_hs_code("8711")
+
+
+def test_year_code_is_judged_only_where_it_is_mandatory() -> None:
+    from contracts.identifiers import model_year_mismatch, vin_warnings
+
+    assert model_year_mismatch("1M8GDM9AXKP042788", 2018)  # North American: K is 1989/2019
+    assert not model_year_mismatch("1M8GDM9AXKP042788", 2019)
+    european = "WVWZZZ1JZ3W386752"  # position 10 '3' is a year code; 'Z' would not be
+    assert not model_year_mismatch(european, 2010)
+    no_year_code = european[:9] + "Z" + european[10:]
+    assert not model_year_mismatch(no_year_code, 2003)
+    assert "vin_year_code" in vin_warnings(no_year_code)
+    assert "vin_year_code" not in vin_warnings(european)

@@ -57,11 +57,25 @@ def validate_vin(value: str) -> str:
 
 
 def vin_warnings(vin: str) -> list[str]:
-    """Advisory findings that do not refuse a VIN: a wrong check digit outside China and
-    North America, where the check digit is not mandatory."""
+    """Advisory findings that do not refuse a VIN: a wrong check digit, or a position 10 that
+    is no year code, outside China and North America, where neither is mandatory."""
+    found = []
     if not check_digit_mandatory(vin) and vin[8] != vin_check_digit(vin):
-        return ["vin_check_digit"]
-    return []
+        found.append("vin_check_digit")
+    if not year_code_mandatory(vin) and vin[9] not in _YEAR_CODES:
+        found.append("vin_year_code")
+    return found
+
+
+def year_code_mandatory(vin: str) -> bool:
+    """Position 10 is a model-year code where the check digit is mandatory (China, North
+    America); elsewhere (e.g. Europe, ISO 3779 alone) it need not be one."""
+    return check_digit_mandatory(vin)
+
+
+def model_year_mismatch(vin: str, model_year: int) -> bool:
+    """Position 10 contradicts ``model_year``; only judged where the code is mandatory."""
+    return year_code_mandatory(vin) and model_year not in vin_model_years(vin)
 
 
 def vin_model_years(vin: str) -> tuple[int, int]:
