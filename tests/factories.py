@@ -5,10 +5,11 @@ from __future__ import annotations
 import itertools
 import random
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from contracts.identifiers import USCC_ALPHABET, uscc_check_char, vin_check_digit
+from servicekit.clock import clock
 
 _counter = itertools.count(1)
 _VIN_CHARS = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"
@@ -47,7 +48,7 @@ def enterprise(code: str | None = None, **overrides: Any) -> dict[str, Any]:
 
 
 def vehicle(enterprise_uscc: str, **overrides: Any) -> dict[str, Any]:
-    today = datetime.now(UTC).date()
+    today = clock.now().date()
     body = {
         "vin": vin(),
         "enterprise_uscc": enterprise_uscc,
@@ -92,7 +93,7 @@ CHECKLIST_CODES = [
 def inspection(vin_: str, odometer_km: int = 38950, fail: tuple[str, ...] = ()) -> dict[str, Any]:
     return {
         "vin": vin_,
-        "inspected_at": datetime.now(UTC).isoformat(),
+        "inspected_at": clock.now().isoformat(),
         "odometer_km": odometer_km,
         "inspector": "Chen Wei",
         "items": [
@@ -112,7 +113,7 @@ def declaration(vin_: str, uscc_: str, cert: str = "EXC-NONE", **kw: Any) -> dic
         "certificate_no": cert,
         "port_of_loading": "CNXMN",
         "destination_country": "KZ",
-        "declared_at": datetime.now(UTC).isoformat(),
+        "declared_at": clock.now().isoformat(),
         **kw,
     }
 
@@ -122,9 +123,9 @@ def station() -> dict[str, Any]:
         "name": "Fuzhou Motor Vehicle Inspection Centre",
         "accreditation": "CNAS L10542",
         "province": "350000",
-        "accreditation_valid_until": (date.today() + timedelta(days=365)).isoformat(),
+        "accreditation_valid_until": (clock.today() + timedelta(days=365)).isoformat(),
     }
 
 
 def today() -> date:
-    return datetime.now(UTC).date()
+    return clock.now().date()
