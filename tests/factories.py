@@ -13,7 +13,9 @@ from servicekit.clock import clock
 
 _counter = itertools.count(1)
 _VIN_CHARS = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"
-YEAR_CODE = {2019: "K", 2020: "L", 2021: "M", 2022: "N", 2023: "P", 2024: "R", 2025: "S"}
+YEAR_CODE = {
+    2019: "K", 2020: "L", 2021: "M", 2022: "N", 2023: "P", 2024: "R", 2025: "S", 2026: "T",
+}  # fmt: skip
 
 
 def vin(wmi: str = "LSV", model_year: int = 2022, rng: random.Random | None = None) -> str:
