@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
 
 from contracts.identifiers import Vin
-from inspection import domain, services
+from inspection import services
+from inspection.policy import InspectionPolicy
 from inspection.ratelimit import RateLimiter
 from inspection.schemas import (
     CertificatePublic,
@@ -25,6 +25,7 @@ from inspection.schemas import (
 from inspection.settings import Settings
 from inspection.signing import Signer
 from servicekit.auth import bearer
+from servicekit.clock import clock
 from servicekit.http import AdminDep, SessionDep, WriterDep
 from servicekit.problems import Problem, problem_responses
 
@@ -34,6 +35,11 @@ router = APIRouter(prefix="/v1", responses=problem_responses(401, 403, 404, 409,
 def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
+
+
+def _policy(request: Request) -> InspectionPolicy:
+    policy: InspectionPolicy = request.app.state.policy
+    return policy
 
 
 def _signer(request: Request) -> Signer:
@@ -84,7 +90,7 @@ def set_station_status(
     return StationPublic.model_validate(station, from_attributes=True)
 
 
-def _public(row: dict[str, Any]) -> InspectionPublic:
+def _public(row: dict[str, Any], policy: InspectionPolicy) -> InspectionPublic:
     return InspectionPublic(
         id=row["id"],
         vin=row["vin"],
@@ -93,20 +99,22 @@ def _public(row: dict[str, Any]) -> InspectionPublic:
         certificate_no=row["certificate_no"],
         valid_until=row["valid_until"],
         failed_items=[
-            FailedItem(code=c, severity=domain.CHECKLIST[c]) for c in row["failed_items"]
+            FailedItem(code=c, severity=policy.checklist[c]) for c in row["failed_items"]
         ],
         remarks=row["remarks"],
         fraud_signals=row["fraud_signals"],
         inspected_at=row["inspected_at"],
+        received_at=row["received_at"],
+        policy_version=row["policy_version"],
     )
 
 
 @router.post("/inspections", status_code=status.HTTP_201_CREATED, response_model=InspectionPublic)
 async def post_inspection(body: InspectionCreate, request: Request, writer: WriterDep) -> Response:
-    settings, key = _settings(request), bearer(request)
-    row = await writer.run(lambda s: services.record_inspection(s, settings, key, body))
+    settings, policy, key = _settings(request), _policy(request), bearer(request)
+    row = await writer.run(lambda s: services.record_inspection(s, settings, policy, key, body))
     # serialised once here; FastAPI would validate the model again before serialising it
-    return Response(_public(row).model_dump_json(), 201, media_type="application/json")
+    return Response(_public(row, policy).model_dump_json(), 201, media_type="application/json")
 
 
 @router.get("/certificates/public-key", responses=problem_responses(429))
@@ -133,7 +141,7 @@ def verify_certificate(
             status=429,
             retry_after_s=round(wait_s, 1),
         )
-    payload = services.certificate(session, certificate_no[:64], vin, datetime.now(UTC).date())
+    payload = services.certificate(session, certificate_no[:64], vin, clock.today())
     signer = _signer(request)
     answer = CertificatePublic.model_validate({**payload, "key_id": signer.key_id, "signature": ""})
     signed = answer.model_dump(mode="json", exclude={"signature", "key_id"}, exclude_none=True)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from inspection import policy
 from inspection.api import router
 from inspection.ratelimit import RateLimiter
 from inspection.settings import Settings
@@ -19,4 +20,5 @@ def create_app(settings: BaseServiceSettings | None = None) -> FastAPI:
         routers=[router],
     )
     app.state.limiter = RateLimiter(settings.verify_rate_per_minute)
+    app.state.policy = policy.load(settings.policy_version)  # once: a bad file fails the start
     return app

@@ -23,6 +23,7 @@ def vehicle_registered(session: Session, event: CloudEvent) -> None:
                 model_year=data.model_year,
                 mileage_km=data.mileage_km,
                 registered_at=data.registered_at,
+                transfer_endorsed_on=data.transfer_endorsed_on,
             )
         )
 

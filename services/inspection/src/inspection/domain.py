@@ -1,4 +1,5 @@
-"""The export quality checklist, the verdict and fraud signals (DOMAIN.md §4). Pure."""
+"""The checklist's completeness, the verdict and the fraud signals (DOMAIN.md §4), by the
+rules of an ``InspectionPolicy``. Pure."""
 
 from __future__ import annotations
 
@@ -6,39 +7,12 @@ import secrets
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from stdnum.iso7064 import mod_37_36
 
-from contracts.identifiers import vin_model_years
-
-CHECKLIST: dict[str, str] = {
-    "VIN_MATCHES_CERTIFICATE": "critical",
-    "ENGINE_NO_MATCHES_CERTIFICATE": "critical",
-    "TRANSFER_ENDORSED": "critical",
-    "STRUCTURAL_DAMAGE_FREE": "critical",
-    "FLOOD_DAMAGE_FREE": "critical",
-    "FIRE_DAMAGE_FREE": "critical",
-    "ODOMETER_FUNCTIONAL": "major",
-    "ENGINE_TRANSMISSION": "major",
-    "FLUID_LEAKS": "minor",
-    "OPEN_RECALLS_REMEDIED": "major",
-    "BRAKES": "critical",
-    "STEERING": "critical",
-    "TYRES": "major",
-    "LIGHTS_SIGNALS": "major",
-    "GLAZING": "major",
-    "SEATBELTS_AIRBAGS": "critical",
-    "EMISSIONS": "major",
-    "CORROSION": "minor",
-    "BODY_PANELS": "minor",
-}
-# Items a station may mark not_applicable: an electric car has no emissions or fluid leaks
-# to test, not every model has recalls. Every other item always applies.
-MAY_NOT_APPLY = frozenset(
-    {"EMISSIONS", "FLUID_LEAKS", "OPEN_RECALLS_REMEDIED", "ENGINE_TRANSMISSION"}
-)
-DAMAGE_ITEMS = frozenset({"STRUCTURAL_DAMAGE_FREE", "FLOOD_DAMAGE_FREE", "FIRE_DAMAGE_FREE"})
+from contracts.identifiers import model_year_mismatch
+from inspection.policy import InspectionPolicy
 
 _CERT_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 
@@ -64,17 +38,20 @@ class Verdict:
     fraud_signals: list[str]
 
 
-def check_items(items: Sequence[ItemReport]) -> None:
+def check_items(items: Sequence[ItemReport], policy: InspectionPolicy) -> None:
     """Every checklist code exactly once; not_applicable only where it can be."""
+    checklist = policy.checklist
     counts = Counter(i.code for i in items)
     problems = []
-    unknown = sorted(c for c in counts if c not in CHECKLIST)
-    missing = sorted(c for c in CHECKLIST if c not in counts)
-    duplicates = sorted(c for c, n in counts.items() if n > 1 and c in CHECKLIST)
+    unknown = sorted(c for c in counts if c not in checklist)
+    missing = sorted(c for c in checklist if c not in counts)
+    duplicates = sorted(c for c, n in counts.items() if n > 1 and c in checklist)
     not_applicable = sorted(
         i.code
         for i in items
-        if i.result == "not_applicable" and i.code in CHECKLIST and i.code not in MAY_NOT_APPLY
+        if i.result == "not_applicable"
+        and i.code in checklist
+        and i.code not in policy.may_not_apply
     )
     for rule, codes, text in (
         ("checklist_unknown_codes", unknown, "unknown checklist codes"),
@@ -92,34 +69,37 @@ def check_items(items: Sequence[ItemReport]) -> None:
 
 def decide(
     items: Sequence[ItemReport],
+    policy: InspectionPolicy,
     *,
     vin: str,
     model_year: int,
     odometer_km: int,
     mileage_floor_km: int,
-    inspected_at: datetime,
-    registered_at: datetime,
-    now: datetime,
 ) -> Verdict:
     """The verdict from item severities, with the fraud signals the service sees itself.
 
     ``mileage_floor_km`` is the highest mileage known before (registration or an earlier
-    inspection); an odometer below it is a rollback and forces ``fail``.
+    inspection); an odometer below it is a rollback (and fails, if the policy says so). The
+    model year is judged against position 10 of the VIN only where that code is mandatory.
+    Times are not judged here: a report dated out of bounds is refused before a verdict.
     """
+    severity, blocking_severities = policy.checklist, policy.blocking_severities
     failed = [i.code for i in items if i.result == "fail"]
-    blocking = [c for c in failed if CHECKLIST[c] in ("critical", "major")]
-    remarks = [c for c in failed if CHECKLIST[c] == "minor"]
+    blocking = [c for c in failed if severity[c] in blocking_severities]
+    remarks = [c for c in failed if severity[c] not in blocking_severities]
     signals = []
-    if odometer_km < mileage_floor_km:
+    rollback = odometer_km < mileage_floor_km
+    if rollback:
         signals.append("odometer_rollback")
-    if model_year not in vin_model_years(vin):
+    if model_year_mismatch(vin, model_year):
         signals.append("vin_model_year_mismatch")
-    if inspected_at > now:
-        signals.append("inspected_in_future")
-    if inspected_at < registered_at:
-        signals.append("inspected_before_registration")
-    verdict = "fail" if blocking or "odometer_rollback" in signals else "pass"
-    return Verdict(verdict, blocking, remarks, signals)
+    fails = blocking or (rollback and policy.odometer_rollback_fails)
+    return Verdict("fail" if fails else "pass", blocking, remarks, signals)
+
+
+def certificate_valid_until(inspected_at: datetime, policy: InspectionPolicy) -> date:
+    """Validity runs from the day the vehicle was inspected (UTC), not from the posting."""
+    return inspected_at.astimezone(UTC).date() + timedelta(days=policy.certificate_valid_days)
 
 
 def new_certificate_no(today: date) -> str:

@@ -54,6 +54,10 @@ class KnownVehicle(Base):
     model_year: Mapped[int] = mapped_column(Integer)
     mileage_km: Mapped[int] = mapped_column(Integer)
     registered_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    transfer_endorsed_on: Mapped[date | None] = mapped_column(Date)
+    """The registration certificate's "transfer pending export" endorsement: no inspection
+    may be dated before it. NULL only for rows copied before this column existed (no bound
+    from the endorsement then; the posting limit still holds)."""
 
 
 class Inspection(Base):
@@ -74,7 +78,11 @@ class Inspection(Base):
     fraud_signals: Mapped[list[str]] = mapped_column(JSON)
     certificate_no: Mapped[str | None] = mapped_column(String(40), unique=True)
     valid_until: Mapped[date | None] = mapped_column(Date)
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    """The server's time when the report was posted (``inspected_at`` is the station's)."""
+    policy_version: Mapped[str | None] = mapped_column(String(32))
+    """The inspection policy the verdict was decided by; NULL for verdicts decided before
+    policies were versioned files (rules then in code, validity from the posting)."""
     event_id: Mapped[str] = mapped_column(String(64))
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     revoked_reason: Mapped[str | None] = mapped_column(String(2000))

@@ -97,7 +97,11 @@ class ItemIn(_In):
 
 class InspectionCreate(_In):
     vin: Vin
-    inspected_at: AwareDatetime
+    inspected_at: AwareDatetime = Field(
+        description="When the station inspected the vehicle. Refused (422) if more than the "
+        "clock skew (5 min) ahead of the server, older than the policy's posting limit (7 days) "
+        "or before the vehicle's transfer endorsement."
+    )
     odometer_km: int = Field(ge=0, le=5_000_000)
     items: list[ItemIn] = Field(max_length=100)
     photos: list[Annotated[str, StringConstraints(max_length=2000)]] = Field(
@@ -122,3 +126,8 @@ class InspectionPublic(BaseModel):
     remarks: list[str]
     fraud_signals: list[str]
     inspected_at: datetime
+    """The station's claim, within the time bounds."""
+    received_at: datetime
+    """The server's time when the report arrived."""
+    policy_version: str
+    """The inspection policy the verdict was decided by."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, bindparam, func, insert, select
@@ -12,10 +12,12 @@ from sqlalchemy.orm import Session
 from contracts import events
 from inspection import domain
 from inspection.models import Inspection, KnownVehicle, Station, StationKey
+from inspection.policy import InspectionPolicy
 from inspection.schemas import InspectionCreate, StationCreate
 from inspection.settings import Settings
 from servicekit import outbox, standing
 from servicekit.auth import hash_key, new_api_key
+from servicekit.clock import Claimed, check_claims, clock
 from servicekit.problems import Conflict, Forbidden, NotFound, Problem, Unauthorized
 
 SOURCE = "ucx/inspection"
@@ -23,7 +25,7 @@ BLOCKED_STATUSES = frozenset({"suspended", "exited", "expired", "rejected"})
 
 
 def create_station(session: Session, data: StationCreate) -> tuple[Station, StationKey, str]:
-    now = datetime.now(UTC)
+    now = clock.now()
     with session.begin():
         station = Station(
             id=str(uuid.uuid4()), **data.model_dump(), status="active", created_at=now
@@ -53,7 +55,7 @@ def rotate_key(
     session: Session, settings: Settings, station_id: str
 ) -> tuple[StationKey, str, datetime]:
     """A new key; the current ones keep working for the grace period, then stop."""
-    now = datetime.now(UTC)
+    now = clock.now()
     until = now + timedelta(hours=settings.rotated_key_grace_hours)
     with session.begin():
         _get_station(session, station_id)
@@ -74,7 +76,7 @@ def revoke_key(session: Session, station_id: str, key_id: str) -> StationKey:
         key = session.get(StationKey, key_id)
         if key is None or key.station_id != station_id:
             raise NotFound("key-not-found", f"No key {key_id} for station {station_id}.")
-        key.revoked_at = key.revoked_at or datetime.now(UTC)
+        key.revoked_at = key.revoked_at or clock.now()
     return key
 
 
@@ -108,7 +110,7 @@ _POSTING_STATION = select(
 )  # fmt: skip
 _VEHICLE = select(
     _VEHICLES.c.enterprise_uscc, _VEHICLES.c.model_year, _VEHICLES.c.mileage_km,
-    _VEHICLES.c.registered_at,
+    _VEHICLES.c.transfer_endorsed_on,
 ).where(_VEHICLES.c.vin == bindparam("vin"))  # fmt: skip
 _EARLIER = select(func.count(), func.max(_INSPECTIONS.c.odometer_km)).where(
     _INSPECTIONS.c.vin == bindparam("vin")
@@ -134,14 +136,22 @@ def _posting_station(connection: Connection, api_key: str, now: datetime) -> str
 
 
 def record_inspection(
-    session: Session, settings: Settings, api_key: str, report: InspectionCreate
+    session: Session,
+    settings: Settings,
+    policy: InspectionPolicy,
+    api_key: str,
+    report: InspectionCreate,
 ) -> dict[str, Any]:
     """A unit of work for the group-commit writer; returns the inspection's row. Earlier
-    units of the same group are visible: their inserts ran on this connection already."""
-    now = datetime.now(UTC)
+    units of the same group are visible: their inserts ran on this connection already.
+
+    ``inspected_at`` is the station's claim: kept, and refused (422, nothing written) if it
+    lies beyond the clock skew in the future, more than the policy's posting limit in the
+    past, or before the vehicle's transfer endorsement."""
+    now = clock.now()
     items = [domain.ItemReport(i.code, i.result, i.note) for i in report.items]
     try:
-        domain.check_items(items)
+        domain.check_items(items, policy)
     except domain.ChecklistError as exc:
         raise Problem("checklist-invalid", str(exc), status=422, errors=exc.problems) from exc
     connection = session.connection()
@@ -153,6 +163,18 @@ def record_inspection(
             f"Vehicle {report.vin} is not registered for export; register it with the "
             "registry first (it may take a moment to arrive here).",
         )
+    check_claims(
+        {
+            "inspected_at": Claimed(
+                report.inspected_at,
+                policy.posting_limit,
+                not_before=vehicle.transfer_endorsed_on,
+                not_before_rule="inspected_before_transfer_endorsement",
+            )
+        },
+        now=now,
+        skew=timedelta(seconds=settings.clock_skew_s),
+    )
     status = standing.status_of(session, vehicle.enterprise_uscc)
     if status in BLOCKED_STATUSES:
         raise Conflict(
@@ -163,20 +185,19 @@ def record_inspection(
     earlier_count, earlier_max_odometer = connection.execute(_EARLIER, {"vin": report.vin}).one()
     verdict = domain.decide(
         items,
+        policy,
         vin=report.vin,
         model_year=vehicle.model_year,
         odometer_km=report.odometer_km,
         mileage_floor_km=max(vehicle.mileage_km, earlier_max_odometer or 0),
-        inspected_at=report.inspected_at,
-        registered_at=vehicle.registered_at,
-        now=now,
     )
     certificate_no = valid_until = None
     if verdict.verdict == "pass":
         certificate_no = domain.new_certificate_no(now.date())
-        valid_until = now.date() + timedelta(days=settings.certificate_valid_days)
+        valid_until = domain.certificate_valid_until(report.inspected_at, policy)
+    severity = policy.checklist
     item_rows: list[dict[str, Any]] = [
-        {"code": i.code, "result": i.result, "severity": domain.CHECKLIST[i.code], "note": i.note}
+        {"code": i.code, "result": i.result, "severity": severity[i.code], "note": i.note}
         for i in items
     ]
     row: dict[str, Any] = {
@@ -195,7 +216,8 @@ def record_inspection(
         "fraud_signals": verdict.fraud_signals,
         "certificate_no": certificate_no,
         "valid_until": valid_until,
-        "created_at": now,
+        "received_at": now,
+        "policy_version": policy.version,
         "revoked_as_forged": False,
     }
     event = outbox.emit(
@@ -214,6 +236,8 @@ def record_inspection(
             fraud_signals=verdict.fraud_signals,
             certificate_no=certificate_no,
             valid_until=valid_until,
+            policy_version=policy.version,
+            received_at=now,
         ),
         source=SOURCE,
     )
@@ -254,7 +278,7 @@ def certificate(session: Session, certificate_no: str, vin: str, today: date) ->
 def revoke_certificate(
     session: Session, certificate_no: str, reason: str, forged: bool
 ) -> Inspection:
-    now = datetime.now(UTC)
+    now = clock.now()
     with session.begin():
         inspection = session.scalar(
             select(Inspection).where(Inspection.certificate_no == certificate_no.strip().upper())

@@ -13,7 +13,9 @@ class Settings(BaseServiceSettings):
     service_name: str = "inspection"
     port: int = 8002
     database_url: str = "sqlite:///var/inspection.db"
-    certificate_valid_days: int = 90
+    policy_version: str = "v1"
+    """Which ``services/inspection/policies/<version>.yaml`` decides verdicts, validity and the
+    posting limit; loaded once when the app starts."""
     rotated_key_grace_hours: float = 24.0
     signing_key: str = ""
     """Ed25519 private key, base64 of the 32-byte seed. Empty: one is generated into
