@@ -1,5 +1,5 @@
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -7,6 +7,7 @@ from sqlalchemy import text
 
 from contracts import envelope, events
 from inspection.__main__ import SPEC
+from servicekit.clock import clock
 from servicekit.db import make_engine
 
 import factories
@@ -36,7 +37,8 @@ def registered(client: TestClient, mileage_km: int = 38_200) -> tuple[str, str]:
                 model_year=2022,
                 first_registration_date="2022-04-18",
                 mileage_km=mileage_km,
-                registered_at=datetime.now(UTC) - timedelta(days=2),
+                transfer_endorsed_on=clock.today() - timedelta(days=4),
+                registered_at=clock.now() - timedelta(days=2),
             ),
             source="ucx/registry",
         ),
@@ -119,7 +121,7 @@ def test_suspended_enterprise_is_409_and_bad_keys_are_401(inspection: TestClient
                     "to": "suspended",
                     "actor": "policy",
                     "reason": "score below 60",
-                    "changed_at": datetime.now(UTC),
+                    "changed_at": clock.now(),
                 }
             ),
             source="ucx/registry",
@@ -137,7 +139,7 @@ def test_suspended_enterprise_is_409_and_bad_keys_are_401(inspection: TestClient
 
 def test_a_later_status_change_wins_and_a_late_older_one_does_not(inspection: TestClient) -> None:
     uscc, vin = registered(inspection)
-    now = datetime.now(UTC)
+    now = clock.now()
 
     def change(to: str, at: datetime) -> envelope.CloudEvent:
         return envelope.new_event(

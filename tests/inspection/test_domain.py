@@ -53,7 +53,9 @@ def test_a_rollback_fails_only_where_the_policy_says_it_forces_fail() -> None:
 
 
 def test_what_blocks_a_verdict_is_the_policys_choice_of_severities() -> None:
-    strict = V1.model_copy(update={"blocking_severities": frozenset({"critical", "major", "minor"})})
+    strict = V1.model_copy(
+        update={"blocking_severities": frozenset({"critical", "major", "minor"})}
+    )
     v = domain.decide(
         items(fail=("CORROSION",)),
         strict,
@@ -87,9 +89,7 @@ def test_the_policy_refuses_codes_outside_its_checklist() -> None:
     with pytest.raises(ValueError, match="may_not_apply names codes not in the checklist"):
         policy.InspectionPolicy.model_validate({**data, "may_not_apply": ["TURBO"]})
     with pytest.raises(ValueError, match="damage items always apply"):
-        policy.InspectionPolicy.model_validate(
-            {**data, "may_not_apply": ["FLOOD_DAMAGE_FREE"]}
-        )
+        policy.InspectionPolicy.model_validate({**data, "may_not_apply": ["FLOOD_DAMAGE_FREE"]})
 
 
 def test_checklist_must_be_complete_unique_known_and_applicable() -> None:

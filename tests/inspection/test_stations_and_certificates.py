@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -9,13 +9,14 @@ from fastapi.testclient import TestClient
 from contracts import envelope, events
 from inspection.__main__ import SPEC
 from inspection.signing import verify
+from servicekit.clock import clock
 
 import factories
 from helpers import ADMIN, bearer, consume, service_client, sql
 
 
 @pytest.fixture
-def inspection(database_url: str, tmp_path: object) -> Iterator[TestClient]:
+def inspection(database_url: str, tmp_path: object, now: datetime) -> Iterator[TestClient]:
     for client, _ in service_client(
         SPEC, database_url, signing_key_file=f"{tmp_path}/signing-key", verify_rate_per_minute=30
     ):
@@ -39,7 +40,8 @@ def registered(client: TestClient) -> tuple[str, str]:
                 model_year=2022,
                 first_registration_date="2022-03-01",
                 mileage_km=30_000,
-                registered_at=datetime.now(UTC) - timedelta(days=1),
+                transfer_endorsed_on=clock.today() - timedelta(days=3),
+                registered_at=clock.now() - timedelta(days=1),
             ),
             source="ucx/registry",
         ),
@@ -68,12 +70,9 @@ def test_rotated_keys_work_for_the_grace_period_then_stop_and_revoked_keys_stop_
     for key in (s["api_key"], rotated["api_key"]):  # both work during the window
         r = inspection.post("/v1/inspections", json=factories.inspection(vin), headers=bearer(key))
         assert r.status_code == 201
-    sql(
-        inspection,
-        "UPDATE station_keys SET expires_at = :t WHERE id = :k",
-        t=datetime.now(UTC) - timedelta(seconds=1),
-        k=s["key_id"],
-    )
+    grace_ends = datetime.fromisoformat(rotated["previous_keys_valid_until"])
+    assert grace_ends == clock.now() + timedelta(hours=24)
+    clock.advance(timedelta(hours=24))  # the grace period's last moment has passed
     old = inspection.post(
         "/v1/inspections", json=factories.inspection(vin), headers=bearer(s["api_key"])
     )
@@ -101,7 +100,7 @@ def test_suspended_station_and_expired_accreditation_are_403(inspection: TestCli
     assert (r.status_code, r.json()["type"].rsplit("/", 1)[1]) == (403, "station-suspended")
     lapsed = station(
         inspection,
-        accreditation_valid_until=(datetime.now(UTC) - timedelta(days=1)).date().isoformat(),
+        accreditation_valid_until=(clock.now() - timedelta(days=1)).date().isoformat(),
     )
     r = inspection.post(
         "/v1/inspections", json=factories.inspection(vin), headers=bearer(lapsed["api_key"])
@@ -154,12 +153,7 @@ def test_certificates_verify_valid_expired_revoked_and_not_found_with_a_signatur
     assert "station_id" not in valid and "odometer_km" not in valid  # nothing private
     assert check(cert, factories.vin())["status"] == "not_found"  # wrong VIN: no enumeration
     assert check("EXC-2611-0000000000000000-0", vin)["status"] == "not_found"
-    sql(
-        inspection,
-        "UPDATE inspections SET valid_until = :d WHERE certificate_no = :c",
-        d=(datetime.now(UTC) - timedelta(days=1)).date(),
-        c=cert,
-    )
+    clock.advance(timedelta(days=91))  # inspected today: valid through today + 90 days
     assert check(cert, vin)["status"] == "expired"
     r = inspection.post(
         f"/v1/certificates/{cert}/revoke",

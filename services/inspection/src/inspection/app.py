@@ -13,6 +13,7 @@ from servicekit.settings import BaseServiceSettings
 def create_app(settings: BaseServiceSettings | None = None) -> FastAPI:
     settings = settings or Settings()
     assert isinstance(settings, Settings)
+    rules = policy.load(settings.policy_version)  # once, before anything: a bad file stops it
     app = create_service_app(
         settings,
         title="ucx inspection",
@@ -20,5 +21,5 @@ def create_app(settings: BaseServiceSettings | None = None) -> FastAPI:
         routers=[router],
     )
     app.state.limiter = RateLimiter(settings.verify_rate_per_minute)
-    app.state.policy = policy.load(settings.policy_version)  # once: a bad file fails the start
+    app.state.policy = rules
     return app

@@ -1,0 +1,222 @@
+"""``inspected_at`` is the station's claim: kept, but bounded by the server's clock, the
+policy's posting limit and the vehicle's transfer endorsement. Certificates run from the
+inspection's own day and expire by the server's clock."""
+
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from contracts import envelope, events
+from inspection import policy
+from inspection.__main__ import SPEC
+from inspection.settings import Settings
+from servicekit.clock import clock
+
+import factories
+from helpers import ADMIN, bearer, consume, service_client, sql
+
+V1 = policy.load("v1")
+
+
+@pytest.fixture
+def inspection(database_url: str, tmp_path: object, now: datetime) -> Iterator[TestClient]:
+    for client, _ in service_client(SPEC, database_url, signing_key_file=f"{tmp_path}/key"):
+        yield client
+
+
+def register(
+    client: TestClient, *, endorsed_on: date | None, registered_at: datetime
+) -> tuple[str, str]:
+    """A BYD Song Plus registered for export, as the registry's event brings it here."""
+    uscc, vin = factories.uscc(), factories.vin(wmi="LGX", model_year=2023)
+    data: dict[str, Any] = {
+        "enterprise_uscc": uscc,
+        "vin": vin,
+        "make": "BYD",
+        "model": "Song Plus DM-i",
+        "model_year": 2023,
+        "first_registration_date": "2023-06-15",
+        "mileage_km": 21_400,
+        "registered_at": registered_at,
+    }
+    if endorsed_on is not None:
+        data["transfer_endorsed_on"] = endorsed_on
+    event = envelope.new_event(events.VehicleRegistered(**data), source="ucx/registry")
+    consume(SPEC, client.app.state.settings, event)  # type: ignore[attr-defined]
+    return uscc, vin
+
+
+def station_key(client: TestClient) -> str:
+    r = client.post("/v1/stations", json=factories.station(), headers=ADMIN)
+    assert r.status_code == 201, r.text
+    return str(r.json()["api_key"])
+
+
+def post(client: TestClient, vin: str, inspected_at: datetime) -> Any:
+    body = {
+        **factories.inspection(vin, odometer_km=21_950),
+        "inspected_at": inspected_at.isoformat(),
+    }
+    return client.post("/v1/inspections", json=body, headers=bearer(station_key(client)))
+
+
+def stored(client: TestClient) -> tuple[int, int]:
+    """(inspections, vehicle.inspected events in the outbox)."""
+    inspections = sql(client, "SELECT count(*) FROM inspections")[0][0]
+    emitted = sql(client, "SELECT count(*) FROM outbox WHERE topic = 'vehicle.inspected.v1'")
+    return int(inspections), int(emitted[0][0])
+
+
+def refusal(r: Any) -> tuple[int, str, list[tuple[str, str]]]:
+    assert r.headers["content-type"] == "application/problem+json", r.text
+    body = r.json()
+    return (
+        r.status_code,
+        body["type"].rsplit("/", 1)[1],
+        [(e["field"], e["rule"]) for e in body["errors"]],
+    )
+
+
+def inspected_event(client: TestClient) -> events.VehicleInspected:
+    (value,) = sql(client, "SELECT value FROM outbox WHERE topic = 'vehicle.inspected.v1'")[0]
+    return envelope.decode(bytes(value)).parse_data(events.VehicleInspected)
+
+
+def test_an_inspection_dated_100_days_ago_is_refused_and_nothing_is_stored(
+    inspection: TestClient, now: datetime
+) -> None:
+    _uscc, vin = register(
+        inspection,
+        endorsed_on=(now - timedelta(days=101)).date(),
+        registered_at=now - timedelta(days=100),
+    )
+    r = post(inspection, vin, now - timedelta(days=100))
+    assert refusal(r) == (422, "time-out-of-range", [("inspected_at", "time_out_of_range")])
+    assert "7 days" in r.json()["detail"]
+    assert stored(inspection) == (0, 0)
+
+
+def test_the_posting_limit_is_the_policys_seven_days(inspection: TestClient, now: datetime) -> None:
+    assert V1.posting_limit == timedelta(days=7)
+    _uscc, vin = register(
+        inspection,
+        endorsed_on=(now - timedelta(days=20)).date(),
+        registered_at=now - timedelta(days=19),
+    )
+    late = post(inspection, vin, now - timedelta(days=7, minutes=1))
+    assert refusal(late)[2] == [("inspected_at", "time_out_of_range")]
+    assert post(inspection, vin, now - timedelta(days=7) + timedelta(minutes=1)).status_code == 201
+    assert stored(inspection) == (1, 1)
+
+
+def test_an_inspection_dated_before_the_transfer_endorsement_is_refused(
+    inspection: TestClient, now: datetime
+) -> None:
+    endorsed_on = (now - timedelta(days=2)).date()
+    _uscc, vin = register(
+        inspection, endorsed_on=endorsed_on, registered_at=now - timedelta(hours=30)
+    )
+    r = post(
+        inspection,
+        vin,
+        datetime.combine(endorsed_on, datetime.min.time(), now.tzinfo) - timedelta(minutes=1),
+    )
+    assert refusal(r) == (
+        422,
+        "time-out-of-range",
+        [("inspected_at", "inspected_before_transfer_endorsement")],
+    )
+    assert stored(inspection) == (0, 0)
+    on_the_day = datetime.combine(endorsed_on, datetime.min.time(), now.tzinfo)
+    assert post(inspection, vin, on_the_day).status_code == 201
+
+
+def test_an_inspection_beyond_the_clock_skew_in_the_future_is_refused(
+    inspection: TestClient, now: datetime
+) -> None:
+    skew = timedelta(seconds=Settings().clock_skew_s)
+    assert skew == timedelta(minutes=5)
+    _uscc, vin = register(
+        inspection,
+        endorsed_on=(now - timedelta(days=3)).date(),
+        registered_at=now - timedelta(days=2),
+    )
+    r = post(inspection, vin, now + skew + timedelta(seconds=1))
+    assert refusal(r) == (422, "time-out-of-range", [("inspected_at", "time_out_of_range")])
+    assert stored(inspection) == (0, 0)
+    # a station's clock a little ahead of ours is tolerated, and its claim kept as it was
+    ahead = now + skew - timedelta(seconds=1)
+    accepted = post(inspection, vin, ahead)
+    assert accepted.status_code == 201
+    assert datetime.fromisoformat(accepted.json()["inspected_at"]) == ahead
+    assert datetime.fromisoformat(accepted.json()["received_at"]) == now
+
+
+def test_a_vehicle_copied_before_endorsements_were_kept_is_bounded_by_the_posting_limit_alone(
+    inspection: TestClient, now: datetime
+) -> None:
+    """A known vehicle without ``transfer_endorsed_on`` (copied before the column existed) has
+    no endorsement bound: registered_at is later than the endorsement and would refuse honest
+    inspections. The posting limit still holds."""
+    _uscc, vin = register(inspection, endorsed_on=None, registered_at=now - timedelta(hours=1))
+    assert sql(inspection, "SELECT transfer_endorsed_on FROM known_vehicles")[0][0] is None
+    assert post(inspection, vin, now - timedelta(days=3)).status_code == 201
+    assert refusal(post(inspection, vin, now - timedelta(days=8)))[2] == [
+        ("inspected_at", "time_out_of_range")
+    ]
+
+
+def test_a_certificate_runs_from_the_inspection_day_and_expires_by_the_clock(
+    inspection: TestClient, now: datetime
+) -> None:
+    _uscc, vin = register(
+        inspection,
+        endorsed_on=(now - timedelta(days=9)).date(),
+        registered_at=now - timedelta(days=8),
+    )
+    inspected_at = now - timedelta(days=5)
+    answer = post(inspection, vin, inspected_at).json()
+    valid_until = inspected_at.date() + timedelta(days=90)
+    assert date.fromisoformat(answer["valid_until"]) == valid_until == date(2027, 2, 25)
+    assert inspected_event(inspection).valid_until == valid_until  # not posting + 90 days
+
+    def status() -> str:
+        r = inspection.get(f"/v1/certificates/{answer['certificate_no']}", params={"vin": vin})
+        assert r.status_code == 200, r.text
+        return str(r.json()["status"])
+
+    assert status() == "valid"
+    clock.set(datetime.combine(valid_until, datetime.max.time(), now.tzinfo))  # its last moment
+    assert status() == "valid"
+    clock.advance(timedelta(microseconds=1))
+    assert status() == "expired"
+
+
+def test_the_verdict_records_its_policy_version_and_received_at_in_answer_row_and_event(
+    inspection: TestClient, now: datetime
+) -> None:
+    _uscc, vin = register(
+        inspection,
+        endorsed_on=(now - timedelta(days=4)).date(),
+        registered_at=now - timedelta(days=3),
+    )
+    inspected_at = now - timedelta(hours=6)
+    answer = post(inspection, vin, inspected_at).json()
+    assert (answer["policy_version"], answer["verdict"]) == ("v1", "pass")
+    event = inspected_event(inspection)
+    assert (event.policy_version, event.inspected_at, event.received_at) == (
+        "v1",
+        inspected_at,
+        now,
+    )
+    assert datetime.fromisoformat(answer["received_at"]) == now
+    assert sql(inspection, "SELECT policy_version FROM inspections") == [("v1",)]
+
+
+def test_the_policy_version_is_a_setting_and_an_unknown_one_stops_the_start() -> None:
+    assert Settings().policy_version == "v1"
+    with pytest.raises(FileNotFoundError, match=r"v9\.yaml"):
+        SPEC.create_app(Settings(policy_version="v9"))
