@@ -39,8 +39,10 @@ def random_event(rng: random.Random, vins: list[str]) -> CloudEvent:
         )  # fmt: skip
     elif kind == 2:
         reasons = rng.sample(
-            ["inspection_missing", "certificate_mismatch", "licence_missing"], k=rng.randrange(3)
-        )
+            ["inspection_missing", "certificate_mismatch", "licence_missing", "vehicle_unknown",
+             "declaration_open", "reason_from_2027"],
+            k=rng.randrange(3),
+        )  # fmt: skip
         data = events.VehicleDeclared(
             enterprise_uscc=uscc, declaration_no=f"D{rng.randrange(10**9)}", vin=vin,
             broker_id="b", outcome="rejected" if reasons else "accepted", reasons=reasons,
@@ -55,7 +57,7 @@ def random_event(rng: random.Random, vins: list[str]) -> CloudEvent:
     elif kind == 4:
         data = events.ComplaintFiled(
             enterprise_uscc=uscc, complaint_id=f"c{rng.randrange(5)}", country="RU",
-            category="quality", filed_at=at,
+            category=rng.choice(["quality", "no_spare_parts", "warranty_refused"]), filed_at=at,
         )  # fmt: skip
     elif kind == 5:
         data = events.ComplaintResolved(
@@ -74,9 +76,14 @@ def random_event(rng: random.Random, vins: list[str]) -> CloudEvent:
             reason="forged papers", forged=rng.random() < 0.2, revoked_at=at,
         )  # fmt: skip
     else:
+        reasons = rng.choice(
+            [["declaration_not_released"], ["already_exported"], ["reason_from_2027"],
+             ["enterprise_not_in_good_standing", "certificate_revoked"]]
+        )  # fmt: skip
         data = events.DepartureRefused(
             enterprise_uscc=uscc, declaration_no="D1", vin=vin, broker_id="b",
-            reason="declaration_not_released", declaration_status="accepted", refused_at=at,
+            reason=reasons[0], reasons=reasons, step=rng.choice(["release", "departure"]),
+            declaration_status="accepted", refused_at=at,
         )  # fmt: skip
     return envelope.new_event(data, source="ucx/test", time=at)
 
@@ -115,5 +122,36 @@ def exported(uscc: str) -> CloudEvent:
             enterprise_uscc=uscc, declaration_no=f"D{uuid.uuid4().hex[:10]}", vin=factories.vin(),
             bill_of_lading="COSU1", vessel_name="COSCO Fortune", vessel_imo="9074729",
             port_of_loading="CNSHA", departed_at=datetime.now(UTC),
+        )
+    )  # fmt: skip
+
+
+def declared(uscc: str, *reasons: str) -> CloudEvent:
+    """A declaration customs accepted, or refused for ``reasons``."""
+    return event(
+        events.VehicleDeclared(
+            enterprise_uscc=uscc, declaration_no=f"D{uuid.uuid4().hex[:10]}", vin=factories.vin(),
+            broker_id="b", outcome="rejected" if reasons else "accepted", reasons=list(reasons),
+            port_of_loading="CNSHA", destination_country="KZ", declared_at=datetime.now(UTC),
+        )
+    )  # fmt: skip
+
+
+def complaint(uscc: str, category: str = "quality") -> CloudEvent:
+    return event(
+        events.ComplaintFiled(
+            enterprise_uscc=uscc, complaint_id=f"C-{uuid.uuid4().hex[:8]}", vin=factories.vin(),
+            country="KZ", category=category, filed_at=datetime.now(UTC),
+        )
+    )  # fmt: skip
+
+
+def forged(uscc: str) -> CloudEvent:
+    """A certificate revoked because the inspection was forged."""
+    return event(
+        events.CertificateRevoked(
+            enterprise_uscc=uscc, certificate_no=f"EXC-{uuid.uuid4().hex[:6]}",
+            vin=factories.vin(), inspection_id=str(uuid.uuid4()), reason="forged stamp",
+            forged=True, revoked_at=datetime.now(UTC),
         )
     )  # fmt: skip

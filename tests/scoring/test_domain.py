@@ -1,5 +1,6 @@
-"""Policy v1 (DOMAIN.md §6), one rule at a time, with small event histories on a controllable
-clock: each entry happens at ``at`` and is folded then (its ``recorded_at``)."""
+"""The assessment policies one rule at a time, with small event histories on a controllable
+clock: each entry happens at ``at`` and is folded then (its ``recorded_at``). First policy v1
+(DOMAIN.md §6), which stays loadable and replays unchanged; then what v2 changed."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ from typing import Any
 import pytest
 
 from scoring import domain, policy
-from scoring.settings import Settings
+from scoring.settings import POLICIES, Settings
+from servicekit import policyfile
 
-POLICY = policy.load(Settings().policy_path)
+V1 = policy.load(POLICIES / "v1.yaml")
+V2 = policy.load(POLICIES / "v2.yaml")
+POLICY = V1  # the rules below are v1's
 USCC = "91350200MA2Y0000X1"
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 _ids = itertools.count()
@@ -57,12 +61,19 @@ def status(at: datetime, to: str) -> domain.Entry:
     return entry("enterprise.status-changed", at, to=to)
 
 
-def assess(history: list[domain.Entry], now: datetime) -> domain.Assessment:
-    return domain.assess(POLICY, history, now)[USCC]
+def assess(
+    history: list[domain.Entry], now: datetime, rules: policy.Policy = V1
+) -> domain.Assessment:
+    return domain.assess(rules, history, now)[USCC]
 
 
-def value(history: list[domain.Entry], component: str, now: datetime | None = None) -> float:
-    return assess(history, now or day(1)).components[component].value
+def value(
+    history: list[domain.Entry],
+    component: str,
+    now: datetime | None = None,
+    rules: policy.Policy = V1,
+) -> float:
+    return assess(history, now or day(1), rules).components[component].value
 
 
 def established(at: datetime = T0, vehicles: int = 20) -> list[domain.Entry]:
@@ -204,12 +215,16 @@ def test_two_suspensions_within_365_days_mean_exit() -> None:
         ([status(day(3), "exited"), exported(day(5))], "exported_while_exited"),
     ],
 )
-def test_each_immediate_exit_violation(extra: list[domain.Entry], rule: str) -> None:
+@pytest.mark.parametrize("rules", [V1, V2], ids=["v1", "v2"])
+def test_each_immediate_exit_violation(
+    extra: list[domain.Entry], rule: str, rules: policy.Policy
+) -> None:
     history = [*established(), exported(T0), *extra]
-    result = assess(history, day(7))
+    result = assess(history, day(7), rules)
     assert result.score >= 80  # the score alone would be good
     assert result.tier == "exit"
     assert rule in [r["rule"] for r in result.exit_rules]
+    assert domain.exit_rule(result) == rule  # named on the emitted enterprise.assessed
 
 
 def test_an_export_before_a_suspension_and_a_revocation_that_is_not_forgery_are_fine() -> None:
@@ -248,3 +263,185 @@ def test_recommended_actions_follow_the_tier() -> None:
 def test_state_survives_its_json_form() -> None:
     state = domain.replay(POLICY, [*established(), exported(T0), status(day(1), "suspended")])[USCC]
     assert domain.State.from_json(state.to_json()) == state
+
+
+def test_an_assessment_that_no_rule_exits_names_no_exit_rule() -> None:
+    poor = registered(T0, 20) + [inspected(T0, "fail", failed=("BRAKES",)) for _ in range(20)]
+    result = assess([*poor, declared(T0, "inspection_failed")], day(1))
+    assert result.tier == "suspension" and domain.exit_rule(result) is None
+
+
+# -- policy v2: what changed -------------------------------------------------------------------
+
+
+def refused(at: datetime, *reasons: str, step: str = "release") -> domain.Entry:
+    return entry(
+        "vehicle.departure-refused", at, reason=reasons[0], reasons=list(reasons), step=step
+    )
+
+
+def complaint(at: datetime, category: str, complaint_id: str | None = None) -> domain.Entry:
+    complaint_id = complaint_id or f"C{next(_ids)}"
+    return entry("enterprise.complaint-filed", at, complaint_id=complaint_id, category=category)
+
+
+def variant(rules: policy.Policy, **changes: Any) -> policy.Policy:
+    """``rules`` with some top-level blocks changed (as if its YAML said so)."""
+    return policy.Policy.model_validate({**rules.model_dump(), **changes})
+
+
+def counted(history: list[domain.Entry], rules: policy.Policy) -> tuple[float, float]:
+    """(integrity violations, gate rejections) in the window."""
+    components = assess(history, day(1), rules).components
+    return components["integrity"].numerator, components["gate_compliance"].numerator
+
+
+def test_v2_is_the_default_and_both_policy_files_load_by_version() -> None:
+    assert policy.load(Settings().policy_path) == V2
+    for version in ("v1", "v2"):
+        assert policyfile.load_version(policy.Policy, POLICIES, version).version == version
+    assert sum(V2.weights.values()) == 100
+
+
+IDENTITY = ["vehicle_unknown", "vehicle_not_owned", "certificate_mismatch", "already_exported"]
+GATES = [
+    "inspection_missing", "inspection_failed", "inspection_expired", "certificate_revoked",
+    "enterprise_not_in_good_standing", "after_sales_letter_missing", "licence_missing",
+    "declaration_open", "declaration_not_released",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("reason", IDENTITY)
+def test_v2_counts_every_identity_refusal_in_integrity(reason: str) -> None:
+    assert counted([*established(), declared(T0, reason)], V2) == (1, 0)
+
+
+@pytest.mark.parametrize("reason", GATES)
+def test_v2_counts_every_other_gate_refusal_in_gate_compliance(reason: str) -> None:
+    assert counted([*established(), declared(T0, reason)], V2) == (0, 1)
+
+
+@pytest.mark.parametrize(
+    "reason", ["certificate_revoked", "vehicle_unknown", "licence_missing",
+               "after_sales_letter_missing"],
+)  # fmt: skip
+def test_v1_counted_these_refusals_nowhere_and_still_does(reason: str) -> None:
+    assert counted([*established(), declared(T0, reason)], V1) == (0, 0)
+
+
+def test_a_refusal_counts_once_in_each_component_its_reasons_belong_to() -> None:
+    both = declared(T0, "vehicle_not_owned", "licence_missing", "inspection_missing")
+    assert counted([*established(), both], V2) == (1, 1)
+
+
+def test_a_reason_code_no_policy_lists_counts_where_the_policy_says() -> None:
+    future = [*established(), declared(T0, "origin_certificate_missing")]
+    assert counted(future, V2) == (0, 1)  # v2: other_reasons -> gate compliance
+    to_integrity = variant(V2, refusals={"other_reasons": "integrity", "departures": "by_reason"})
+    assert counted(future, to_integrity) == (1, 0)
+    assert counted(future, V1) == (0, 0)  # v1 said so explicitly: nowhere
+    assert counted([*established(), refused(T0, "origin_certificate_missing")], V2) == (0, 1)
+
+
+def test_v2_counts_refused_releases_and_departures_by_their_reasons() -> None:
+    base = established()
+    standing = refused(T0, "enterprise_not_in_good_standing", "certificate_revoked")
+    assert counted([*base, standing], V2) == (0, 1)  # two gates, one refusal
+    twice = refused(T0, "already_exported", step="departure")
+    assert counted([*base, twice], V2) == (1, 0)  # identity
+    # a refusal from before `reasons` existed is counted by its one reason
+    old = entry("vehicle.departure-refused", T0, reason="declaration_not_released")
+    assert counted([*base, old], V2) == (0, 1)
+    # v1: a refused departure is one gate rejection, whatever its reason
+    assert counted([*base, twice], V1) == (0, 1)
+    assert counted([*base, standing], V1) == (0, 1)
+
+
+def test_v2_weighs_the_named_after_sales_exit_triggers_three_times() -> None:
+    history = established() + [exported(T0) for _ in range(100)]
+    spare = complaint(day(1), "no_spare_parts", "C-1")
+    assert value([*history, spare], "after_sales", day(2), V2) == approx(1 - 3 / 5)
+    warranty = complaint(day(1), "warranty_refused")
+    assert value([*history, warranty], "after_sales", day(2), V2) == approx(1 - 3 / 5)
+    paint = complaint(day(1), "paint_defect")
+    assert value([*history, paint], "after_sales", day(2), V2) == approx(1 - 1 / 5)
+    # resolved within 30 days: half, of its own weight
+    fixed = entry("enterprise.complaint-resolved", day(20), complaint_id="C-1")
+    assert value([*history, spare, fixed], "after_sales", day(21), V2) == approx(1 - 1.5 / 5)
+    assert value([*history, spare], "after_sales", day(2), V1) == approx(1 - 1 / 5)
+
+
+def test_v2_exits_an_enterprise_with_three_exit_trigger_complaints_in_365_days() -> None:
+    history = established() + [exported(T0) for _ in range(100)]
+    two = [complaint(day(10), "no_spare_parts"), complaint(day(100), "warranty_refused")]
+    assert assess([*history, *two, complaint(day(200), "rust")], day(201), V2).tier != "exit"
+    third = complaint(day(200), "no_spare_parts")
+    result = assess([*history, *two, third], day(201), V2)
+    assert result.tier == "exit" and result.raw_tier != "exit"  # the rule, not the score
+    assert result.exit_rules == [
+        {"rule": "exit_trigger_complaints_in_window", "event_id": third.event_id,
+         "at": day(200).isoformat()},
+    ]  # fmt: skip
+    assert domain.exit_rule(result) == "exit_trigger_complaints_in_window"
+    # the first has left the window a year after it was filed
+    late = complaint(day(380), "no_spare_parts")
+    assert assess([*history, *two, late], day(381), V2).exit_rules == []
+    assert assess([*history, *two, third], day(201), V1).tier != "exit"  # v1: no such rule
+
+
+def test_the_issue_example_warns_under_v1_but_not_on_so_little_evidence_under_v2() -> None:
+    # 11 registered vehicles, 2 first inspections, 1 failed
+    before = [*registered(T0, 11), inspected(T0)]
+    history = [*before, inspected(T0, "fail", failed=("BRAKES",))]
+    v1, v2 = assess(history, day(1), V1), assess(history, day(1), V2)
+    # v1: 11 vehicles switch the prior off for every component; 1 of 2 zeroes quality
+    assert (v1.score, v1.tier) == (65.0, "warning")
+    assert domain.recommended_action(V1, v1.tier, assess(before, day(1), V1).tier) == "warn"
+    # v2: quality (2*0 + 10*0.9)/12 = 0.75 -> 22.5; integrity 25 (11 vehicles); gate
+    # compliance and after-sales at the prior 0.9 (nothing declared or exported) -> 18 each
+    assert v2.components["quality"].value == approx(0.75)
+    assert (v2.score, v2.tier) == (83.5, "good")
+
+
+@pytest.mark.parametrize(
+    ("history", "component", "v2_value", "v1_value"),
+    [
+        # 2 first inspections of 20 vehicles, both failed: quality's evidence is 2
+        (registered(T0, 20) + [inspected(T0, "fail", failed=("BRAKES",)) for _ in range(2)], "quality",
+         9 / 12, 0.0),
+        # 1 declaration, refused: gate compliance's evidence is 1
+        ([*established(), declared(T0, "inspection_failed")], "gate_compliance", 9 / 11, 0.0),
+        # 1 export, 1 complaint: after-sales' evidence is 1
+        ([*established(), exported(T0), complaint(T0, "paint_defect")], "after_sales",
+         9 / 11, 0.0),
+        # 5 vehicles, 1 rollback: integrity's evidence is the vehicles, as in v1
+        ([*registered(T0, 5), inspected(T0, signals=("odometer_rollback",))], "integrity",
+         9 / 15, 8 / 15),
+    ],
+)  # fmt: skip
+def test_v2_shrinks_each_component_by_its_own_denominator(
+    history: list[domain.Entry], component: str, v2_value: float, v1_value: float
+) -> None:
+    assert value(history, component, rules=V2) == approx(v2_value)
+    assert value(history, component, rules=V1) == approx(v1_value)
+
+
+def test_actions_are_policy_data() -> None:
+    assert V2.actions == V1.actions
+    for tier, previous in itertools.product([*V2.tier_names, None], repeat=2):
+        if tier is not None:
+            assert domain.recommended_action(V2, tier, previous) == domain.recommended_action(
+                V1, tier, previous
+            )
+    warns = variant(V2, actions={**V2.actions.model_dump(), "first_assessment_warns": True})
+    assert domain.recommended_action(warns, "warning", None) == "warn"
+    quiet = variant(V2, actions={**V2.actions.model_dump(), "up": {}})
+    assert domain.recommended_action(quiet, "good", "suspension") == "none"
+
+
+def test_a_policy_may_not_count_one_reason_in_two_components() -> None:
+    both = V2.model_dump()
+    gates = both["components"]["gate_compliance"]
+    gates["gate_reasons"] = {*gates["gate_reasons"], "vehicle_not_owned"}
+    with pytest.raises(ValueError, match="vehicle_not_owned"):
+        policy.Policy.model_validate(both)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Query, Request, status
@@ -31,6 +31,7 @@ from scoring.schemas import (
 )
 from scoring.settings import Settings
 from servicekit import pagination
+from servicekit.clock import clock
 from servicekit.http import AdminDep, SessionDep
 from servicekit.pagination import MAX_LIMIT, Page
 from servicekit.problems import NotFound, Problem, field_errors
@@ -122,7 +123,6 @@ def explain(uscc: str, session: SessionDep, request: Request) -> Explanation:
     assessment = domain.evaluate(policy, state, moment)
     counted = domain.counted_events(policy, services.ledger_entries(session, row.uscc), moment)
     moves = domain.what_would_move(policy, state, moment)
-    prior = assessment.vehicles < policy.prior.below_vehicles
     components = {
         name: ComponentExplained(
             value=c.value,
@@ -131,7 +131,8 @@ def explain(uscc: str, session: SessionDep, request: Request) -> Explanation:
             observed_rate=c.observed,
             numerator=c.numerator,
             denominator=c.denominator,
-            prior_applied=prior and name != "activity",
+            prior_applied=name != "activity"
+            and domain.prior_applied(policy, c.denominator, assessment.vehicles),
             numerator_events=counted[name]["numerator"],
             denominator_events=counted[name]["denominator"],
             what_would_move_it=moves[name],
@@ -158,7 +159,7 @@ def what_if(uscc: str, body: WhatIf, session: SessionDep, request: Request) -> W
     uscc = uscc.strip().upper()
     row = session.get(EnterpriseAssessment, uscc)
     state = domain.State.from_json(row.state) if row else domain.State()
-    now = datetime.now(UTC)
+    now = clock.now()
     entries = []
     for index, hypothetical in enumerate(body.events):
         model = events.BY_TYPE[hypothetical.type]

@@ -1,4 +1,5 @@
-"""Policy v1 of the dynamic assessment (DOMAIN.md §6) as pure code, no I/O.
+"""The dynamic assessment (DOMAIN.md §6) as pure code, no I/O; its values come from the
+policy (``services/scoring/policies/``).
 
 The state of one enterprise is a :class:`State`; :func:`fold` applies one ledger entry to it
 (mutating it, cheaply: the worker does this per event) and :func:`evaluate` reads an
@@ -26,14 +27,13 @@ from typing import Any, Protocol
 import orjson
 
 from contracts import events
-from scoring.policy import Policy
+from scoring.policy import Action, Policy
 
 TICK = "scoring.clock-tick"
 """A ledger entry recording an evaluation the clock caused (no event; ``data`` empty)."""
 
 MAX_CAUSES = 20
 COMPONENTS = ("quality", "integrity", "gate_compliance", "after_sales", "activity")
-TIERS_TO_ACTIONS = {"warning": "warn", "suspension": "suspend", "exit": "exit"}
 
 # the counters of a day bucket / of the window, by position (lists are cheap to copy and
 # to serialise)
@@ -86,7 +86,7 @@ class State:
     low: int = 0
     """The smallest day in ``days``: nothing to drop while it is in the window."""
     complaints: dict[str, list[Any]] = field(default_factory=dict)
-    """complaint id -> [filed_at iso | None, resolved_at iso | None, event id]."""
+    """complaint id -> [filed_at iso | None, resolved_at iso | None, event id, category]."""
     statuses: list[list[str]] = field(default_factory=list)
     """[changed_at iso, to_status, event id], sorted by time: the registry's decisions."""
     exits: list[list[str]] = field(default_factory=list)
@@ -130,6 +130,9 @@ class State:
     def from_json(cls, text: str) -> State:
         raw = orjson.loads(text)
         raw["days"] = {int(k): v for k, v in raw["days"].items()}
+        for complaint in raw["complaints"].values():
+            if len(complaint) == 3:  # stored before complaints kept their category
+                complaint.append(None)
         return cls(**raw)
 
 
@@ -195,7 +198,7 @@ def advance(policy: Policy, state: State, now: datetime) -> None:
         state.low = min(state.days, default=0)
     cutoff = now - timedelta(days=policy.window_days)
     for complaint_id in [
-        c for c, (filed, _r, _e) in state.complaints.items() if filed and _at(filed) <= cutoff
+        c for c, (filed, *_) in state.complaints.items() if filed and _at(filed) <= cutoff
     ]:
         del state.complaints[complaint_id]
 
@@ -221,16 +224,15 @@ def _counts(policy: Policy, entry: Entry, state: State, exports: Exports) -> lis
             _cause(state, "integrity", entry.event_id)
     elif entry.type == events.VehicleDeclared.TYPE:
         delta[DECLARATIONS] = 1
-        reasons = set(data.get("reasons") or ())
         _cause(state, "gate_compliance", entry.event_id)
-        if reasons & c.gate_compliance.gate_reasons:
-            delta[GATE_REJECTIONS] = 1
-        if reasons & c.integrity.violation_reasons:
-            delta[VIOLATIONS] = 1
-            _cause(state, "integrity", entry.event_id)
+        _refusal(policy, state, entry, data.get("reasons") or (), delta)
     elif entry.type == events.DepartureRefused.TYPE:
-        delta[GATE_REJECTIONS] = 1
-        _cause(state, "gate_compliance", entry.event_id)
+        if policy.refusals.departures == "one_gate_rejection":
+            delta[GATE_REJECTIONS] = 1
+            _cause(state, "gate_compliance", entry.event_id)
+        else:  # events before ``reasons`` existed carry their one ``reason``
+            reasons = data.get("reasons") or (str(data.get("reason")),)
+            _refusal(policy, state, entry, reasons, delta)
     elif entry.type == events.VehicleExported.TYPE:
         delta[EXPORTS] = 1
         _cause(state, "activity", entry.event_id)
@@ -244,6 +246,23 @@ def _counts(policy: Policy, entry: Entry, state: State, exports: Exports) -> lis
     else:
         return None
     return delta
+
+
+def _refusal(
+    policy: Policy, state: State, entry: Entry, reasons: Iterable[str], delta: list[float]
+) -> None:
+    """A refusal counts once in each component one of its reasons belongs to; a reason the
+    policy does not list counts where ``refusals.other_reasons`` says."""
+    where, other = policy.reason_component, policy.refusals.other_reasons
+    for reason in reasons:
+        component = where.get(reason, other)
+        if component == "gate_compliance":
+            delta[GATE_REJECTIONS] = 1
+        elif component == "integrity":
+            delta[VIOLATIONS] = 1
+        else:
+            continue
+        _cause(state, component, entry.event_id)
 
 
 def _status_at(state: State, moment: datetime) -> str | None:
@@ -275,11 +294,15 @@ def fold(policy: Policy, state: State, entry: Entry, exports: Exports) -> None:
 def _record(policy: Policy, state: State, entry: Entry, exports: Exports) -> None:
     data = entry.data
     if entry.type == events.ComplaintFiled.TYPE:
-        complaint = state.complaints.setdefault(str(data["complaint_id"]), [None, None, ""])
-        complaint[0], complaint[2] = _iso(entry.time), entry.event_id
+        complaint = state.complaints.setdefault(str(data["complaint_id"]), [None, None, "", None])
+        complaint[0], complaint[2], complaint[3] = (
+            _iso(entry.time),
+            entry.event_id,
+            data.get("category"),
+        )
         _cause(state, "after_sales", entry.event_id)
     elif entry.type == events.ComplaintResolved.TYPE:
-        complaint = state.complaints.setdefault(str(data["complaint_id"]), [None, None, ""])
+        complaint = state.complaints.setdefault(str(data["complaint_id"]), [None, None, "", None])
         complaint[1] = _iso(entry.time)
         _cause(state, "after_sales", entry.event_id)
     elif entry.type == events.EnterpriseStatusChanged.TYPE:
@@ -326,22 +349,33 @@ def tier_for(policy: Policy, score: float, previous: str | None, *, hysteresis: 
 
 def _complaints(policy: Policy, state: State, now: datetime) -> tuple[float, list[str]]:
     after_sales = policy.components.after_sales
+    categories = after_sales.category_weights
     cutoff = now - timedelta(days=policy.window_days)
     weight, counted = 0.0, []
-    for filed, resolved, event_id in state.complaints.values():
+    for filed, resolved, event_id, category in state.complaints.values():
         if filed is None or _at(filed) <= cutoff:
             continue  # resolved only (its filing not seen yet), or out of the window
         quick = resolved is not None and _at(resolved) - _at(filed) <= timedelta(
             days=after_sales.resolved_within_days
         )
-        weight += after_sales.resolved_weight if quick else 1.0
+        times = categories.get(category, 1.0) if categories else 1.0
+        weight += times * (after_sales.resolved_weight if quick else 1.0)
         counted.append(event_id)
     return weight, counted
 
 
+def _evidence(policy: Policy, denominator: float, vehicles: float) -> float:
+    """How much a component's observation is worth against the prior."""
+    return denominator if policy.prior.evidence == "own_denominator" else vehicles
+
+
+def prior_applied(policy: Policy, denominator: float, vehicles: float) -> bool:
+    return _evidence(policy, denominator, vehicles) < policy.prior.below
+
+
 def _shrunk(policy: Policy, observed: float, n: float) -> float:
-    """Fewer than ``prior.strength`` vehicles in the window: pulled toward the prior."""
-    if n >= policy.prior.below_vehicles:
+    """Evidence ``n`` below ``prior.below``: pulled toward the prior."""
+    if n >= policy.prior.below:
         return observed
     k = policy.prior.strength
     return (n * observed + k * policy.prior.value) / (n + k)
@@ -376,10 +410,11 @@ def _activity(state: State) -> float:
 
 def _parts(policy: Policy, state: State, now: datetime) -> dict[str, Part]:
     """Each component's value, observed rate, numerator and denominator (weights not set)."""
-    n = state.totals[VEHICLES]
+    vehicles = state.totals[VEHICLES]
     parts: dict[str, Part] = {}
     for name, num, den, tolerance in _rated(policy, state, now):
         rate = num / den if den else 0.0
+        n = _evidence(policy, den, vehicles)
         parts[name] = (_value(policy, rate, tolerance, n), round(rate, 6), num, den)
     activity = _activity(state)
     parts["activity"] = (activity, activity, state.totals[EXPORTS], 1)
@@ -393,9 +428,11 @@ def _weighted(policy: Policy, parts: dict[str, Part]) -> float:
 
 def _score(policy: Policy, state: State, now: datetime) -> float:
     """``_weighted(_parts(...))`` without building the parts: the fold runs it per event."""
-    weights, n = policy.weights, state.totals[VEHICLES]
+    weights, vehicles = policy.weights, state.totals[VEHICLES]
+    own = policy.prior.evidence == "own_denominator"
     total = 0.0
     for name, num, den, tolerance in _rated(policy, state, now):
+        n = den if own else vehicles
         total += weights[name] * _value(policy, num / den if den else 0.0, tolerance, n)
     return round(float(total + weights["activity"] * _activity(state)), 2)
 
@@ -412,7 +449,8 @@ def _score_and_tier(policy: Policy, state: State, now: datetime) -> tuple[float,
     """What :func:`evaluate` gives for score and tier, without building the assessment: the
     worker runs this per event."""
     score = _score(policy, state, now)
-    exits = bool((state.exits or state.statuses) and _exit_rules(policy, state, now))
+    complaints = state.complaints and policy.exit_rules.complaints_in_window
+    exits = bool((state.exits or state.statuses or complaints) and _exit_rules(policy, state, now))
     return score, _tier(policy, state, score, exits, now)
 
 
@@ -459,7 +497,26 @@ def _exit_rules(policy: Policy, state: State, now: datetime) -> list[dict[str, s
     if len(suspensions) >= policy.exit_rules.suspensions_in_window:
         at, event_id = suspensions[-1]
         rules.append({"rule": "two_suspensions_in_window", "event_id": event_id, "at": at})
+    rule = policy.exit_rules.complaints_in_window
+    if rule and state.complaints:
+        filed = sorted(
+            (c[0], c[2])
+            for c in state.complaints.values()
+            if c[3] in rule.categories and c[0] and _at(c[0]) > cutoff
+        )
+        if len(filed) >= rule.count:
+            at, event_id = filed[rule.count - 1]
+            rules.append(
+                {"rule": "exit_trigger_complaints_in_window", "event_id": event_id, "at": at}
+            )
     return rules
+
+
+def exit_rule(assessment: Assessment) -> str | None:
+    """The immediate-exit rule that put the enterprise in ``exit`` (the earliest), if one did."""
+    if assessment.tier != "exit" or not assessment.exit_rules:
+        return None
+    return min(assessment.exit_rules, key=lambda r: _at(r["at"]))["rule"]
 
 
 def boundaries(policy: Policy, tier: str) -> dict[str, float]:
@@ -475,18 +532,19 @@ def boundaries(policy: Policy, tier: str) -> dict[str, float]:
     return out
 
 
-def recommended_action(policy: Policy, tier: str, previous: str | None) -> str:
-    """What the registry should do about a tier change. Up to ``good`` -> reinstate; down ->
-    warn, suspend or exit; a rise that stops short of ``good`` keeps the current decision.
-    A first assessment does not warn: a new enterprise sits near the prior (76 before its
-    first export), which is the lack of history, not a finding."""
+def recommended_action(policy: Policy, tier: str, previous: str | None) -> Action:
+    """What the registry should do about a tier change, by the policy's ``actions``: a first
+    assessment as a move down from nothing (``warn`` only if the policy says so), a move down
+    or up by its map; nothing out of ``exit``, which is final."""
+    actions = policy.actions
     if previous is None:
-        return "none" if tier in ("good", "warning") else TIERS_TO_ACTIONS[tier]
-    if tier == previous:
+        action = actions.down.get(tier, "none")
+        return "none" if action == "warn" and not actions.first_assessment_warns else action
+    if tier == previous or previous == "exit":
         return "none"
     if _rank(policy, tier) > _rank(policy, previous):
-        return TIERS_TO_ACTIONS[tier]
-    return "reinstate" if tier == "good" and previous != "exit" else "none"
+        return actions.down.get(tier, "none")
+    return actions.up.get(tier, "none")
 
 
 def replay(
@@ -594,7 +652,7 @@ def what_would_move(policy: Policy, state: State, now: datetime) -> dict[str, li
             for index, n in delta.items():
                 probe.totals[index] += n
             if complaint:
-                probe.complaints["what-if"] = [_iso(now), None, "what-if"]
+                probe.complaints["what-if"] = [_iso(now), None, "what-if", None]
             score = evaluate(policy, probe, now).score
             moves[component].append({"if": label, "score_change": round(score - base, 2)})
     return moves

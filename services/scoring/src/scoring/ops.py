@@ -13,7 +13,7 @@ import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import httpx
@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from contracts import topics
 from scoring.models import DlqRedrive, EnterpriseAssessment, LedgerEntry
 from scoring.settings import Settings
+from servicekit.clock import clock
 from servicekit.http import SessionDep
 
 router = APIRouter(include_in_schema=False)
@@ -248,7 +249,7 @@ async def console(
     q: Annotated[str | None, Query(max_length=64)] = None,
 ) -> HTMLResponse:
     settings: Settings = request.app.state.settings
-    now = datetime.now(UTC)
+    now = clock.now()
     found = await processes(settings)
     letters = await asyncio.to_thread(_live_letters, settings, session)
     tiers = dict(
@@ -347,7 +348,7 @@ def redrive_letter(
             redrive(settings, letter)
             session.execute(
                 insert(DlqRedrive).values(
-                    topic=topic, partition=partition, offset=offset, redriven_at=datetime.now(UTC)
+                    topic=topic, partition=partition, offset=offset, redriven_at=clock.now()
                 )
             )
     return RedirectResponse("/ops", status_code=303)

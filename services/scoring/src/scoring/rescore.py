@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -23,6 +22,7 @@ from scoring.models import EnterpriseAssessment, RescoreJob
 from scoring.policy import Policy
 from scoring.settings import Settings
 from servicekit import logs
+from servicekit.clock import clock
 from servicekit.db import make_engine
 from servicekit.lifetime import child_pool
 
@@ -46,7 +46,7 @@ def start(session: Session, policy: Policy, uscc: str | None) -> RescoreJob:
             done=0,
             changed=0,
             policy_version=policy.version,
-            started_at=datetime.now(UTC),
+            started_at=clock.now(),
         )
         session.add(job)
     return job
@@ -135,6 +135,6 @@ def _child_rescore(usccs: Sequence[str]) -> tuple[int, int]:
 
 def _progress(session: Session, job_id: str, **values: Any) -> None:
     if values.get("status") in ("done", "failed"):
-        values["finished_at"] = datetime.now(UTC)
+        values["finished_at"] = clock.now()
     with session.begin():
         session.execute(update(RescoreJob).where(RescoreJob.id == job_id).values(**values))

@@ -9,7 +9,7 @@ import json
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 
 import orjson
@@ -28,6 +28,7 @@ from scoring.models import (
 )
 from scoring.policy import Policy
 from servicekit import outbox
+from servicekit.clock import clock
 from servicekit.problems import NotFound
 
 SOURCE = "ucx/scoring"
@@ -157,7 +158,7 @@ def record_batch(
     """Fold a batch of new events (the inbox has removed duplicates) into the ledger and the
     running states, and emit what changed. ``now`` is the batch's moment, stored with every
     ledger row, so replay folds each row at the very same moment."""
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     usccs = sorted({e.enterpriseid for e in batch})
     enterprises = _load(session, usccs)
     exports = known_exports(session, exported_vins(batch))
@@ -250,6 +251,7 @@ def _change(
             causes=causes,
             policy_version=policy.version,
             assessed_at=now,
+            exit_rule=domain.exit_rule(assessment),
         ),
         source=SOURCE,
     )
@@ -276,7 +278,7 @@ def reevaluate(session: Session, policy: Policy, now: datetime | None = None) ->
     """Timer: every enterprise whose window ended before today is evaluated at ``now``;
     where the score or tier moved, a ``scoring.clock-tick`` ledger entry records the moment
     (replay needs it) and the change is emitted. Returns how many moved."""
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     today = now.date().toordinal()
     usccs = list(session.scalars(select(_STATES.c.uscc).where(_STATES.c.window_end < today)))
     if not usccs:
@@ -407,7 +409,7 @@ def rescore(
         state = folding[uscc][0]
         changed += state.score != ent.state.score or state.tier != ent.state.tier
         ent.state = state
-    _save(session, policy, enterprises.values(), datetime.now(UTC))  # emits where it moved
+    _save(session, policy, enterprises.values(), clock.now())  # emits where it moved
     return changed
 
 

@@ -16,7 +16,8 @@ class Settings(BaseServiceSettings):
     service_name: str = "scoring"
     port: int = 8004
     database_url: str = "sqlite:///var/scoring.db"
-    policy_path: Path = POLICIES / "v1.yaml"
+    policy_path: Path = POLICIES / "v2.yaml"
+    """The assessment policy (SCORING_POLICY_PATH); after a change, POST /v1/rescore."""
     # Bigger batches than the other workers: per-batch work (load and store each enterprise's
     # state, one commit) is what the worker amortises; 50 ms still keeps assessments fresh.
     consumer_batch_size: int = 2000
