@@ -4,6 +4,7 @@ from fastapi import FastAPI
 from prometheus_client import Gauge
 from sqlalchemy import Engine, func, select
 
+from customs import policy
 from customs.api import router
 from customs.models import Subscription
 from customs.settings import Settings
@@ -22,8 +23,11 @@ def count_endpoints(engine: Engine) -> None:
 
 
 def create_app(settings: BaseServiceSettings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    assert isinstance(settings, Settings)
+    policy.load(settings.policy_version)  # a missing or invalid policy stops the start
     return create_service_app(
-        settings or Settings(),
+        settings,
         title="ucx customs",
         description="Broker webhooks in and out; declarations behind the export gates.",
         routers=[router],

@@ -3,8 +3,6 @@ inspection that arrives late decides the declarations that were waiting for it."
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from sqlalchemy.orm import Session
 
 from contracts import events
@@ -15,6 +13,7 @@ from customs.delivery import Deliverer
 from customs.models import KnownVehicle, LatestInspection
 from customs.settings import Settings
 from servicekit import standing
+from servicekit.clock import clock
 from servicekit.consumer import Handler, Subscription, Timer
 from servicekit.db import make_engine
 from servicekit.settings import BaseServiceSettings
@@ -103,7 +102,7 @@ def timers(settings: BaseServiceSettings) -> list[Timer]:
     deliverer = Deliverer(make_engine(settings.database_url), settings)
 
     def sweep(session: Session) -> None:
-        services.decide_overdue(session, settings, datetime.now(UTC))
+        services.decide_overdue(session, settings, clock.now())
 
     async def deliver() -> None:
         while await deliverer.run_once() >= settings.delivery_batch:

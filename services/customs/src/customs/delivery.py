@@ -20,6 +20,7 @@ from standardwebhooks import Webhook
 from customs import outbound, vault
 from customs.models import Delivery, DeliveryAttempt, Subscription, SubscriptionSecret
 from customs.settings import Settings
+from servicekit.clock import clock
 from servicekit.db import session_factory
 
 log = structlog.get_logger("customs.delivery")
@@ -63,7 +64,7 @@ class Deliverer:
 
     async def run_once(self, now: datetime | None = None) -> int:
         """One round: every due delivery, concurrently. Returns how many were attempted."""
-        now = now or datetime.now(UTC)
+        now = now or clock.now()
         due = await asyncio.to_thread(self._claim, now)
         if not due:
             return 0
@@ -104,7 +105,9 @@ class Deliverer:
             return claimed
 
     async def _send(self, due: Due) -> Result:
-        signed_at = datetime.now(UTC)  # the attempt's real time, whatever clock schedules it
+        # The signature's timestamp is wall time on the wire, whatever clock schedules the
+        # attempt: receivers judge it against their own wall clocks (Standard Webhooks).
+        signed_at = datetime.fromtimestamp(time.time(), UTC)
         signatures = " ".join(Webhook(s).sign(due.id, signed_at, due.payload) for s in due.secrets)
         headers = {
             "webhook-id": due.id,

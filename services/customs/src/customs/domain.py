@@ -1,11 +1,18 @@
-"""Customs gates (DOMAIN.md §5): a declaration is accepted only if all hold. Pure."""
+"""Customs gates (DOMAIN.md §5): a declaration is accepted only if all hold. Pure.
+
+Every gate is judged at the moment customs received the lodging (``received_at``, the
+server's clock), never at the broker's claimed ``declared_at``.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
 
-GOOD_STANDING = frozenset({"admitted", "warned"})
+from customs.policy import CustomsPolicy
+
+OPEN_STATUSES = ("pending", "accepted", "released")
+"""A declaration in one of these holds its VIN: another lodging is ``declaration_open``."""
 
 
 @dataclass(frozen=True)
@@ -30,7 +37,7 @@ class Lodged:
     certificate_no: str | None
     export_licence_no: str | None
     after_sales_letter_ref: str | None
-    declared_at: datetime
+    received_at: datetime
 
 
 @dataclass(frozen=True)
@@ -40,24 +47,22 @@ class Decision:
     details: dict[str, str]
 
 
-def must_wait(vehicle: VehicleFacts | None, inspection: InspectionFacts | None) -> bool:
-    """A gate that cannot be judged yet because its event may still be on its way."""
-    return vehicle is None or inspection is None
-
-
 def decide(
     lodged: Lodged,
     *,
     vehicle: VehicleFacts | None,
     standing: str | None,
     inspection: InspectionFacts | None,
-    letter_required_from: date,
-    letter_max_age_days: int,
+    open_declaration: str | None,
+    policy: CustomsPolicy,
 ) -> Decision:
     """Every failing gate is a reason, not just the first."""
     reasons: list[str] = []
     details: dict[str, str] = {}
-    declared_on = lodged.declared_at.date()
+    received_on = lodged.received_at.date()
+    if open_declaration is not None:
+        reasons.append("declaration_open")
+        details["declaration_open"] = open_declaration
     if vehicle is None:
         reasons.append("vehicle_unknown")
     else:
@@ -65,14 +70,11 @@ def decide(
             reasons.append("vehicle_not_owned")
         if vehicle.exported:
             reasons.append("already_exported")
-        age_days = (declared_on - vehicle.first_registration_date).days
-        if (
-            declared_on >= letter_required_from
-            and age_days <= letter_max_age_days
-            and not lodged.after_sales_letter_ref
+        if needs_after_sales_letter(vehicle, received_on, policy) and not (
+            lodged.after_sales_letter_ref
         ):
             reasons.append("after_sales_letter_missing")
-    if standing not in GOOD_STANDING:
+    if standing not in policy.good_standing:
         reasons.append("enterprise_not_in_good_standing")
         details["enterprise_not_in_good_standing"] = f"enterprise_{standing or 'unknown'}"
     if inspection is None:
@@ -82,10 +84,109 @@ def decide(
     elif inspection.revoked:
         reasons.append("certificate_revoked")
     else:
-        if inspection.valid_until is None or inspection.valid_until < declared_on:
+        if inspection.valid_until is None or inspection.valid_until < received_on:
             reasons.append("inspection_expired")
         if inspection.certificate_no != lodged.certificate_no:
             reasons.append("certificate_mismatch")
     if not lodged.export_licence_no:
         reasons.append("licence_missing")
     return Decision("rejected" if reasons else "accepted", reasons, details)
+
+
+def needs_after_sales_letter(
+    vehicle: VehicleFacts, received_on: date, policy: CustomsPolicy
+) -> bool:
+    rule = policy.after_sales_letter
+    age_days = (received_on - vehicle.first_registration_date).days
+    return received_on >= rule.required_from and age_days <= rule.max_age_days
+
+
+_SURE = frozenset(
+    {
+        "declaration_open",
+        "vehicle_not_owned",
+        "already_exported",
+        "after_sales_letter_missing",
+        "licence_missing",
+    }
+)
+"""Reasons no event still on its way can take back: they come from the lodging itself, our own
+records (open declarations, exports) or a vehicle already known (its owner and first
+registration do not change). A known bad standing is certain too (reinstatement is the
+regulator's later decision, not an event that answers this lodging); an unknown one is not
+(the admission may be on its way, like the vehicle)."""
+
+
+def settle(
+    lodged: Lodged,
+    *,
+    vehicle: VehicleFacts | None,
+    standing: str | None,
+    inspection: InspectionFacts | None,
+    open_declaration: str | None,
+    policy: CustomsPolicy,
+    force: bool = False,
+) -> Decision | None:
+    """The decision now, or None while a missing event could still make it acceptable.
+
+    With the vehicle and its inspection known (or ``force``: the wait timed out) the gates
+    decide on what is known. Otherwise a declaration is rejected at once if a reason is
+    already certain, with the certain reasons only (``vehicle_unknown``/``inspection_missing``
+    and a mismatched or failed inspection may yet be answered by an event in flight). The
+    inspection's own reasons are certain when it carries the declared certificate: a revoked
+    certificate is not unrevoked, an expired one does not grow younger, and a newer
+    inspection would issue a different certificate number."""
+    decision = decide(
+        lodged,
+        vehicle=vehicle,
+        standing=standing,
+        inspection=inspection,
+        open_declaration=open_declaration,
+        policy=policy,
+    )
+    if force or (vehicle is not None and inspection is not None):
+        return decision
+    sure = [
+        r
+        for r in decision.reasons
+        if r in _SURE
+        or (r == "enterprise_not_in_good_standing" and standing is not None)
+        or _sure_of_certificate(r, lodged, inspection)
+    ]
+    if not sure:
+        return None
+    return Decision("rejected", sure, {k: v for k, v in decision.details.items() if k in sure})
+
+
+def _sure_of_certificate(reason: str, lodged: Lodged, inspection: InspectionFacts | None) -> bool:
+    return (
+        reason in ("certificate_revoked", "inspection_expired")
+        and inspection is not None
+        and inspection.certificate_no is not None
+        and inspection.certificate_no == lodged.certificate_no
+    )
+
+
+def step_refusals(
+    *,
+    standing: str | None,
+    inspection: InspectionFacts | None,
+    certificate_no: str | None,
+    received_on: date,
+    policy: CustomsPolicy,
+) -> tuple[list[str], dict[str, str]]:
+    """The gates re-checked at release and at departure, on the day the step was received:
+    the enterprise still in good standing, the declared certificate still the vehicle's latest,
+    unrevoked and unexpired."""
+    reasons: list[str] = []
+    details: dict[str, str] = {}
+    if standing not in policy.good_standing:
+        reasons.append("enterprise_not_in_good_standing")
+        details["enterprise_not_in_good_standing"] = f"enterprise_{standing or 'unknown'}"
+    if inspection is None or inspection.certificate_no != certificate_no:
+        reasons.append("certificate_mismatch")
+    elif inspection.revoked:
+        reasons.append("certificate_revoked")
+    elif inspection.valid_until is None or inspection.valid_until < received_on:
+        reasons.append("inspection_expired")
+    return reasons, details

@@ -8,11 +8,13 @@ from sqlalchemy import (
     Date,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -69,8 +71,25 @@ class LatestInspection(Base):
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+_OPEN = text("status IN ('pending', 'accepted', 'released')")  # domain.OPEN_STATUSES
+
+
 class Declaration(Base):
+    """A lodged declaration. At most one per VIN is open (pending, accepted or released): the
+    partial unique index holds that under concurrent lodgings too. A bill of lading carries
+    many vehicles, each VIN once."""
+
     __tablename__ = "declarations"
+    __table_args__ = (
+        Index(
+            "uq_declarations_open_vin",
+            "vin",
+            unique=True,
+            sqlite_where=_OPEN,
+            postgresql_where=_OPEN,
+        ),
+        UniqueConstraint("bill_of_lading", "vin", name="uq_declarations_bill_of_lading_vin"),
+    )
 
     declaration_no: Mapped[str] = mapped_column(String(64), primary_key=True)
     vin: Mapped[str] = mapped_column(String(17), index=True)
@@ -85,10 +104,14 @@ class Declaration(Base):
     destination_country: Mapped[str] = mapped_column(String(2))
     after_sales_letter_ref: Mapped[str | None] = mapped_column(String(64))
     declared_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    """The broker's claim, kept; bounded by the policy's claim ages, never judged."""
     lodged_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    """When customs received the lodging (the server's clock): the gates' moment."""
+    policy_version: Mapped[str | None] = mapped_column(String(20))
+    """The customs policy the decision was made by (None while pending)."""
     decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     released_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
-    bill_of_lading: Mapped[str | None] = mapped_column(String(64), unique=True)
+    bill_of_lading: Mapped[str | None] = mapped_column(String(64))
     vessel_name: Mapped[str | None] = mapped_column(String(200))
     vessel_imo: Mapped[str | None] = mapped_column(String(10))
     departed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
@@ -107,7 +130,8 @@ class BrokerSecret(Base):
 
 
 class RefusedDeparture(Base):
-    """A departure customs refused (no accepted and released declaration, or already exported)."""
+    """A release or departure customs refused: no accepted and released declaration, already
+    exported, or a gate re-checked at the step failed (standing, certificate)."""
 
     __tablename__ = "refused_departures"
 
@@ -116,6 +140,9 @@ class RefusedDeparture(Base):
     vin: Mapped[str] = mapped_column(String(17))
     enterprise_uscc: Mapped[str] = mapped_column(String(18))
     reason: Mapped[str] = mapped_column(String(40))
+    """The first of ``reasons``."""
+    reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
+    step: Mapped[str] = mapped_column(String(10), default="departure")  # release | departure
     refused_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 

@@ -5,18 +5,20 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple, cast
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import Table, bindparam, insert, select
+from sqlalchemy import Table, and_, bindparam, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
 
 from contracts import events
 from customs import domain, vault
+from customs import policy as customs_policy
 from customs.models import (
+    Base,
     Broker,
     BrokerEnterprise,
     BrokerSecret,
@@ -40,6 +42,7 @@ from customs.schemas import (
 )
 from customs.settings import Settings
 from servicekit import idempotency, outbox, standing
+from servicekit.clock import Claimed, check_claims, clock
 from servicekit.problems import (
     PROBLEM_JSON,
     Conflict,
@@ -56,7 +59,7 @@ SOURCE = "ucx/customs"
 
 def create_broker(session: Session, settings: Settings, data: BrokerCreate) -> tuple[Broker, str]:
     secret = vault.new_signing_secret()
-    now = datetime.now(UTC)
+    now = clock.now()
     try:
         with session.begin():
             broker = Broker(
@@ -87,7 +90,7 @@ def rotate_broker_secret(
     session: Session, settings: Settings, broker_id: str
 ) -> tuple[str, datetime]:
     """A new signing secret; the old ones keep verifying during the overlap window."""
-    now = datetime.now(UTC)
+    now = clock.now()
     until = now + timedelta(hours=settings.secret_overlap_hours)
     secret = vault.new_signing_secret()
     with session.begin():
@@ -138,9 +141,24 @@ _INSPECTION = select(
     _INSPECTIONS.c.verdict, _INSPECTIONS.c.certificate_no, _INSPECTIONS.c.valid_until,
     _INSPECTIONS.c.revoked,
 ).where(_INSPECTIONS.c.vin == bindparam("vin"))  # fmt: skip
-_DECLARATION_EXISTS = select(_DECLARATIONS.c.declaration_no).where(
-    _DECLARATIONS.c.declaration_no == bindparam("declaration_no")
+_STANDING = Base.metadata.tables["enterprise_standing"]
+_CLAIMED = select(_DECLARATIONS.c.declaration_no).where(
+    or_(
+        _DECLARATIONS.c.declaration_no == bindparam("declaration_no"),
+        and_(
+            _DECLARATIONS.c.vin == bindparam("vin"),
+            _DECLARATIONS.c.status.in_(domain.OPEN_STATUSES),
+        ),
+    )
 )
+"""This number lodged already, or the VIN's open declaration: one round trip for both."""
+_RECHECK = select(
+    _INSPECTIONS.c.verdict, _INSPECTIONS.c.certificate_no, _INSPECTIONS.c.valid_until,
+    _INSPECTIONS.c.revoked,
+    select(_STANDING.c.status).where(_STANDING.c.uscc == bindparam("uscc"))
+    .scalar_subquery().label("standing"),
+).where(_INSPECTIONS.c.vin == bindparam("vin"))  # fmt: skip
+"""The facts re-checked at release and departure, in one round trip."""
 _INSERT_DECLARATION = insert(_DECLARATIONS)
 
 
@@ -162,7 +180,7 @@ def verify_webhook(
     rows = session.connection().execute(_BROKER_SECRETS, {"broker_id": broker_id}).all()
     if not rows:
         raise Unauthorized("invalid-signature", "Unknown broker or invalid signature.")
-    now = datetime.now(UTC)
+    now = clock.now()
     secrets = [
         _unsealed(row.id, row.secret_encrypted, settings)
         for row in rows
@@ -206,8 +224,7 @@ def receive_webhook(
         return Answer(stored.status_code, stored.body or b"", content_type, replayed=True)
     try:
         message = _messages.validate_json(body)
-        with session.begin_nested():  # a refusal rolls back what the message began
-            status, payload = _apply(session, settings, broker, webhook_id, message)
+        status, payload = _apply_once_settled(session, settings, broker, webhook_id, message)
     except ValidationError as exc:
         errors = field_errors(exc.errors())
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
@@ -225,19 +242,51 @@ def receive_webhook(
     return answer
 
 
+def _apply_once_settled(
+    session: Session, settings: Settings, broker: BrokerRef, webhook_id: str, message: Message
+) -> tuple[int, dict[str, Any]]:
+    """Apply in a savepoint (a refusal rolls back what the message began) and flush there, so
+    a constraint violation is this message's own. The checks foresee every constraint; one can
+    still fire when another connection committed the same VIN's lodging a moment earlier (the
+    open-declaration index), so the message is judged once more against what is committed
+    now. A violation that persists is a final 409, remembered like any answer: never a 500,
+    never an answer the broker would retry forever."""
+    for attempt in (1, 2):
+        try:
+            with session.begin_nested():
+                answer = _apply(session, settings, broker, webhook_id, message)
+                session.flush()
+            return answer
+        except IntegrityError as exc:
+            if attempt == 2:
+                raise Conflict(
+                    "constraint-violated",
+                    f"{message.type} cannot be applied: it conflicts with a record customs "
+                    f"holds ({_constraint_of(exc)}). Retrying it will not change that.",
+                    constraint=_constraint_of(exc),
+                ) from exc
+    raise AssertionError("unreachable")
+
+
+def _constraint_of(exc: IntegrityError) -> str:
+    name = getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
+    return str(name) if name else str(exc.orig).splitlines()[0]
+
+
 def _apply(
     session: Session, settings: Settings, broker: BrokerRef, webhook_id: str, message: Message
 ) -> tuple[int, dict[str, Any]]:
+    refusal: Conflict | None = None
     if isinstance(message, LodgedMessage):
         declaration = _lodge(session, settings, broker, message.data)
     elif isinstance(message, ReleasedMessage):
-        declaration = _release(session, broker, message.data)
+        declaration, refusal = _release(session, settings, broker, message.data)
     elif isinstance(message, WithdrawnMessage):
         declaration = _withdraw(session, broker, message.data)
     else:
-        declaration, refusal = _depart(session, broker, message.data)
-        if refusal is not None:  # recorded and emitted, and still refused
-            return refusal.status, problem_body(refusal)
+        declaration, refusal = _depart(session, settings, broker, message.data)
+    if refusal is not None:  # recorded and emitted, and still refused
+        return refusal.status, problem_body(refusal)
     accepted = WebhookAccepted(
         webhook_id=webhook_id,
         type=message.type,
@@ -257,37 +306,83 @@ def _acts_for(session: Session, broker: BrokerRef, uscc: str) -> None:
         )
 
 
+def _policy(settings: Settings) -> customs_policy.CustomsPolicy:
+    return customs_policy.load(settings.policy_version)
+
+
+def _check_claim(
+    settings: Settings,
+    message_type: str,
+    field: str,
+    value: datetime,
+    now: datetime,
+    not_before: datetime | None = None,
+    not_before_rule: str = "time_out_of_range",
+) -> None:
+    """A partner's claimed time, kept as its claim, accepted only within the policy's age
+    and the allowed skew (422 ``time_out_of_range`` naming the field, nothing written)."""
+    max_age = _policy(settings).claim_max_age_hours.of(field)
+    check_claims(
+        {f"{message_type}.data.{field}": Claimed(value, max_age, not_before, not_before_rule)},
+        now=now,
+        skew=timedelta(seconds=settings.clock_skew_s),
+    )
+
+
 def _lodge(
     session: Session, settings: Settings, broker: BrokerRef, data: DeclarationLodged
 ) -> Declaration:
     """Decided at once unless it must wait; inserted with Core once its outcome is known (the
-    ORM object is only the holder the gates fill in)."""
+    ORM object is only the holder the gates fill in). Judged at ``lodged_at``, the moment
+    customs received it; ``declared_at`` is the broker's claim, bounded and kept."""
     _acts_for(session, broker, data.enterprise_uscc)
+    received_at = clock.now()
+    _check_claim(settings, "declaration.lodged", "declared_at", data.declared_at, received_at)
     connection = session.connection()
-    if connection.execute(_DECLARATION_EXISTS, {"declaration_no": data.declaration_no}).first():
-        raise Conflict(
-            "declaration-exists", f"Declaration {data.declaration_no} was lodged already."
-        )
+    claimed = connection.execute(
+        _CLAIMED, {"declaration_no": data.declaration_no, "vin": data.vin}
+    ).scalars()
+    open_declaration = None
+    for declaration_no in claimed:
+        if declaration_no == data.declaration_no:
+            raise Conflict(
+                "declaration-exists", f"Declaration {data.declaration_no} was lodged already."
+            )
+        open_declaration = declaration_no
     declaration = Declaration(
         **data.model_dump(),
         broker_id=broker.id,
         status="pending",
         reasons=[],
         reason_details={},
-        lodged_at=datetime.now(UTC),
+        lodged_at=received_at,
     )
-    decide_if_possible(session, settings, declaration, force=False)
+    decide_if_possible(
+        session, settings, declaration, force=False, open_declaration=open_declaration
+    )
     connection.execute(
         _INSERT_DECLARATION, {c.key: getattr(declaration, c.key) for c in _DECLARATIONS.columns}
     )
     return declaration
 
 
+def _inspection_facts(row: Any) -> domain.InspectionFacts | None:
+    if row is None:
+        return None
+    return domain.InspectionFacts(row.verdict, row.certificate_no, row.valid_until, row.revoked)
+
+
 def decide_if_possible(
-    session: Session, settings: Settings, declaration: Declaration, *, force: bool
+    session: Session,
+    settings: Settings,
+    declaration: Declaration,
+    *,
+    force: bool,
+    open_declaration: str | None = None,
 ) -> bool:
     """Decide a pending declaration now, unless a vehicle or inspection event may still be
-    on its way (then it stays pending; ``force`` decides with what is known)."""
+    on its way and could make it acceptable (then it stays pending; ``force`` decides with
+    what is known). ``open_declaration``: another open declaration of the VIN."""
     session.flush()  # a consumer's projection changes, for the Core reads below
     connection = session.connection()
     vehicle_row = connection.execute(_VEHICLE, {"vin": declaration.vin}).first()
@@ -299,37 +394,30 @@ def decide_if_possible(
         if vehicle_row
         else None
     )
-    inspection = (
-        domain.InspectionFacts(
-            inspection_row.verdict,
-            inspection_row.certificate_no,
-            inspection_row.valid_until,
-            inspection_row.revoked,
-        )
-        if inspection_row
-        else None
-    )
-    if not force and domain.must_wait(vehicle, inspection):
-        return False
-    decision = domain.decide(
+    policy = _policy(settings)
+    decision = domain.settle(
         domain.Lodged(
             vin=declaration.vin,
             enterprise_uscc=declaration.enterprise_uscc,
             certificate_no=declaration.certificate_no,
             export_licence_no=declaration.export_licence_no,
             after_sales_letter_ref=declaration.after_sales_letter_ref,
-            declared_at=declaration.declared_at,
+            received_at=declaration.lodged_at,
         ),
         vehicle=vehicle,
         standing=standing.status_of(session, declaration.enterprise_uscc),
-        inspection=inspection,
-        letter_required_from=date.fromisoformat(settings.after_sales_letter_from),
-        letter_max_age_days=settings.after_sales_letter_max_age_days,
+        inspection=_inspection_facts(inspection_row),
+        open_declaration=open_declaration,
+        policy=policy,
+        force=force,
     )
+    if decision is None:
+        return False
     declaration.status = decision.outcome
     declaration.reasons = decision.reasons
     declaration.reason_details = decision.details
-    declaration.decided_at = datetime.now(UTC)
+    declaration.decided_at = clock.now()
+    declaration.policy_version = policy.version
     outbox.emit(
         session,
         events.VehicleDeclared(
@@ -344,6 +432,8 @@ def decide_if_possible(
             port_of_loading=declaration.port_of_loading,
             destination_country=declaration.destination_country,
             declared_at=declaration.declared_at,
+            received_at=declaration.lodged_at,
+            policy_version=policy.version,
         ),
         source=SOURCE,
     )
@@ -367,12 +457,100 @@ def _require_status(declaration: Declaration, allowed: set[str], doing: str) -> 
         )
 
 
-def _release(session: Session, broker: BrokerRef, data: DeclarationReleased) -> Declaration:
+def _recheck(
+    session: Session, settings: Settings, declaration: Declaration, received_at: datetime
+) -> tuple[list[str], dict[str, str]]:
+    """The gates that can turn after acceptance, judged on the day the step was received."""
+    row = (
+        session.connection()
+        .execute(_RECHECK, {"vin": declaration.vin, "uscc": declaration.enterprise_uscc})
+        .first()
+    )
+    status = row.standing if row else standing.status_of(session, declaration.enterprise_uscc)
+    return domain.step_refusals(
+        standing=status,
+        inspection=_inspection_facts(row),
+        certificate_no=declaration.certificate_no,
+        received_on=received_at.date(),
+        policy=_policy(settings),
+    )
+
+
+def _refuse(
+    session: Session,
+    broker: BrokerRef,
+    declaration: Declaration,
+    step: str,
+    reasons: list[str],
+    details: dict[str, str],
+    bill_of_lading: str | None,
+    now: datetime,
+) -> Conflict:
+    """Record and emit a refused release or departure: the assessment must see the attempt."""
+    session.add(
+        RefusedDeparture(
+            id=str(uuid.uuid4()),
+            declaration_no=declaration.declaration_no,
+            vin=declaration.vin,
+            enterprise_uscc=declaration.enterprise_uscc,
+            reason=reasons[0],
+            reasons=reasons,
+            step=step,
+            refused_at=now,
+        )
+    )
+    outbox.emit(
+        session,
+        events.DepartureRefused(
+            enterprise_uscc=declaration.enterprise_uscc,
+            declaration_no=declaration.declaration_no,
+            vin=declaration.vin,
+            broker_id=broker.id,
+            reason=reasons[0],
+            reasons=reasons,
+            step="release" if step == "release" else "departure",
+            declaration_status=declaration.status,
+            bill_of_lading=bill_of_lading,
+            refused_at=now,
+        ),
+        source=SOURCE,
+    )
+    return Conflict(
+        reasons[0].replace("_", "-"),
+        f"{step.capitalize()} refused for declaration {declaration.declaration_no}: "
+        f"{', '.join(reasons)} (declaration is {declaration.status}). The attempt is recorded.",
+        step=step,
+        reasons=reasons,
+        reason_details=details,
+        declaration_status=declaration.status,
+    )
+
+
+def _release(
+    session: Session, settings: Settings, broker: BrokerRef, data: DeclarationReleased
+) -> tuple[Declaration, Conflict | None]:
+    """``released_at`` may not lie before the lodging's receipt (less the allowed skew: the
+    broker's clock and ours may differ that much). Standing and certificate are re-checked."""
     declaration = _declaration_for(session, broker, data.declaration_no)
+    now = clock.now()
+    _check_claim(
+        settings,
+        "declaration.released",
+        "released_at",
+        data.released_at,
+        now,
+        not_before=declaration.lodged_at - timedelta(seconds=settings.clock_skew_s),
+        not_before_rule="released_before_lodged",
+    )
     _require_status(declaration, {"accepted"}, "release")
+    reasons, details = _recheck(session, settings, declaration, now)
+    if reasons:
+        return declaration, _refuse(
+            session, broker, declaration, "release", reasons, details, None, now
+        )
     declaration.status = "released"
     declaration.released_at = data.released_at
-    return declaration
+    return declaration, None
 
 
 def _withdraw(session: Session, broker: BrokerRef, data: DeclarationWithdrawn) -> Declaration:
@@ -383,48 +561,34 @@ def _withdraw(session: Session, broker: BrokerRef, data: DeclarationWithdrawn) -
 
 
 def _depart(
-    session: Session, broker: BrokerRef, data: ShipmentDeparted
+    session: Session, settings: Settings, broker: BrokerRef, data: ShipmentDeparted
 ) -> tuple[Declaration, Conflict | None]:
-    """A departure needs an accepted and released declaration and a VIN not yet exported.
-    A refused one is still recorded and emitted: the assessment must see the attempt."""
+    """A departure needs a released declaration, a VIN not yet exported, and the gates that
+    can turn after acceptance still holding (standing, certificate). ``departed_at`` may not
+    lie before the claimed release."""
     declaration = _declaration_for(session, broker, data.declaration_no)
+    now = clock.now()
+    _check_claim(
+        settings,
+        "shipment.departed",
+        "departed_at",
+        data.departed_at,
+        now,
+        not_before=declaration.released_at,
+        not_before_rule="departed_before_released",
+    )
     vehicle = session.get(KnownVehicle, declaration.vin, with_for_update=True)
-    reason = None
+    reasons: list[str] = []
+    details: dict[str, str] = {}
     if (vehicle is not None and vehicle.exported) or declaration.status == "exported":
-        reason = "already_exported"
+        reasons = ["already_exported"]
     elif declaration.status != "released":
-        reason = "declaration_not_released"
-    if reason is not None:
-        now = datetime.now(UTC)
-        session.add(
-            RefusedDeparture(
-                id=str(uuid.uuid4()),
-                declaration_no=declaration.declaration_no,
-                vin=declaration.vin,
-                enterprise_uscc=declaration.enterprise_uscc,
-                reason=reason,
-                refused_at=now,
-            )
-        )
-        outbox.emit(
-            session,
-            events.DepartureRefused(
-                enterprise_uscc=declaration.enterprise_uscc,
-                declaration_no=declaration.declaration_no,
-                vin=declaration.vin,
-                broker_id=broker.id,
-                reason=reason,
-                declaration_status=declaration.status,
-                bill_of_lading=data.bill_of_lading,
-                refused_at=now,
-            ),
-            source=SOURCE,
-        )
-        return declaration, Conflict(
-            reason.replace("_", "-"),
-            f"Departure refused for declaration {declaration.declaration_no}: {reason} "
-            f"(declaration is {declaration.status}). The attempt is recorded.",
-            declaration_status=declaration.status,
+        reasons = ["declaration_not_released"]
+    else:
+        reasons, details = _recheck(session, settings, declaration, now)
+    if reasons:
+        return declaration, _refuse(
+            session, broker, declaration, "departure", reasons, details, data.bill_of_lading, now
         )
     if vehicle is None:
         raise Conflict("vehicle-unknown", f"Vehicle {declaration.vin} is not known to customs.")

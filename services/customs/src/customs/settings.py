@@ -25,5 +25,5 @@ class Settings(BaseServiceSettings):
     delivery_schedule_s: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
     """Wait before each attempt (Svix's schedule); jittered by +-10 %."""
     disable_after_failing_days: float = 5.0
-    after_sales_letter_from: str = "2026-01-01"
-    after_sales_letter_max_age_days: int = 180
+    policy_version: str = "v1"
+    """Which services/customs/policies/<version>.yaml the gates decide by."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -15,6 +15,7 @@ from contracts.envelope import CloudEvent
 from customs import outbound, vault
 from customs.models import Delivery, DeliveryAttempt, Subscription, SubscriptionSecret
 from customs.settings import Settings
+from servicekit.clock import clock
 from servicekit.problems import NotFound, Problem
 
 PAYLOAD_LIMIT = 20_000
@@ -41,7 +42,7 @@ def create(
         outbound.check_url(url, production=settings.environment == "production")
     except outbound.UrlRefused as exc:
         raise _refuse_url(exc) from exc
-    now = datetime.now(UTC)
+    now = clock.now()
     secret = vault.new_signing_secret()
     with session.begin():
         subscription = Subscription(
@@ -111,7 +112,7 @@ def rotate_secret(
     session: Session, settings: Settings, subscription_id: str
 ) -> tuple[str, datetime]:
     """A new secret; deliveries carry both signatures during the overlap window."""
-    now = datetime.now(UTC)
+    now = clock.now()
     until = now + timedelta(hours=settings.secret_overlap_hours)
     secret = vault.new_signing_secret()
     with session.begin():
@@ -157,7 +158,7 @@ def _queue(
 
 
 def test_fire(session: Session, subscription_id: str) -> Delivery:
-    now = datetime.now(UTC)
+    now = clock.now()
     with session.begin():
         subscription = get(session, subscription_id)
         delivery = _queue(
@@ -179,7 +180,7 @@ def enqueue(session: Session, event: CloudEvent) -> None:
     type_ = outbound.webhook_type(event)
     if type_ is None:
         return
-    now = datetime.now(UTC)
+    now = clock.now()
     for subscription in session.scalars(
         select(Subscription).where(Subscription.status.in_(("active", "disabled")))
     ):
@@ -224,7 +225,7 @@ def replay(
     session: Session, subscription_id: str, delivery_id: str | None, since: datetime | None
 ) -> int:
     """Send one message again, or every failed one since a time (same ``webhook-id``)."""
-    now = datetime.now(UTC)
+    now = clock.now()
     with session.begin():
         get(session, subscription_id)
         query = select(Delivery).where(Delivery.subscription_id == subscription_id)
