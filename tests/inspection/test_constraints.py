@@ -1,0 +1,200 @@
+"""Every unique and primary-key constraint of inspection's tables, listed from the models'
+metadata: for each, the input that would violate it gets a final answer (a 4xx problem+json
+over HTTP, a no-op for a consumed event), or the input cannot name the constrained value at
+all. A constraint added to the models fails ``test_every_constraint_is_covered`` until it is
+entered below with its proof."""
+
+import json
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import MetaData, PrimaryKeyConstraint, UniqueConstraint
+
+from contracts import envelope, events
+from inspection.__main__ import SPEC
+from inspection.models import Base
+from servicekit.clock import clock
+from servicekit.idempotency import digest
+
+import factories
+from helpers import ADMIN, bearer, consume, service_client, sql
+
+Constraint = tuple[str, tuple[str, ...]]
+
+SERVER_DRAWN: dict[Constraint, str] = {
+    ("stations", ("id",)): "a uuid4 the service draws; POST /v1/stations refuses an `id` (422)",
+    ("station_keys", ("id",)): "a uuid4 the service draws; key rotation takes no body",
+    ("station_keys", ("key_hash",)): "SHA-256 of an API key the service draws (secrets)",
+    ("inspections", ("id",)): "a uuid4 the service draws; POST /v1/inspections refuses an `id`",
+    ("inspections", ("certificate_no",)): "80 random bits the service draws; a station "
+    "cannot send a certificate number (422)",
+    ("outbox", ("id",)): "autoincrement",
+    ("outbox", ("event_id",)): "a CloudEvents id the service draws per event (uuid7)",
+}
+"""Constraints on values only the service chooses: no input reaches them."""
+
+ANSWERED: dict[Constraint, str] = {
+    (
+        "known_vehicles",
+        ("vin",),
+    ): "test_a_vin_registered_twice_keeps_its_first_copy_and_fails_nothing",
+    ("inbox", ("event_id",)): "test_a_redelivered_event_changes_nothing",
+    ("enterprise_standing", ("uscc",)): "test_status_changes_of_one_enterprise_in_one_batch_apply",
+    ("idempotency_keys", ("scope", "key")): "test_a_reused_idempotency_key_gets_a_final_answer",
+}
+"""Constraints that input can reach, and the test proving the answer is final."""
+
+
+def constraints(metadata: MetaData) -> set[Constraint]:
+    found = set()
+    for table in metadata.sorted_tables:
+        for constraint in table.constraints:
+            if isinstance(constraint, PrimaryKeyConstraint | UniqueConstraint):
+                found.add((table.name, tuple(c.name for c in constraint.columns)))
+        for index in table.indexes:
+            if index.unique:
+                found.add((table.name, tuple(c.name for c in index.columns)))
+    return found
+
+
+def test_every_constraint_is_covered() -> None:
+    assert constraints(Base.metadata) == SERVER_DRAWN.keys() | ANSWERED.keys()
+    assert not SERVER_DRAWN.keys() & ANSWERED.keys()
+    for name in ANSWERED.values():
+        assert callable(globals().get(name)), f"{name} is named as a proof but does not exist"
+
+
+@pytest.fixture
+def inspection(database_url: str, now: datetime) -> Iterator[TestClient]:
+    for client, _ in service_client(SPEC, database_url):
+        yield client
+
+
+def deliver(client: TestClient, *batch: envelope.CloudEvent) -> None:
+    consume(SPEC, client.app.state.settings, *batch)  # type: ignore[attr-defined]
+
+
+def registration(vin: str, uscc: str, make: str) -> envelope.CloudEvent:
+    return envelope.new_event(
+        events.VehicleRegistered(
+            enterprise_uscc=uscc,
+            vin=vin,
+            make=make,
+            model="Lavida" if make == "Volkswagen" else "Sylphy",
+            model_year=2022,
+            first_registration_date="2022-04-18",
+            mileage_km=38_200,
+            transfer_endorsed_on=clock.today() - timedelta(days=3),
+            registered_at=clock.now() - timedelta(days=2),
+        ),
+        source="ucx/registry",
+    )
+
+
+def status_change(uscc: str, to: str, at: datetime) -> envelope.CloudEvent:
+    data = {"enterprise_uscc": uscc, "from": None, "to": to, "actor": "policy", "reason": "score"}
+    return envelope.new_event(
+        events.EnterpriseStatusChanged.model_validate({**data, "changed_at": at}),
+        source="ucx/registry",
+    )
+
+
+def dead_letters(client: TestClient) -> int:
+    return int(sql(client, "SELECT count(*) FROM outbox WHERE topic LIKE '%.dlq'")[0][0])
+
+
+def problem(r: Any) -> tuple[int, str]:
+    assert r.headers["content-type"] == "application/problem+json", r.text
+    return r.status_code, str(r.json()["type"]).rsplit("/", 1)[1]
+
+
+def test_a_vin_registered_twice_keeps_its_first_copy_and_fails_nothing(
+    inspection: TestClient,
+) -> None:
+    uscc, vin = factories.uscc(), factories.vin()
+    first, second = registration(vin, uscc, "Volkswagen"), registration(vin, uscc, "Nissan")
+    deliver(inspection, first, second)  # one batch: the second sees the first's pending row
+    deliver(inspection, registration(vin, uscc, "Nissan"))  # and a later batch
+    assert sql(inspection, "SELECT make FROM known_vehicles") == [("Volkswagen",)]
+    assert dead_letters(inspection) == 0
+
+
+def test_a_redelivered_event_changes_nothing(inspection: TestClient) -> None:
+    uscc, vin = factories.uscc(), factories.vin()
+    event = registration(vin, uscc, "Volkswagen")
+    deliver(inspection, event, event)  # twice in one batch
+    deliver(inspection, event)  # and again after a crash
+    assert sql(inspection, "SELECT count(*) FROM inbox") == [(1,)]
+    assert dead_letters(inspection) == 0
+
+
+def test_status_changes_of_one_enterprise_in_one_batch_apply(inspection: TestClient) -> None:
+    uscc, now = factories.uscc(), clock.now()
+    deliver(
+        inspection,
+        status_change(uscc, "admitted", now - timedelta(days=300)),
+        status_change(uscc, "warned", now - timedelta(days=2)),
+        status_change(uscc, "suspended", now - timedelta(hours=1)),
+    )
+    assert sql(inspection, "SELECT status FROM enterprise_standing") == [("suspended",)]
+    assert dead_letters(inspection) == 0
+
+
+def test_a_reused_idempotency_key_gets_a_final_answer(inspection: TestClient) -> None:
+    deliver(inspection, registration(vin := factories.vin(), factories.uscc(), "Volkswagen"))
+    r = inspection.post("/v1/stations", json=factories.station(), headers=ADMIN)
+    key = r.json()["api_key"]
+    body = factories.inspection(vin)
+    headers = {**bearer(key), "Idempotency-Key": "FZ-MVIC-2026-12-02-0042"}
+    first = inspection.post("/v1/inspections", json=body, headers=headers)
+    again = inspection.post("/v1/inspections", json=body, headers=headers)
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
+    other = inspection.post(
+        "/v1/inspections", json={**body, "odometer_km": 39_010}, headers=headers
+    )
+    assert problem(other) == (422, "idempotency-key-reused")
+    # a first request still in flight (its claim held, no answer yet): the duplicate is told so
+    raw = json.dumps(factories.inspection(vin, odometer_km=39_020)).encode()
+    scope = f"/v1/inspections|{digest(bearer(key)['Authorization'].encode())[:16]}"
+    sql(
+        inspection,
+        "INSERT INTO idempotency_keys (scope, key, request_hash, created_at) "
+        "VALUES (:s, 'FZ-MVIC-2026-12-02-0043', :h, :t)",
+        s=scope,
+        h=digest(raw),
+        t=clock.now(),
+    )
+    in_flight = inspection.post(
+        "/v1/inspections",
+        content=raw,
+        headers={
+            **headers,
+            "Idempotency-Key": "FZ-MVIC-2026-12-02-0043",
+            "Content-Type": "application/json",
+        },
+    )
+    assert problem(in_flight) == (409, "idempotency-key-in-flight")
+    assert sql(inspection, "SELECT count(*) FROM inspections") == [(1,)]
+
+
+@pytest.mark.parametrize(
+    ("path", "field", "value"),
+    [
+        ("/v1/stations", "id", "0b8f5a52-5d7e-4c1b-9a57-2f1c3f0d9e11"),
+        ("/v1/inspections", "id", "0b8f5a52-5d7e-4c1b-9a57-2f1c3f0d9e11"),
+        ("/v1/inspections", "certificate_no", "EXC-2612-N8ZFSMTAVJVRZ514-I"),
+    ],
+)
+def test_input_cannot_choose_a_server_drawn_value(
+    inspection: TestClient, path: str, field: str, value: str
+) -> None:
+    station = inspection.post("/v1/stations", json=factories.station(), headers=ADMIN).json()
+    body = factories.station() if path == "/v1/stations" else factories.inspection(factories.vin())
+    headers = ADMIN if path == "/v1/stations" else bearer(station["api_key"])
+    r = inspection.post(path, json={**body, field: value}, headers=headers)
+    assert problem(r) == (422, "validation-error")
+    assert [e["field"] for e in r.json()["errors"]] == [field]
