@@ -7,12 +7,14 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import yaml
 from fastapi.testclient import TestClient
-from scoring_events import exported, inspected, registered
+from scoring_events import complaint, declared, exported, forged, inspected, registered
 
 from scoring.__main__ import SPEC
+from scoring.settings import POLICIES
 from servicekit.settings import BaseServiceSettings
 
 import factories
@@ -47,7 +49,9 @@ def test_the_assessment_lists_components_window_policy_and_causes(scoring: Clien
     client, _ = scoring
     uscc = enterprise_with(scoring, passes=12, fails=0, exports=1)
     body = client.get(f"/v1/enterprises/{uscc}/assessment").json()
-    assert body["score"] == 100.0 and body["tier"] == "good"
+    # policy v2: quality 30, integrity 25, activity 5; nothing declared: gate compliance at the
+    # prior 0.9 (18); one export: after-sales (1 * 1 + 10 * 0.9) / 11 of 20 (18.18)
+    assert body["score"] == 96.18 and body["tier"] == "good"
     assert set(body["components"]) == {
         "quality", "integrity", "gate_compliance", "after_sales", "activity",
     }  # fmt: skip
@@ -55,7 +59,7 @@ def test_the_assessment_lists_components_window_policy_and_causes(scoring: Clien
         "value": 1.0, "weight": 30.0, "observed_rate": 0.0, "numerator": 0.0, "denominator": 12.0,
     }  # fmt: skip
     assert body["vehicles"] == 12 and body["exports"] == 1 and body["events_counted"] == 25
-    assert body["policy_version"] == "v1"
+    assert body["policy_version"] == "v2"
     assert date.fromisoformat(body["window"]["to"]) == datetime.now(UTC).date()
     assert body["causes"] and body["causes_by_component"]["quality"]
 
@@ -169,10 +173,11 @@ def test_rescore_with_a_changed_policy_recomputes_from_the_ledger_and_emits_diff
     changed_one = enterprise_with((client, settings), passes=10, fails=2)
     unchanged = enterprise_with((client, settings), passes=12)
     before = client.get(f"/v1/enterprises/{changed_one}/assessment").json()
+    unchanged_before = client.get(f"/v1/enterprises/{unchanged}/assessment").json()
     assert client.post("/v1/rescore", json={}).status_code == 401
 
     stricter: dict[str, Any] = yaml.safe_load(settings.policy_path.read_text())  # type: ignore[attr-defined]
-    stricter["version"] = "v1-strict"
+    stricter["version"] = "v2-strict"
     stricter["components"]["quality"]["tolerance"] = 0.10
     path = tmp_path / "strict.yaml"
     path.write_text(yaml.safe_dump(stricter))
@@ -184,11 +189,12 @@ def test_rescore_with_a_changed_policy_recomputes_from_the_ledger_and_emits_diff
     assert started.status_code == 202, started.text
     job = strict.get(f"/v1/rescore/{started.json()['id']}", headers=ADMIN).json()
     assert job["status"] == "done" and job["total"] == 2 and job["done"] == 2
-    assert job["changed"] == 1 and job["policy_version"] == "v1-strict"
+    assert job["changed"] == 1 and job["policy_version"] == "v2-strict"
     after = strict.get(f"/v1/enterprises/{changed_one}/assessment").json()
-    assert after["score"] < before["score"] and after["policy_version"] == "v1-strict"
+    assert after["score"] < before["score"] and after["policy_version"] == "v2-strict"
     assert after["components"]["quality"]["value"] == 0.0  # 2 fails in 12: over 10 % now
-    assert strict.get(f"/v1/enterprises/{unchanged}/assessment").json()["score"] == 100.0
+    unchanged_after = strict.get(f"/v1/enterprises/{unchanged}/assessment").json()
+    assert unchanged_after["score"] == unchanged_before["score"] == 96.18
     assessed = sql(strict, "SELECT COUNT(*) FROM outbox WHERE topic = 'enterprise.assessed.v1'")
     assert sql(strict, "SELECT COUNT(*) FROM outbox")[0][0] - emitted_before == 1
     assert assessed[0][0] >= 3
@@ -199,3 +205,87 @@ def test_rescore_with_a_changed_policy_recomputes_from_the_ledger_and_emits_diff
         == 404
     )
     next(strict_clients, None)
+
+
+def assessed_events(client: TestClient, uscc: str) -> list[dict[str, Any]]:
+    """The data of every enterprise.assessed the service wrote for ``uscc``, oldest first."""
+    rows = sql(
+        client,
+        "SELECT value FROM outbox WHERE topic = 'enterprise.assessed.v1' AND key = :u ORDER BY id",
+        u=uscc,
+    )
+    return [orjson.loads(bytes(value))["data"] for (value,) in rows]
+
+
+def test_the_issue_example_warns_under_v1_and_not_under_v2(database_url: str) -> None:
+    """11 registered vehicles, 2 first inspections, 1 failed: too little evidence to warn."""
+
+    def example(client: Client) -> str:
+        uscc = factories.uscc("440300")
+        consume(SPEC, client[1], *[registered(uscc) for _ in range(11)], inspected(uscc))
+        consume(SPEC, client[1], inspected(uscc, "fail"))
+        return uscc
+
+    v1_clients = service_client(SPEC, database_url, policy_path=POLICIES / "v1.yaml")
+    v1 = next(v1_clients)
+    under_v1 = example(v1)
+    body = v1[0].get(f"/v1/enterprises/{under_v1}/assessment").json()
+    assert (body["score"], body["tier"], body["policy_version"]) == (65.0, "warning", "v1")
+    assert assessed_events(v1[0], under_v1)[-1]["recommended_action"] == "warn"
+    next(v1_clients, None)
+
+    v2_clients = service_client(SPEC, database_url)
+    v2 = next(v2_clients)
+    under_v2 = example(v2)
+    body = v2[0].get(f"/v1/enterprises/{under_v2}/assessment").json()
+    assert (body["score"], body["tier"], body["policy_version"]) == (83.5, "good", "v2")
+    moves = [(e["tier"], e["recommended_action"]) for e in assessed_events(v2[0], under_v2)]
+    assert moves == [("good", "none"), ("good", "none")]  # one per batch, no warning
+    explained = v2[0].get(f"/v1/enterprises/{under_v2}/assessment/explain").json()
+    applied = {name: c["prior_applied"] for name, c in explained["components"].items()}
+    assert applied == {
+        "quality": True, "integrity": False, "gate_compliance": True, "after_sales": True,
+        "activity": False,
+    }  # fmt: skip
+    next(v2_clients, None)
+
+
+def test_every_refusal_counts_in_its_component(scoring: Client) -> None:
+    client, settings = scoring
+    uscc = enterprise_with(scoring, passes=12)
+    consume(
+        SPEC, settings, declared(uscc, "licence_missing"), declared(uscc, "vehicle_unknown"),
+        declared(uscc, "after_sales_letter_missing", "certificate_revoked"),
+        declared(uscc, "a_reason_from_2027"), declared(uscc),
+    )  # fmt: skip
+    components = client.get(f"/v1/enterprises/{uscc}/assessment").json()["components"]
+    assert components["integrity"]["numerator"] == 1  # vehicle_unknown
+    # licence, letter + revoked (one refusal), and the code v2 does not know yet
+    assert (
+        components["gate_compliance"]["numerator"],
+        components["gate_compliance"]["denominator"],
+    ) == (3, 5)
+
+
+def test_enterprise_assessed_names_the_immediate_exit_rule_that_fired(scoring: Client) -> None:
+    client, settings = scoring
+    stamped = enterprise_with(scoring, passes=12)
+    consume(SPEC, settings, forged(stamped))
+    last = assessed_events(client, stamped)[-1]
+    assert (last["tier"], last["recommended_action"]) == ("exit", "exit")
+    assert last["exit_rule"] == "forged_inspection"
+    assert assessed_events(client, stamped)[0]["exit_rule"] is None
+
+    no_parts = enterprise_with(scoring, passes=12, exports=20)
+    consume(SPEC, settings, complaint(no_parts, "no_spare_parts"), complaint(no_parts, "rust"))
+    consume(SPEC, settings, complaint(no_parts, "warranty_refused"))
+    before = client.get(f"/v1/enterprises/{no_parts}/assessment").json()
+    assert before["tier"] != "exit" and before["exit_rules"] == []
+    consume(SPEC, settings, complaint(no_parts, "no_spare_parts"))
+    body = client.get(f"/v1/enterprises/{no_parts}/assessment").json()
+    assert body["tier"] == "exit" and body["raw_tier"] != "exit"
+    assert [r["rule"] for r in body["exit_rules"]] == ["exit_trigger_complaints_in_window"]
+    last = assessed_events(client, no_parts)[-1]
+    assert (last["recommended_action"], last["exit_rule"]) == (
+        "exit", "exit_trigger_complaints_in_window",
+    )  # fmt: skip

@@ -407,8 +407,8 @@ def test_the_issue_example_warns_under_v1_but_not_on_so_little_evidence_under_v2
     ("history", "component", "v2_value", "v1_value"),
     [
         # 2 first inspections of 20 vehicles, both failed: quality's evidence is 2
-        (registered(T0, 20) + [inspected(T0, "fail", failed=("BRAKES",)) for _ in range(2)], "quality",
-         9 / 12, 0.0),
+        (registered(T0, 20) + [inspected(T0, "fail", failed=("BRAKES",)) for _ in range(2)],
+         "quality", 9 / 12, 0.0),
         # 1 declaration, refused: gate compliance's evidence is 1
         ([*established(), declared(T0, "inspection_failed")], "gate_compliance", 9 / 11, 0.0),
         # 1 export, 1 complaint: after-sales' evidence is 1

@@ -1,6 +1,7 @@
 """The live worker's running state equals the pure function over its ledger, for random
 event histories spread over two years, delivered in random batches on a moving clock, with
-duplicates, out-of-order arrival and the daily clock ticks between them."""
+duplicates, out-of-order arrival and the daily clock ticks between them: under policy v1 and
+under v2 (the default)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from scoring import domain, policy, services
 from scoring.__main__ import SPEC
 from scoring.consumers import subscriptions
 from scoring.models import EnterpriseAssessment, LedgerEntry
-from scoring.settings import Settings
+from scoring.settings import POLICIES, Settings
 from servicekit import migrate
 from servicekit.consumer import BatchApplier, Record, Subscription
 from servicekit.db import make_engine
@@ -31,6 +32,7 @@ from servicekit.db import make_engine
 import factories
 
 POLICY = policy.load(Settings().policy_path)
+POLICIES_BY_VERSION = {v: policy.load(POLICIES / f"{v}.yaml") for v in ("v1", "v2")}
 USCCS = scoring_events.USCCS
 
 
@@ -50,12 +52,12 @@ def reset(engine: Engine) -> None:
         conn.execute(text("DELETE FROM outbox"))
 
 
-def on_clock(engine: Engine, clock: list[datetime]) -> BatchApplier:
+def on_clock(engine: Engine, clock: list[datetime], rules: policy.Policy = POLICY) -> BatchApplier:
     """The worker's own subscription, with the batch moment taken from ``clock``."""
     [real] = subscriptions(Settings(database_url=str(engine.url)))
 
     def after_batch(session: Session, batch: Sequence[CloudEvent]) -> None:
-        services.record_batch(session, POLICY, batch, now=clock[0])
+        services.record_batch(session, rules, batch, now=clock[0])
 
     return BatchApplier(engine, Subscription(real.name, real.handlers, after_batch), 1)
 
@@ -71,9 +73,11 @@ def records(batch: Sequence[CloudEvent]) -> list[Record]:
     max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 80))
+@pytest.mark.parametrize("version", ["v1", "v2"])
 def test_incremental_state_equals_the_pure_function_over_the_ledger(
-    engine: Engine, seed: int, n: int
+    engine: Engine, version: str, seed: int, n: int
 ) -> None:
+    rules = POLICIES_BY_VERSION[version]
     reset(engine)
     rng = random.Random(seed)
     vins: list[str] = []
@@ -81,12 +85,12 @@ def test_incremental_state_equals_the_pure_function_over_the_ledger(
     deliveries = history + rng.sample(history, k=rng.randrange(0, n + 1))  # redeliveries
     rng.shuffle(deliveries)  # out-of-order arrival
     clock = [START]
-    applier = on_clock(engine, clock)
+    applier = on_clock(engine, clock, rules)
     while deliveries:
         clock[0] += timedelta(days=rng.uniform(0, 60))
         if rng.random() < 0.3:
             with Session(engine) as session, session.begin():
-                services.reevaluate(session, POLICY, clock[0])
+                services.reevaluate(session, rules, clock[0])
         size = rng.randint(1, 10)
         batch, deliveries = deliveries[:size], deliveries[size:]
         applier.apply(records(batch))
@@ -95,7 +99,7 @@ def test_incremental_state_equals_the_pure_function_over_the_ledger(
         ledger = session.scalars(select(LedgerEntry).order_by(LedgerEntry.seq)).all()
         seen = [e.event_id for e in ledger if e.type != domain.TICK]
         assert sorted(seen) == sorted({e.id for e in history})  # each exactly once
-        replayed = domain.replay(POLICY, services.ledger_entries(session))
+        replayed = domain.replay(rules, services.ledger_entries(session))
         rows = session.scalars(select(EnterpriseAssessment)).all()
         assert {r.uscc for r in rows} == set(replayed)
         for row in rows:
@@ -104,8 +108,9 @@ def test_incremental_state_equals_the_pure_function_over_the_ledger(
             assert (row.score, row.tier) == (stored.score, stored.tier)
             # the fold's per-event score is the one the full assessment computes
             assert stored.moment is not None
-            assert domain.evaluate(POLICY, stored, stored.moment).score == stored.score
+            assert domain.evaluate(rules, stored, stored.moment).score == stored.score
             assert (row.emitted_score, row.emitted_tier) == (row.score, row.tier)
+            assert row.policy_version == version
         assert services.verify_chain(session) == (len(ledger), [])
 
 
@@ -120,24 +125,27 @@ def test_the_clock_ages_events_out_and_records_the_moment(engine: Engine) -> Non
             station_id="s", inspected_at=START, odometer_km=1, verdict="fail",
             first_inspection=True, items=[], failed_items=["BRAKES"],
         )  # fmt: skip
-        fails.append(envelope.new_event(data, source="ucx/test", time=START))
         registered = events.VehicleRegistered(
             enterprise_uscc=uscc, vin=data.vin, make="BYD", model="Qin Plus", model_year=2022,
             first_registration_date=date(2022, 6, 1), mileage_km=21_000, registered_at=START,
         )  # fmt: skip
         fails.append(envelope.new_event(registered, source="ucx/test", time=START))
+        fails.append(envelope.new_event(data, source="ucx/test", time=START))
     clock = [START + timedelta(hours=1)]
     on_clock(engine, clock).apply(records(fails))
     with Session(engine) as session:
         before = services.get_row(session, uscc)
-        assert (before.score, before.tier) == (65.0, "warning")  # quality 0, nothing exported
+        # quality 0 (10 of 10 failed), integrity 25, gate compliance and after-sales at the
+        # prior 0.9 (nothing declared or exported): 25 + 18 + 18
+        assert (before.score, before.tier) == (61.0, "warning")
     with Session(engine) as session, session.begin():
         assert services.reevaluate(session, POLICY, START + timedelta(days=100)) == 0
     with Session(engine) as session, session.begin():
         assert services.reevaluate(session, POLICY, START + timedelta(days=366)) == 1
     with Session(engine) as session:
         after = services.get_row(session, uscc)
-        assert (after.score, after.tier) == (76.0, "warning")  # nothing in the window: the prior
+        # nothing in the window: every rated component at the prior, 0.9 * 95
+        assert (after.score, after.tier) == (85.5, "good")
         ticks = session.scalars(select(LedgerEntry).where(LedgerEntry.type == domain.TICK)).all()
         assert len(ticks) == 1
         replayed = domain.replay(POLICY, services.ledger_entries(session))[uscc]

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
-from scoring_events import inspected, registered
+from scoring_events import inspected, random_event, registered
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -20,7 +20,7 @@ from scoring import domain, policy, services
 from scoring import rescore as rescoring
 from scoring.__main__ import SPEC
 from scoring.models import EnterpriseAssessment, LedgerEntry
-from scoring.settings import Settings
+from scoring.settings import POLICIES, Settings
 from servicekit.db import is_sqlite, make_engine
 
 import factories
@@ -30,9 +30,10 @@ POLICY = policy.load(Settings().policy_path)
 
 
 def stricter(tmp_path: Path) -> Path:
-    """Policy v1 with a quality tolerance of 10 %: any enterprise failing more moves."""
+    """The default policy with a quality tolerance of 10 %: any enterprise failing more
+    moves."""
     text: dict[str, Any] = yaml.safe_load(Settings().policy_path.read_text())
-    text["version"] = "v1-strict"
+    text["version"] = "v2-strict"
     text["components"]["quality"]["tolerance"] = 0.10
     path = tmp_path / "strict.yaml"
     path.write_text(yaml.safe_dump(text))
@@ -52,7 +53,7 @@ def test_a_job_folds_enterprises_in_processes_and_equals_a_replay_under_the_new_
     batch, failing = [], set()
     for _ in range(30):
         uscc = factories.uscc(rng=rng)
-        fails = rng.choice([0, 0, 2])  # 2 in 12: over the strict 10 %, within v1's
+        fails = rng.choice([0, 0, 2])  # 2 in 12: over the strict 10 %, within v2's
         batch += [registered(uscc) for _ in range(12)]
         batch += [inspected(uscc, "fail" if i < fails else "pass") for i in range(12)]
         if fails:
@@ -84,7 +85,7 @@ def test_a_job_folds_enterprises_in_processes_and_equals_a_replay_under_the_new_
             assert len(rows) == 30
             for row in rows:
                 assert domain.State.from_json(row.state) == replayed[row.uscc], row.uscc
-                assert row.policy_version == "v1-strict"
+                assert row.policy_version == "v2-strict"
                 assert (row.tier == "good") == (row.uscc not in failing)
     finally:
         engine.dispose()
@@ -124,3 +125,47 @@ def test_enterprises_folded_from_a_snapshot_take_in_what_the_worker_appended_mea
         engine.dispose()
         snapshots.dispose()
         next(clients, None)
+
+
+def test_rescore_moves_every_enterprise_assessed_under_v1_to_v2(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rescoring, "CHUNK", 2)  # 4 enterprises: two chunks, two processes
+    v1_clients = service_client(SPEC, database_url, policy_path=POLICIES / "v1.yaml")
+    v1, v1_settings = next(v1_clients)
+    rng = random.Random(13)
+    vins: list[str] = []
+    history = [random_event(rng, vins) for _ in range(300)]  # refusals, complaints, exits
+    thin = factories.uscc("440300")  # the issue's example: 11 vehicles, 1 of 2 inspections failed
+    example = [registered(thin) for _ in range(11)] + [inspected(thin), inspected(thin, "fail")]
+    for start in range(0, len(history), 50):
+        consume(SPEC, v1_settings, *history[start : start + 50])
+    consume(SPEC, v1_settings, *example)
+    assert v1.get(f"/v1/enterprises/{thin}/assessment").json()["tier"] == "warning"
+    next(v1_clients, None)
+
+    v2_clients = service_client(SPEC, database_url, rescore_processes=2)
+    v2, _ = next(v2_clients)
+    started = v2.post("/v1/rescore", json={}, headers=ADMIN)
+    assert started.status_code == 202, started.text
+    job = v2.get(f"/v1/rescore/{started.json()['id']}", headers=ADMIN).json()
+    assert (job["status"], job["done"], job["policy_version"]) == ("done", 4, "v2"), job
+    assert job["changed"] >= 1
+    body = v2.get(f"/v1/enterprises/{thin}/assessment").json()
+    assert (body["score"], body["tier"], body["policy_version"]) == (83.5, "good", "v2")
+    next(v2_clients, None)
+
+    v2_policy = policy.load(POLICIES / "v2.yaml")
+    engine = make_engine(database_url)
+    try:
+        with Session(engine) as session:
+            replayed = domain.replay(v2_policy, services.ledger_entries(session))
+            rows = session.scalars(select(EnterpriseAssessment)).all()
+            assert {r.uscc for r in rows} == set(replayed) and len(rows) == 4
+            for row in rows:
+                assert row.policy_version == "v2", row.uscc
+                state = domain.State.from_json(row.state)
+                assert state == replayed[row.uscc], row.uscc
+                assert (row.score, row.tier) == (state.score, state.tier)
+    finally:
+        engine.dispose()
