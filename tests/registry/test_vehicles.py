@@ -13,7 +13,8 @@ from contracts.identifiers import vin_check_digit
 import factories
 from helpers import ADMIN, bearer, sql
 
-TOMORROW = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
+# after tomorrow: in the future in China (UTC+8) whatever the hour in UTC
+AFTER_TOMORROW = (datetime.now(UTC) + timedelta(days=2)).date().isoformat()
 
 
 def admitted(registry: TestClient) -> tuple[str, str]:
@@ -50,14 +51,33 @@ BAD_INPUTS: dict[str, tuple[dict[str, Any], str, str]] = {
     "unknown country": ({"destination_country": "XK"}, "destination_country", "country_code"),
     "hs code": ({"hs_code": "8711"}, "hs_code", "hs_code"),
     "future first registration": (
-        {"first_registration_date": TOMORROW},
+        {"first_registration_date": AFTER_TOMORROW},
         "first_registration_date",
-        "date_in_future",
+        "time_out_of_range",
     ),
     "future endorsement": (
-        {"transfer_endorsed_on": TOMORROW},
+        {"transfer_endorsed_on": AFTER_TOMORROW},
         "transfer_endorsed_on",
-        "date_in_future",
+        "time_out_of_range",
+    ),
+    "endorsement before first registration": (
+        {"first_registration_date": "2022-04-18", "transfer_endorsed_on": "2022-04-17"},
+        "transfer_endorsed_on",
+        "endorsed_before_first_registration",
+    ),
+    "first registration before any car": (
+        {"first_registration_date": "1970-01-01"},
+        "first_registration_date",
+        "time_out_of_range",
+    ),
+    "model year after first registration": (
+        {
+            "vin": factories.vin(model_year=2022),
+            "model_year": 2022,
+            "first_registration_date": "2020-06-30",
+        },
+        "model_year",
+        "model_year_after_first_registration",
     ),
     "stale endorsement": (
         {"transfer_endorsed_on": "2026-01-01"},

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
 from registry import services
 from registry.models import Vehicle
+from registry.policy import RegistryPolicy
 from registry.schemas import (
     BatchResult,
     BatchRow,
@@ -25,7 +25,8 @@ from registry.schemas import (
     VehiclePublic,
 )
 from registry.settings import Settings
-from servicekit.auth import bearer
+from servicekit.auth import bearer, require_admin
+from servicekit.clock import clock
 from servicekit.http import AdminDep, SessionDep, WriterDep
 from servicekit.pagination import MAX_LIMIT, Page
 
@@ -49,27 +50,44 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
+def _policy(request: Request) -> RegistryPolicy:
+    policy: RegistryPolicy = request.app.state.policy
+    return policy
+
+
 def _vehicle(request: Request, vehicle: Vehicle) -> VehiclePublic:
     public = VehiclePublic.model_validate(vehicle, from_attributes=True)
-    stage = services.visible_stage(_settings(request), vehicle, datetime.now(UTC))
+    stage = services.visible_stage(_policy(request), vehicle, clock.now())
     return public.model_copy(update={"stage": stage})
 
 
 @router.post("/enterprises", status_code=status.HTTP_201_CREATED)
 def apply(body: EnterpriseCreate, session: SessionDep, request: Request) -> EnterprisePublic:
-    enterprise = services.apply(session, _settings(request), body)
+    enterprise = services.apply(session, _policy(request), body)
     return EnterprisePublic.model_validate(enterprise, from_attributes=True)
 
 
 @router.get("/enterprises")
 def list_enterprises(
     session: SessionDep,
+    request: Request,
     status: EnterpriseStatus = None,
     province: Annotated[str | None, Query(pattern=r"^[0-9]{6}$")] = None,
+    recommended: Annotated[
+        str | None,
+        Query(
+            pattern="^reinstate$",
+            description="reinstate: the regulator's review list (admin token required).",
+        ),
+    ] = None,
     cursor: str | None = None,
     limit: Limit = 50,
 ) -> Page[EnterprisePublic]:
-    rows, next_cursor = services.list_enterprises(session, status, province, cursor, limit)
+    if recommended is not None:
+        require_admin(request, _settings(request).admin_token)
+    rows, next_cursor = services.list_enterprises(
+        session, status, province, cursor, limit, recommended
+    )
     items = [EnterprisePublic.model_validate(e, from_attributes=True) for e in rows]
     return Page[EnterprisePublic](items=items, next_cursor=next_cursor)
 
@@ -78,9 +96,7 @@ def list_enterprises(
 def decide(
     uscc: str, body: DecisionCreate, session: SessionDep, request: Request, _admin: AdminDep
 ) -> DecisionPublic:
-    enterprise, api_key = services.decide(
-        session, _settings(request), uscc, body.action, body.reason
-    )
+    enterprise, api_key = services.decide(session, _policy(request), uscc, body.action, body.reason)
     public = DecisionPublic.model_validate(enterprise, from_attributes=True)
     return public.model_copy(update={"api_key": api_key})
 
@@ -101,9 +117,9 @@ def history(uscc: str, session: SessionDep) -> list[StatusChangePublic]:
 
 @router.post("/vehicles", status_code=status.HTTP_201_CREATED, response_model=VehiclePublic)
 async def register_vehicle(body: VehicleCreate, request: Request, writer: WriterDep) -> Response:
-    settings, key = _settings(request), bearer(request)
+    settings, policy, key = _settings(request), _policy(request), bearer(request)
     row = await writer.run(
-        lambda s: services.register_vehicle(s, settings, key, body),
+        lambda s: services.register_vehicle(s, settings, policy, key, body),
         on_integrity_error=lambda _exc: services.already_registered(body.vin),
     )
     # stage: just registered, so not stalled; serialised once here (FastAPI would validate
@@ -115,7 +131,9 @@ async def register_vehicle(body: VehicleCreate, request: Request, writer: Writer
 @router.post("/vehicles:batch", status_code=status.HTTP_207_MULTI_STATUS)
 def register_batch(body: VehicleBatch, session: SessionDep, request: Request) -> BatchResult:
     """Up to 500 vehicles: valid rows are committed, invalid rows come back with their errors."""
-    rows = services.register_batch(session, _settings(request), bearer(request), body.vehicles)
+    rows = services.register_batch(
+        session, _settings(request), _policy(request), bearer(request), body.vehicles
+    )
     results = [BatchRow(**row) for row in rows]
     created = sum(r.status == "created" for r in results)
     return BatchResult(created=created, rejected=len(results) - created, results=results)
@@ -131,7 +149,7 @@ def list_vehicles(
     limit: Limit = 50,
 ) -> Page[VehiclePublic]:
     rows, next_cursor = services.list_vehicles(
-        session, _settings(request), enterprise, stage, cursor, limit
+        session, _policy(request), enterprise, stage, cursor, limit
     )
     return Page[VehiclePublic](items=[_vehicle(request, v) for v in rows], next_cursor=next_cursor)
 
@@ -146,7 +164,7 @@ def timeline(vin: str, session: SessionDep, request: Request) -> TimelinePublic:
     vehicle, entries = services.timeline(session, vin)
     return TimelinePublic(
         vin=vehicle.vin,
-        stage=services.visible_stage(_settings(request), vehicle, datetime.now(UTC)),
+        stage=services.visible_stage(_policy(request), vehicle, clock.now()),
         events=[
             TimelineEvent(
                 id=e.event_id, type=e.type, source=e.source, time=e.time, summary=e.summary

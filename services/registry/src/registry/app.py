@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from registry import policy
 from registry.api import router
 from registry.settings import Settings
 from servicekit.http import create_service_app
@@ -9,9 +10,13 @@ from servicekit.settings import BaseServiceSettings
 
 
 def create_app(settings: BaseServiceSettings | None = None) -> FastAPI:
-    return create_service_app(
-        settings or Settings(),
+    settings = settings or Settings()
+    assert isinstance(settings, Settings)
+    app = create_service_app(
+        settings,
         title="ucx registry",
         description="Export enterprises, admission status, vehicles for export.",
         routers=[router],
     )
+    app.state.policy = policy.load(settings.policy_path)  # once: the hot path reads it
+    return app

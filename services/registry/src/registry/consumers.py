@@ -4,14 +4,13 @@ transaction."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from sqlalchemy.orm import Session
 
 from contracts import events
 from contracts.envelope import CloudEvent
-from registry import domain, services
+from registry import domain, policy, services
 from registry.settings import Settings
+from servicekit.clock import clock
 from servicekit.consumer import Subscription, Timer
 from servicekit.settings import BaseServiceSettings
 
@@ -47,7 +46,13 @@ def record_vehicle_event(session: Session, event: CloudEvent) -> None:
     services.record_vehicle_event(session, event, summary, stage)
 
 
-def subscriptions(_settings: BaseServiceSettings) -> list[Subscription]:
+def subscriptions(settings: BaseServiceSettings) -> list[Subscription]:
+    assert isinstance(settings, Settings)
+    loaded = policy.load(settings.policy_path)
+
+    def apply_assessment(session: Session, event: CloudEvent) -> None:
+        services.apply_assessment(session, loaded, event)
+
     return [
         Subscription(
             "registry-vehicle-lifecycle",
@@ -57,9 +62,7 @@ def subscriptions(_settings: BaseServiceSettings) -> list[Subscription]:
                 events.VehicleExported.TYPE: record_vehicle_event,
             },
         ),
-        Subscription(
-            "registry-assessments", {events.EnterpriseAssessed.TYPE: services.apply_assessment}
-        ),
+        Subscription("registry-assessments", {events.EnterpriseAssessed.TYPE: apply_assessment}),
     ]
 
 
@@ -67,6 +70,6 @@ def timers(settings: BaseServiceSettings) -> list[Timer]:
     assert isinstance(settings, Settings)
 
     def expire(session: Session) -> None:
-        services.expire_overdue(session, datetime.now(UTC))
+        services.expire_overdue(session, clock.now())
 
     return [Timer("registry-admission-expiry", settings.expiry_sweep_interval_s, expire)]

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Literal
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Literal, cast
+from zoneinfo import ZoneInfo
 
-from contracts.identifiers import vin_model_years
+from contracts.identifiers import model_year_mismatch, vin_model_years
+from registry.policy import Recommendation, RegistryPolicy
+from servicekit.clock import Claimed, check_claims
 
 Status = Literal["applied", "admitted", "warned", "suspended", "exited", "rejected", "expired"]
 Action = Literal["approve", "reject", "renew", "warn", "suspend", "reinstate", "exit"]
@@ -18,10 +22,18 @@ TRANSITIONS: dict[str, dict[str, str]] = {
     "warn": {"admitted": "warned"},
     "suspend": {"admitted": "suspended", "warned": "suspended"},
     "reinstate": {"warned": "admitted", "suspended": "admitted"},
-    "exit": {"admitted": "exited", "warned": "exited", "suspended": "exited"},
+    "exit": {"admitted": "exited", "warned": "exited", "suspended": "exited", "expired": "exited"},
     "expire": {"admitted": "expired", "warned": "expired"},
 }
 SYSTEM_ACTIONS = frozenset({"expire"})
+IMMEDIATE_EXIT_FROM = frozenset(
+    {"applied", "admitted", "warned", "suspended", "rejected", "expired"}
+)
+"""An exit whose assessment names an immediate-exit rule applies from every status but
+``exited``."""
+ADMINISTRATIVE_ACTIONS = frozenset({"renew"})
+"""Admin decisions that do not judge the enterprise's standing: they do not overrule an
+assessment made before them (a renewal must not escape an exit recommended before it)."""
 MAY_REGISTER_VEHICLES = frozenset({"admitted", "warned"})
 
 
@@ -63,6 +75,39 @@ def check_province(uscc: str, province: str) -> None:
         )
 
 
+CIVIL_TIME = ZoneInfo("Asia/Shanghai")
+"""Dates on Chinese registration certificates are civil dates in China (UTC+8): the server's
+"today" for them is China's, or an endorsement dated this morning in Fuzhou would be refused
+as in the future until 08:00."""
+
+
+def check_vehicle_dates(
+    *,
+    first_registration_date: date,
+    transfer_endorsed_on: date,
+    now: datetime,
+    skew: timedelta,
+    policy: RegistryPolicy,
+) -> None:
+    """The enterprise's claimed dates, bounded by the server's clock (422
+    ``time_out_of_range`` naming each field); an endorsement before the car's first
+    registration is ``endorsed_before_first_registration``."""
+    oldest = timedelta(days=policy.first_registration_max_age_days)
+    check_claims(
+        {
+            "first_registration_date": Claimed(first_registration_date, oldest),
+            "transfer_endorsed_on": Claimed(
+                transfer_endorsed_on,
+                oldest,
+                not_before=first_registration_date,
+                not_before_rule="endorsed_before_first_registration",
+            ),
+        },
+        now=now.astimezone(CIVIL_TIME),
+        skew=skew,
+    )
+
+
 def check_vehicle(
     *,
     vin: str,
@@ -70,30 +115,28 @@ def check_vehicle(
     first_registration_date: date,
     transfer_endorsed_on: date,
     today: date,
-    endorsement_max_age_days: int,
+    policy: RegistryPolicy,
 ) -> None:
-    if model_year not in vin_model_years(vin):
+    """The rules past the time bounds (``today``: China's civil date)."""
+    if model_year_mismatch(vin, model_year):
         raise RuleViolation(
             "vin_model_year_mismatch",
             f"VIN position 10 ({vin[9]!r}) stands for {vin_model_years(vin)}, not {model_year}",
             field="model_year",
         )
-    if first_registration_date > today:
+    latest_model_year = first_registration_date.year + policy.model_year_max_lead_years
+    if model_year > latest_model_year:
         raise RuleViolation(
-            "date_in_future",
-            "first registration date is in the future",
-            field="first_registration_date",
+            "model_year_after_first_registration",
+            f"model year {model_year} is more than {policy.model_year_max_lead_years} year(s) "
+            f"after the first registration ({first_registration_date.isoformat()})",
+            field="model_year",
         )
-    if transfer_endorsed_on > today:
-        raise RuleViolation(
-            "date_in_future",
-            "transfer endorsement date is in the future",
-            field="transfer_endorsed_on",
-        )
-    if (today - transfer_endorsed_on).days > endorsement_max_age_days:
+    max_age = policy.transfer_endorsement_max_age_days
+    if (today - transfer_endorsed_on).days > max_age:
         raise RuleViolation(
             "transfer_endorsement_expired",
-            f"the transfer endorsement is older than {endorsement_max_age_days} days",
+            f"the transfer endorsement is older than {max_age} days",
             field="transfer_endorsed_on",
         )
 
@@ -110,20 +153,44 @@ def effective_status(status: str, admission_valid_until: date | None, today: dat
 
 
 # -- automatic decisions from enterprise.assessed -------------------------------------------
-POLICY_ACTIONS: dict[str, str] = {
-    "warn": "warn",
-    "suspend": "suspend",
-    "exit": "exit",
-    "reinstate": "reinstate",
-}
+Outcome = Literal["none", "applied", "refused", "awaiting_regulator"]
 
 
-def automatic_action(recommended: str, status: str) -> str | None:
-    """The decision the policy takes for a recommendation, if the status machine allows it."""
-    action = POLICY_ACTIONS.get(recommended)
-    if action is None or next_status(status, action) is None:
-        return None
-    return action
+@dataclass(frozen=True)
+class Judgement:
+    """What the registry does with one recommendation: apply ``action`` (-> ``target``),
+    refuse it, or leave it to the regulator; ``why`` is the history's line for the last two."""
+
+    outcome: Outcome
+    action: str | None = None
+    target: str | None = None
+    why: str = ""
+
+
+def judge_recommendation(
+    policy: RegistryPolicy, recommended: str, status: str, exit_rule: str | None
+) -> Judgement:
+    if recommended == "none":
+        return Judgement("none")
+    action = policy.automatic_actions.get(cast(Recommendation, recommended))
+    if action is None:
+        why = f"recommendation refused: {recommended} is no automatic action in policy"
+        return Judgement("refused", why=f"{why} {policy.version}")
+    target = next_status(status, action)
+    if action == "exit" and exit_rule is not None and status in IMMEDIATE_EXIT_FROM:
+        target = "exited"
+    if target is None:
+        return Judgement(
+            "refused", action, why=f"recommendation refused: {action} not allowed from {status}"
+        )
+    if action == "reinstate" and status == "suspended" and not policy.auto_reinstate:
+        return Judgement(
+            "awaiting_regulator",
+            action,
+            target,
+            why="recommendation: reinstate, awaiting the regulator's decision",
+        )
+    return Judgement("applied", action, target)
 
 
 # -- a vehicle's stage from its timeline ---------------------------------------------------

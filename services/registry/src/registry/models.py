@@ -28,17 +28,24 @@ class Enterprise(Base):
     contact: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(20), index=True)
     admission_valid_until: Mapped[date | None] = mapped_column(Date)
+    recommended: Mapped[str | None] = mapped_column(String(20), index=True)
+    """The latest recommendation of an assessment the registry did not apply (refused by the
+    status machine, or awaiting the regulator) since the last status change."""
     api_key_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     applied_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class StatusChange(Base):
+    """The enterprise's history, in order: every status change (outcome ``applied``, each
+    emitted as its ``event_id``) and every recommendation the registry did not apply
+    (``refused`` or ``awaiting_regulator``: no event, from_status = to_status)."""
+
     __tablename__ = "status_changes"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     uscc: Mapped[str] = mapped_column(ForeignKey("enterprises.uscc"), index=True)
-    event_id: Mapped[str] = mapped_column(String(64), unique=True)
+    event_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     from_status: Mapped[str | None] = mapped_column(String(20))
     to_status: Mapped[str] = mapped_column(String(20))
     action: Mapped[str] = mapped_column(String(20))
@@ -46,6 +53,9 @@ class StatusChange(Base):
     reason: Mapped[str] = mapped_column(Text)
     cause: Mapped[str | None] = mapped_column(String(64))
     changed_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    outcome: Mapped[str] = mapped_column(String(20), default="applied")
+    policy_version: Mapped[str | None] = mapped_column(String(20))
+    """The registry policy the decision was taken under (None: before policies had versions)."""
 
 
 class Vehicle(Base):

@@ -36,6 +36,11 @@ class EnterprisePublic(BaseModel):
     contact: str
     status: str
     admission_valid_until: date | None
+    recommended: str | None = Field(
+        default=None,
+        description="The latest assessment recommendation not applied since the last status "
+        "change: refused by the status machine, or (reinstate) awaiting the regulator.",
+    )
     applied_at: datetime
     updated_at: datetime
 
@@ -52,7 +57,12 @@ class DecisionPublic(EnterprisePublic):
 
 
 class StatusChangePublic(BaseModel):
-    event_id: str
+    """One entry of the enterprise's history: a status change, or an assessment's
+    recommendation the registry did not apply (``outcome``)."""
+
+    event_id: str | None = Field(
+        description="The enterprise.status-changed event; null for a recommendation not applied."
+    )
     from_status: str | None
     to_status: str
     action: str
@@ -60,6 +70,15 @@ class StatusChangePublic(BaseModel):
     reason: str
     cause: str | None = Field(description="The event that caused it (an assessment), if any.")
     changed_at: datetime
+    outcome: Literal["applied", "refused", "awaiting_regulator"] = Field(
+        default="applied",
+        description="applied: the status changed; refused: the status machine (or a later "
+        "decision of the regulator) did not allow the recommendation; awaiting_regulator: "
+        "reinstatement from suspended, the regulator's decision.",
+    )
+    policy_version: str | None = Field(
+        default=None, description="The registry policy the decision was taken under."
+    )
 
 
 class VehicleCreate(_In):

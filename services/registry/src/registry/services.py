@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from pydantic import ValidationError
 from sqlalchemy import Table, bindparam, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from contracts import events
@@ -16,10 +17,12 @@ from contracts.envelope import CloudEvent
 from contracts.identifiers import vin_warnings
 from registry import domain
 from registry.models import Complaint, Enterprise, StatusChange, TimelineEntry, Vehicle
+from registry.policy import RegistryPolicy
 from registry.schemas import ComplaintCreate, EnterpriseCreate, VehicleCreate
 from registry.settings import Settings
 from servicekit import outbox, pagination
 from servicekit.auth import hash_key, new_api_key
+from servicekit.clock import clock
 from servicekit.problems import Conflict, Forbidden, NotFound, Problem, Unauthorized, field_errors
 
 SOURCE = "ucx/registry"
@@ -33,17 +36,27 @@ def _rule_problem(exc: domain.RuleViolation) -> Problem:
 # -- enterprises ------------------------------------------------------------------------------
 
 
-def apply(session: Session, settings: Settings, data: EnterpriseCreate) -> Enterprise:
+def apply(session: Session, policy: RegistryPolicy, data: EnterpriseCreate) -> Enterprise:
     try:
         domain.check_province(data.uscc, data.province)
-        domain.check_application(data.kind, data.appraiser_count, settings.min_dealer_appraisers)
+        domain.check_application(data.kind, data.appraiser_count, policy.min_dealer_appraisers)
     except domain.RuleViolation as exc:
         raise _rule_problem(exc) from exc
-    now = datetime.now(UTC)
+    now = clock.now()
+    try:
+        return _apply(session, policy, data, now)
+    except IntegrityError as exc:  # a first application of the same USCC committed meanwhile
+        current = session.get(Enterprise, data.uscc)
+        raise _enterprise_exists(data.uscc, current.status if current else "applied") from exc
+
+
+def _apply(
+    session: Session, policy: RegistryPolicy, data: EnterpriseCreate, now: datetime
+) -> Enterprise:
     with session.begin():
         existing = session.get(Enterprise, data.uscc, with_for_update=True)
         if existing is not None:
-            _check_may_reapply(session, settings, existing, now)
+            _check_may_reapply(session, policy, existing, now)
             enterprise = existing
             for field, value in data.model_dump().items():
                 setattr(enterprise, field, value)
@@ -55,21 +68,36 @@ def apply(session: Session, settings: Settings, data: EnterpriseCreate) -> Enter
         _change_status(
             session, enterprise, "applied", "apply", "admin", "application filed", None, now
         )
+        session.flush()  # a concurrent first application's row: IntegrityError here
     return enterprise
 
 
+def _enterprise_exists(uscc: str, status: str) -> Conflict:
+    return Conflict(
+        "enterprise-exists",
+        f"Enterprise {uscc} is already {status}.",
+        uscc=uscc,
+        current_status=status,
+        enterprise=f"/v1/enterprises/{uscc}",
+    )
+
+
 def _check_may_reapply(
-    session: Session, settings: Settings, enterprise: Enterprise, now: datetime
+    session: Session, policy: RegistryPolicy, enterprise: Enterprise, now: datetime
 ) -> None:
     if enterprise.status == "rejected":
         return
     if enterprise.status == "exited":
         exited_at = session.scalar(
             select(StatusChange.changed_at)
-            .where(StatusChange.uscc == enterprise.uscc, StatusChange.to_status == "exited")
+            .where(
+                StatusChange.uscc == enterprise.uscc,
+                StatusChange.to_status == "exited",
+                StatusChange.outcome == "applied",
+            )
             .order_by(StatusChange.id.desc())
         )
-        allowed = (exited_at or now) + timedelta(days=settings.reapply_after_exit_days)
+        allowed = (exited_at or now) + timedelta(days=policy.reapply_after_exit_days)
         if now >= allowed:
             return
         raise Conflict(
@@ -79,20 +107,14 @@ def _check_may_reapply(
             current_status=enterprise.status,
             reapply_from=allowed.isoformat(),
         )
-    raise Conflict(
-        "enterprise-exists",
-        f"Enterprise {enterprise.uscc} is already {enterprise.status}.",
-        uscc=enterprise.uscc,
-        current_status=enterprise.status,
-        enterprise=f"/v1/enterprises/{enterprise.uscc}",
-    )
+    raise _enterprise_exists(enterprise.uscc, enterprise.status)
 
 
 def decide(
-    session: Session, settings: Settings, uscc: str, action: str, reason: str
+    session: Session, policy: RegistryPolicy, uscc: str, action: str, reason: str
 ) -> tuple[Enterprise, str | None]:
     """An admin decision; returns the enterprise and, on approval, its new API key."""
-    now = datetime.now(UTC)
+    now = clock.now()
     api_key = None
     with session.begin():
         enterprise = _get_enterprise(session, uscc, lock=True)
@@ -107,38 +129,104 @@ def decide(
             )
         if action in ("approve", "renew"):
             enterprise.admission_valid_until = now.date() + timedelta(
-                days=settings.admission_valid_days
+                days=policy.admission_valid_days
             )
         if action == "approve":
             api_key = new_api_key("ucx_ent")
             enterprise.api_key_hash = hash_key(api_key)
-        _change_status(session, enterprise, target, action, "admin", reason, None, now)
+        _change_status(
+            session, enterprise, target, action, "admin", reason, None, now, policy.version
+        )
     return enterprise, api_key
 
 
-def apply_assessment(session: Session, event: CloudEvent) -> None:
-    """Consumer handler for ``enterprise.assessed``: the tier policy, applied automatically.
-    A manual decision at or after the assessment's moment wins."""
+def apply_assessment(session: Session, policy: RegistryPolicy, event: CloudEvent) -> None:
+    """Consumer handler for ``enterprise.assessed``: the policy's automatic decision, or the
+    recommendation recorded in the history as refused (the status machine does not allow it)
+    or awaiting the regulator (reinstatement from suspended). A judging admin decision at or
+    after the assessment's moment wins, except over an immediate exit (a rule that exits
+    regardless of anything else fired); a renewal does not (it must not escape an exit)."""
     data = event.parse_data(events.EnterpriseAssessed)
-    enterprise = session.get(Enterprise, data.enterprise_uscc)
+    enterprise = session.get(Enterprise, data.enterprise_uscc, with_for_update=True)
     if enterprise is None:
         return
-    now = datetime.now(UTC)
+    now = clock.now()
     _expire_if_due(session, enterprise, now)
-    last_manual = session.scalar(
+    if data.recommended_action == "none":  # "keep the current decision"
+        return
+    overruled_at = session.scalar(
         select(StatusChange.changed_at)
-        .where(StatusChange.uscc == enterprise.uscc, StatusChange.actor == "admin")
+        .where(
+            StatusChange.uscc == enterprise.uscc,
+            StatusChange.actor == "admin",
+            StatusChange.outcome == "applied",
+            StatusChange.action.not_in(domain.ADMINISTRATIVE_ACTIONS),
+        )
         .order_by(StatusChange.id.desc())
     )
-    if last_manual is not None and last_manual >= data.assessed_at:
+    if overruled_at is not None and overruled_at >= data.assessed_at and not data.exit_rule:
+        why = (
+            f"recommendation refused: {data.recommended_action} was assessed before the "
+            f"regulator's decision of {overruled_at.isoformat()}"
+        )
+        _record_recommendation(session, policy, enterprise, data, "refused", why, event.id, now)
         return
-    action = domain.automatic_action(data.recommended_action, enterprise.status)
-    if action is None:
+    judged = domain.judge_recommendation(
+        policy, data.recommended_action, enterprise.status, data.exit_rule
+    )
+    if judged.outcome == "applied":
+        assert judged.action is not None and judged.target is not None
+        rule = f", exit rule {data.exit_rule}" if data.exit_rule else ""
+        reason = (
+            f"assessment: score {data.score:.1f}, tier {data.tier}{rule} "
+            f"(scoring policy {data.policy_version})"
+        )
+        _change_status(
+            session,
+            enterprise,
+            judged.target,
+            judged.action,
+            "policy",
+            reason,
+            event.id,
+            now,
+            policy.version,
+        )
         return
-    target = domain.next_status(enterprise.status, action)
-    assert target is not None
-    reason = f"assessment: score {data.score:.1f}, tier {data.tier} (policy {data.policy_version})"
-    _change_status(session, enterprise, target, action, "policy", reason, event.id, now)
+    if enterprise.recommended == data.recommended_action:
+        return  # recorded already since the last status change: the history is not flooded
+    enterprise.recommended = data.recommended_action
+    _record_recommendation(
+        session, policy, enterprise, data, judged.outcome, judged.why, event.id, now
+    )
+
+
+def _record_recommendation(
+    session: Session,
+    policy: RegistryPolicy,
+    enterprise: Enterprise,
+    data: events.EnterpriseAssessed,
+    outcome: str,
+    why: str,
+    cause: str,
+    now: datetime,
+) -> None:
+    """A history entry for a recommendation not applied (no status change, no event)."""
+    session.add(
+        StatusChange(
+            uscc=enterprise.uscc,
+            event_id=None,
+            from_status=enterprise.status,
+            to_status=enterprise.status,
+            action=data.recommended_action,
+            actor="policy",
+            reason=f"{why} (assessment: score {data.score:.1f}, tier {data.tier})",
+            cause=cause,
+            changed_at=now,
+            outcome=outcome,
+            policy_version=policy.version,
+        )
+    )
 
 
 def _expire_if_due(session: Session, enterprise: Enterprise, now: datetime) -> bool:
@@ -171,10 +259,13 @@ def _change_status(
     reason: str,
     cause: str | None,
     now: datetime,
+    policy_version: str | None = None,
 ) -> None:
+    """Every change is emitted; it ends any pending recommendation (the review list's entry)."""
     from_status = enterprise.status or None
     enterprise.status = to_status
     enterprise.updated_at = now
+    enterprise.recommended = None
     event = outbox.emit(
         session,
         events.EnterpriseStatusChanged.model_validate(
@@ -201,6 +292,8 @@ def _change_status(
             reason=reason,
             cause=cause,
             changed_at=now,
+            outcome="applied",
+            policy_version=policy_version,
         )
     )
 
@@ -216,14 +309,26 @@ def get_enterprise(session: Session, uscc: str) -> Enterprise:
     """Read; an admission that lapsed is expired on the spot (and the change emitted)."""
     with session.begin():
         enterprise = _get_enterprise(session, uscc)
-        _expire_if_due(session, enterprise, datetime.now(UTC))
+        _expire_if_due(session, enterprise, clock.now())
     return enterprise
 
 
 def list_enterprises(
-    session: Session, status: str | None, province: str | None, cursor: str | None, limit: int
+    session: Session,
+    status: str | None,
+    province: str | None,
+    cursor: str | None,
+    limit: int,
+    recommended: str | None = None,
 ) -> tuple[list[Enterprise], str | None]:
+    """``recommended="reinstate"``: the regulator's review list, suspended enterprises whose
+    assessment recommends reinstatement (an entry leaves it with any status change, or when a
+    later assessment recommends something else)."""
     query = select(Enterprise).order_by(Enterprise.uscc).limit(limit)
+    if recommended:
+        query = query.where(Enterprise.recommended == recommended)
+        if recommended == "reinstate":
+            query = query.where(Enterprise.status == "suspended")
     if status:
         query = query.where(Enterprise.status == status)
     if province:
@@ -284,15 +389,24 @@ def _may_register(session: Session, enterprise: Enterprise, uscc: str, now: date
         )
 
 
-def _check_vehicle(settings: Settings, data: VehicleCreate, now: datetime) -> None:
+def _check_vehicle(
+    settings: Settings, policy: RegistryPolicy, data: VehicleCreate, now: datetime
+) -> None:
+    domain.check_vehicle_dates(
+        first_registration_date=data.first_registration_date,
+        transfer_endorsed_on=data.transfer_endorsed_on,
+        now=now,
+        skew=timedelta(seconds=settings.clock_skew_s),
+        policy=policy,
+    )
     try:
         domain.check_vehicle(
             vin=data.vin,
             model_year=data.model_year,
             first_registration_date=data.first_registration_date,
             transfer_endorsed_on=data.transfer_endorsed_on,
-            today=now.date(),
-            endorsement_max_age_days=settings.transfer_endorsement_max_age_days,
+            today=now.astimezone(domain.CIVIL_TIME).date(),
+            policy=policy,
         )
     except domain.RuleViolation as exc:
         raise _rule_problem(exc) from exc
@@ -341,11 +455,11 @@ def _add_vehicle(
 
 
 def register_vehicle(
-    session: Session, settings: Settings, api_key: str, data: VehicleCreate
+    session: Session, settings: Settings, policy: RegistryPolicy, api_key: str, data: VehicleCreate
 ) -> dict[str, Any]:
     """A unit of work for the group-commit writer: runs inside the caller's transaction.
     Returns the vehicle's row as inserted."""
-    now = datetime.now(UTC)
+    now = clock.now()
     owner = _registering_enterprise(session, api_key, now)
     if owner is None:  # unknown key, another status, or due to expire: the full path decides
         with session.no_autoflush:
@@ -354,7 +468,7 @@ def register_vehicle(
         owner = (enterprise.uscc, enterprise.name)
     elif owner[0] != data.enterprise_uscc:
         raise _not_your_enterprise()
-    _check_vehicle(settings, data, now)
+    _check_vehicle(settings, policy, data, now)
     # a second registration of the VIN is refused by the primary key (IntegrityError)
     return _add_vehicle(session, owner, data, now)
 
@@ -380,10 +494,14 @@ def _registering_enterprise(
 
 
 def register_batch(
-    session: Session, settings: Settings, api_key: str, rows: Sequence[dict[str, Any]]
+    session: Session,
+    settings: Settings,
+    policy: RegistryPolicy,
+    api_key: str,
+    rows: Sequence[dict[str, Any]],
 ) -> list[dict[str, Any]]:
     """Valid rows are committed (one transaction, one event each); invalid ones are reported."""
-    now = datetime.now(UTC)
+    now = clock.now()
     results: list[dict[str, Any]] = []
     with session.begin():
         enterprise = authenticate_enterprise(session, api_key)
@@ -396,7 +514,7 @@ def register_batch(
             try:
                 data = VehicleCreate.model_validate(raw)
                 _may_register(session, enterprise, data.enterprise_uscc, now)
-                _check_vehicle(settings, data, now)
+                _check_vehicle(settings, policy, data, now)
             except ValidationError as exc:
                 results.append(_rejected(index, vin, field_errors(exc.errors())))
                 continue
@@ -420,7 +538,17 @@ def register_batch(
                 results.append(_rejected(index, data.vin, [duplicate]))
                 continue
             seen.add(data.vin)
-            _add_vehicle(session, (enterprise.uscc, enterprise.name), data, now)
+            try:  # a registration of the VIN committed since the read above: that row only
+                with session.begin_nested():
+                    _add_vehicle(session, (enterprise.uscc, enterprise.name), data, now)
+            except IntegrityError:
+                duplicate = {
+                    "field": "vin",
+                    "rule": "vehicle_already_registered",
+                    "message": f"VIN {data.vin} is already registered",
+                }
+                results.append(_rejected(index, data.vin, [duplicate]))
+                continue
             results.append(
                 {
                     "index": index,
@@ -436,9 +564,9 @@ def _rejected(index: int, vin: str | None, errors: list[dict[str, str]]) -> dict
     return {"index": index, "vin": vin, "status": "rejected", "errors": errors}
 
 
-def visible_stage(settings: Settings, vehicle: Vehicle, now: datetime) -> str:
+def visible_stage(policy: RegistryPolicy, vehicle: Vehicle, now: datetime) -> str:
     return domain.visible_stage(
-        vehicle.stage, vehicle.registered_at.date(), now.date(), settings.stalled_after_days
+        vehicle.stage, vehicle.registered_at.date(), now.date(), policy.stalled_after_days
     )
 
 
@@ -451,7 +579,7 @@ def get_vehicle(session: Session, vin: str) -> Vehicle:
 
 def list_vehicles(
     session: Session,
-    settings: Settings,
+    policy: RegistryPolicy,
     enterprise: str | None,
     stage: str | None,
     cursor: str | None,
@@ -460,7 +588,7 @@ def list_vehicles(
     query = select(Vehicle).order_by(Vehicle.vin).limit(limit)
     if enterprise:
         query = query.where(Vehicle.enterprise_uscc == enterprise.strip().upper())
-    stalled_before = datetime.now(UTC) - timedelta(days=settings.stalled_after_days)
+    stalled_before = clock.now() - timedelta(days=policy.stalled_after_days)
     if stage == "stalled":
         query = query.where(Vehicle.stage != "exported", Vehicle.registered_at < stalled_before)
     elif stage == "exported":
@@ -515,7 +643,7 @@ def record_vehicle_event(session: Session, event: CloudEvent, summary: str, stag
 
 
 def file_complaint(session: Session, uscc: str, data: ComplaintCreate) -> Complaint:
-    now = datetime.now(UTC)
+    now = clock.now()
     with session.begin():
         enterprise = _get_enterprise(session, uscc)
         if data.vin is not None:
@@ -564,7 +692,7 @@ def file_complaint(session: Session, uscc: str, data: ComplaintCreate) -> Compla
 
 
 def resolve_complaint(session: Session, uscc: str, complaint_id: str, resolution: str) -> Complaint:
-    now = datetime.now(UTC)
+    now = clock.now()
     with session.begin():
         complaint = _get_complaint(session, uscc, complaint_id)
         if complaint.status == "resolved":

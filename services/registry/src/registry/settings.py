@@ -1,19 +1,20 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic_settings import SettingsConfigDict
 
+from registry.policy import POLICIES
 from servicekit.settings import BaseServiceSettings
 
 
 class Settings(BaseServiceSettings):
+    """Operational settings; rule values are in the policy file at ``policy_path``."""
+
     model_config = SettingsConfigDict(env_prefix="REGISTRY_", populate_by_name=True, extra="ignore")
 
     service_name: str = "registry"
     port: int = 8001
     database_url: str = "sqlite:///var/registry.db"
-    admission_valid_days: int = 365
-    reapply_after_exit_days: int = 365
-    transfer_endorsement_max_age_days: int = 60
-    min_dealer_appraisers: int = 3
-    stalled_after_days: int = 60
+    policy_path: Path = POLICIES / "v1.yaml"
     expiry_sweep_interval_s: float = 60.0
