@@ -98,9 +98,10 @@ class ItemIn(_In):
 class InspectionCreate(_In):
     vin: Vin
     inspected_at: AwareDatetime = Field(
-        description="When the station inspected the vehicle. Refused (422) if more than the "
-        "clock skew (5 min) ahead of the server, older than the policy's posting limit (7 days) "
-        "or before the vehicle's transfer endorsement."
+        description="When the station inspected the vehicle (kept as its claim). Refused (422 "
+        "time_out_of_range) if further ahead of the server's clock than the allowed skew, "
+        "older than the policy's posting limit, or (rule inspected_before_transfer_endorsement) "
+        "dated before the vehicle's transfer endorsement."
     )
     odometer_km: int = Field(ge=0, le=5_000_000)
     items: list[ItemIn] = Field(max_length=100)
