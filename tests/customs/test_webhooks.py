@@ -1,138 +1,30 @@
 import json
-import uuid
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from customs_support import (
+    Broker,
+    customs_app,
+    deliver,
+    departed,
+    outbox_topics,
+    ready_vehicle,
+    released,
+    revoked,
+)
 from fastapi.testclient import TestClient
-from sqlalchemy import text
 from standardwebhooks import Webhook
 
-from contracts import envelope, events
-from customs.__main__ import SPEC
 from customs.settings import Settings
-from servicekit.db import make_engine
 
 import factories
-from helpers import ADMIN, consume, service_client
+from helpers import ADMIN, sql
 
 
 @pytest.fixture
 def customs(database_url: str) -> Iterator[tuple[TestClient, Settings]]:
-    for client, settings in service_client(SPEC, database_url):
-        assert isinstance(settings, Settings)
-        yield client, settings
-
-
-def deliver(settings: Settings, event: envelope.CloudEvent) -> None:
-    consume(SPEC, settings, event)
-
-
-class Broker:
-    def __init__(self, client: TestClient, enterprises: list[str]) -> None:
-        r = client.post(
-            "/v1/brokers",
-            headers=ADMIN,
-            json={
-                "name": "Xiamen Haitong Customs Brokerage",
-                "customs_code": "3502980123",
-                "enterprises": enterprises,
-            },
-        )
-        assert r.status_code == 201, r.text
-        self.client, self.id, self.secret = client, r.json()["id"], r.json()["secret"]
-
-    def send(
-        self,
-        type_: str,
-        data: dict[str, Any],
-        *,
-        msg_id: str | None = None,
-        at: datetime | None = None,
-        secret: str | None = None,
-    ) -> Any:
-        body = json.dumps({"type": type_, "timestamp": datetime.now(UTC).isoformat(), "data": data})
-        msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
-        at = at or datetime.now(UTC)
-        signature = Webhook(secret or self.secret).sign(msg_id, at, body)
-        return self.client.post(
-            f"/v1/webhooks/brokers/{self.id}",
-            content=body,
-            headers={
-                "webhook-id": msg_id,
-                "webhook-timestamp": str(int(at.timestamp())),
-                "webhook-signature": signature,
-                "content-type": "application/json",
-            },
-        )
-
-
-def ready_vehicle(settings: Settings, uscc: str, vin: str | None = None) -> tuple[str, str]:
-    """A registered, passed vehicle of an admitted enterprise, as customs' projections see it."""
-    vin, cert = vin or factories.vin(), f"EXC-2611-{uuid.uuid4().hex[:16].upper()}-7"
-    now = datetime.now(UTC)
-    deliver(
-        settings,
-        envelope.new_event(
-            events.EnterpriseStatusChanged.model_validate(
-                {
-                    "enterprise_uscc": uscc,
-                    "from": "applied",
-                    "to": "admitted",
-                    "actor": "admin",
-                    "reason": "ok",
-                    "changed_at": now,
-                }
-            ),
-            source="ucx/registry",
-        ),
-    )
-    deliver(
-        settings,
-        envelope.new_event(
-            events.VehicleRegistered(
-                enterprise_uscc=uscc,
-                vin=vin,
-                make="Volkswagen",
-                model="Lavida",
-                model_year=2022,
-                first_registration_date="2022-04-18",
-                mileage_km=38_200,
-                registered_at=now,
-            ),
-            source="ucx/registry",
-        ),
-    )
-    deliver(
-        settings,
-        envelope.new_event(
-            events.VehicleInspected(
-                enterprise_uscc=uscc,
-                inspection_id=str(uuid.uuid4()),
-                vin=vin,
-                station_id="s1",
-                inspected_at=now,
-                odometer_km=39_000,
-                verdict="pass",
-                first_inspection=True,
-                items=[],
-                failed_items=[],
-                certificate_no=cert,
-                valid_until=date.today() + timedelta(days=90),
-            ),
-            source="ucx/inspection",
-        ),
-    )
-    return vin, cert
-
-
-def outbox_topics(settings: Settings) -> list[str]:
-    engine = make_engine(settings.database_url)
-    with engine.connect() as conn:
-        rows = conn.execute(text("SELECT topic FROM outbox ORDER BY id")).scalars().all()
-    engine.dispose()
-    return list(rows)
+    yield from customs_app(database_url)
 
 
 def test_a_vehicle_is_declared_released_and_exported(customs: tuple[TestClient, Settings]) -> None:
@@ -247,35 +139,10 @@ def test_a_revoked_certificate_fails_the_inspection_gate(
     client, settings = customs
     uscc = factories.uscc()
     vin, cert = ready_vehicle(settings, uscc)
-    deliver(
-        settings,
-        envelope.new_event(
-            events.CertificateRevoked(
-                enterprise_uscc=uscc,
-                certificate_no=cert,
-                vin=vin,
-                inspection_id="i",
-                reason="forged photos",
-                forged=True,
-                revoked_at=datetime.now(UTC),
-            ),
-            source="ucx/inspection",
-        ),
-    )
+    deliver(settings, revoked(uscc, vin, cert))
     broker = Broker(client, [uscc])
     r = broker.send("declaration.lodged", factories.declaration(vin, uscc, cert))
     assert (r.json()["status"], r.json()["reasons"]) == ("rejected", ["certificate_revoked"])
-
-
-def departed(no: str) -> dict[str, Any]:
-    return {
-        "declaration_no": no,
-        "bill_of_lading": "COSU6312458790",
-        "vessel_name": "COSCO Fortune",
-        "vessel_imo": "IMO 9074729",
-        "port_of_loading": "CNXMN",
-        "departed_at": datetime.now(UTC).isoformat(),
-    }
 
 
 def test_departure_without_release_is_refused_recorded_and_emitted(
@@ -304,18 +171,14 @@ def test_a_vin_is_exported_once(customs: tuple[TestClient, Settings]) -> None:
     uscc = factories.uscc()
     vin, cert = ready_vehicle(settings, uscc)
     broker = Broker(client, [uscc])
-    first, second = factories.declaration(vin, uscc, cert), factories.declaration(vin, uscc, cert)
-    for declaration in (first, second):
-        broker.send("declaration.lodged", declaration)
-        broker.send(
-            "declaration.released",
-            {
-                "declaration_no": declaration["declaration_no"],
-                "released_at": datetime.now(UTC).isoformat(),
-            },
-        )
+    first = factories.declaration(vin, uscc, cert)
+    broker.send("declaration.lodged", first)
+    broker.send("declaration.released", released(first["declaration_no"]))
     assert broker.send("shipment.departed", departed(first["declaration_no"])).status_code == 202
-    again = broker.send("shipment.departed", departed(second["declaration_no"]))
+    second = factories.declaration(vin, uscc, cert)
+    lodged = broker.send("declaration.lodged", second).json()
+    assert (lodged["status"], lodged["reasons"]) == ("rejected", ["already_exported"])
+    again = broker.send("shipment.departed", departed(first["declaration_no"]))
     assert again.status_code == 409 and again.json()["type"].endswith("already-exported")
     assert outbox_topics(settings).count("vehicle.exported.v1") == 1
     assert outbox_topics(settings)[-1] == "vehicle.departure-refused.v1"
@@ -387,8 +250,6 @@ def test_broker_secret_rotation_keeps_both_secrets_valid_during_the_overlap(
         ).status_code
         == 202
     )
-    from helpers import sql
-
     sql(
         client,
         "UPDATE broker_secrets SET expires_at = :t WHERE expires_at IS NOT NULL",
