@@ -220,3 +220,19 @@ def test_the_policy_version_is_a_setting_and_an_unknown_one_stops_the_start() ->
     assert Settings().policy_version == "v1"
     with pytest.raises(FileNotFoundError, match=r"v9\.yaml"):
         SPEC.create_app(Settings(policy_version="v9"))
+
+
+def test_the_policy_is_read_once_at_start_not_per_request(
+    inspection: TestClient, now: datetime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unreadable(*_: object) -> None:
+        raise AssertionError("the policy file was read while serving a request")
+
+    monkeypatch.setattr(policy, "load_version", unreadable)
+    monkeypatch.setattr("servicekit.policyfile.load", unreadable)
+    _uscc, vin = register(
+        inspection,
+        endorsed_on=(now - timedelta(days=4)).date(),
+        registered_at=now - timedelta(days=3),
+    )
+    assert post(inspection, vin, now - timedelta(hours=2)).json()["policy_version"] == "v1"
