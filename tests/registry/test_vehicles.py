@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from contracts.identifiers import vin_check_digit
+from servicekit.clock import clock
 
 import factories
 from helpers import ADMIN, bearer, sql
@@ -71,11 +72,7 @@ BAD_INPUTS: dict[str, tuple[dict[str, Any], str, str]] = {
         "time_out_of_range",
     ),
     "model year after first registration": (
-        {
-            "vin": factories.vin(model_year=2022),
-            "model_year": 2022,
-            "first_registration_date": "2020-06-30",
-        },
+        {"model_year": 2022, "first_registration_date": "2012-05-02"},  # VIN code N: 2022
         "model_year",
         "model_year_after_first_registration",
     ),
@@ -226,3 +223,85 @@ def test_vehicles_not_exported_60_days_after_registration_are_stalled(registry: 
     stalled = registry.get("/v1/vehicles", params={"stage": "stalled"}).json()["items"]
     assert [v["vin"] for v in stalled] == [vehicle["vin"]]
     assert registry.get("/v1/vehicles", params={"stage": "registered"}).json()["items"] == []
+
+
+def european_vin(year_code: str) -> str:
+    """A Volkswagen Wolfsburg VIN (WMI WVW) with a correct check digit and ``year_code`` at
+    position 10; ISO 3779 alone does not make position 10 a year code."""
+    draft = f"WVWZZZAUZ{year_code}W{factories.vin()[-6:]}"
+    return draft[:8] + vin_check_digit(draft) + draft[9:]
+
+
+def test_a_european_vin_whose_tenth_character_is_no_year_code_registers_with_a_warning(
+    registry: TestClient,
+) -> None:
+    uscc, key = admitted(registry)
+    vin = european_vin("U")  # U is no model-year code
+    r = registry.post(
+        "/v1/vehicles",
+        json=factories.vehicle(uscc, vin=vin, make="Volkswagen"),
+        headers=bearer(key),
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["warnings"] == ["vin_year_code"]
+    assert registry.get(f"/v1/vehicles/{vin}").json()["warnings"] == ["vin_year_code"]
+
+
+def test_a_european_year_code_is_not_judged_against_the_model_year(registry: TestClient) -> None:
+    uscc, key = admitted(registry)
+    vin = european_vin("K")  # would be 2019 under the mandatory rule
+    body = factories.vehicle(uscc, vin=vin, model_year=2021, first_registration_date="2021-03-02")
+    r = registry.post("/v1/vehicles", json=body, headers=bearer(key))
+    assert r.status_code == 201, r.text
+    assert r.json()["warnings"] == []
+
+
+def test_a_chinese_vin_with_a_wrong_year_code_is_still_refused(registry: TestClient) -> None:
+    uscc, key = admitted(registry)
+    body = factories.vehicle(uscc, vin=factories.vin(model_year=2019), model_year=2022)
+    r = registry.post("/v1/vehicles", json=body, headers=bearer(key))
+    assert r.status_code == 422
+    assert [(e["field"], e["rule"]) for e in r.json()["errors"]] == [
+        ("model_year", "vin_model_year_mismatch")
+    ]
+    assert registrations(registry) == (0, 0)
+
+
+def test_a_model_year_one_year_after_the_first_registration_is_accepted(
+    registry: TestClient,
+) -> None:
+    """Sold in autumn as next year's model: the limit is one year, no more (policy data)."""
+    uscc, key = admitted(registry)
+    body = factories.vehicle(uscc, model_year=2022, first_registration_date="2021-09-20")
+    assert registry.post("/v1/vehicles", json=body, headers=bearer(key)).status_code == 201
+
+
+# 17:00 UTC on 10 March is 01:00 on 11 March in Fuzhou, where the certificates are dated
+EVENING_IN_UTC = datetime(2026, 3, 10, 17, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("endorsed_on", "status", "rule"),
+    [
+        ("2026-03-11", 201, None),  # today in China
+        ("2026-03-12", 422, "time_out_of_range"),  # tomorrow in China
+        ("2026-01-10", 201, None),  # 60 days old in China
+        ("2026-01-09", 422, "transfer_endorsement_expired"),  # 61 days (policy: 60)
+    ],
+)
+def test_the_endorsement_date_is_judged_by_the_servers_clock_in_chinas_civil_date(
+    registry: TestClient, endorsed_on: str, status: int, rule: str | None
+) -> None:
+    with clock.frozen(EVENING_IN_UTC):
+        uscc, key = admitted(registry)
+        body = factories.vehicle(uscc, transfer_endorsed_on=endorsed_on)
+        r = registry.post("/v1/vehicles", json=body, headers=bearer(key))
+    assert r.status_code == status, r.text
+    if rule is None:
+        assert r.json()["registered_at"] == "2026-03-10T17:00:00Z"  # the server's time
+        assert r.json()["transfer_endorsed_on"] == endorsed_on  # the claim, kept
+    else:
+        assert [(e["field"], e["rule"]) for e in r.json()["errors"]] == [
+            ("transfer_endorsed_on", rule)
+        ]
+        assert registrations(registry) == (0, 0)
