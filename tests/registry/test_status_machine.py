@@ -13,6 +13,7 @@ from contracts import envelope, events
 from registry import domain, services
 from registry.__main__ import SPEC
 from registry.policy import POLICIES
+from servicekit.clock import clock
 from servicekit.db import make_engine
 
 import factories
@@ -115,18 +116,17 @@ def test_admission_expires_by_itself_after_a_year_and_is_emitted(registry: TestC
 
 
 def test_an_exited_enterprise_may_reapply_only_after_twelve_months(registry: TestClient) -> None:
-    uscc = enterprise_in(registry, "exited")
+    exited_at = datetime(2026, 4, 1, 9, 30, tzinfo=UTC)
+    with clock.frozen(exited_at):
+        uscc = enterprise_in(registry, "exited")
     body = factories.enterprise(uscc)
-    early = registry.post("/v1/enterprises", json=body)
+    with clock.frozen(exited_at + timedelta(days=364)):  # policy v1: 365 days
+        early = registry.post("/v1/enterprises", json=body)
     assert early.status_code == 409
     assert early.json()["type"].endswith("reapply-too-early")
-    sql(
-        registry,
-        "UPDATE status_changes SET changed_at = :t WHERE uscc = :u AND to_status = 'exited'",
-        t=datetime.now(UTC) - timedelta(days=366),
-        u=uscc,
-    )
-    assert registry.post("/v1/enterprises", json=body).json()["status"] == "applied"
+    assert early.json()["reapply_from"] == "2027-04-01T09:30:00+00:00"
+    with clock.frozen(exited_at + timedelta(days=365)):
+        assert registry.post("/v1/enterprises", json=body).json()["status"] == "applied"
 
 
 def assessed(
