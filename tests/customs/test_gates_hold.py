@@ -61,7 +61,7 @@ def test_declared_at_backdated_to_2025_does_not_skip_the_after_sales_letter(
     broker = Broker(client, [uscc])
     lodging = factories.declaration(vin, uscc, cert, declared_at="2025-12-31T10:00:00+08:00")
     r = broker.send("declaration.lodged", lodging, msg_id="msg_backdated_new_year")
-    assert problem_fields(r) == [("declaration.lodged.data.declared_at", "time_out_of_range")]
+    assert problem_fields(r) == [("data.declared_at", "time_out_of_range")]
     retried = broker.send("declaration.lodged", lodging, msg_id="msg_backdated_new_year")
     assert (retried.status_code, retried.json()) == (422, r.json())
     assert retried.headers["webhook-replayed"] == "true"
@@ -107,7 +107,7 @@ def test_a_backdated_declared_at_does_not_bring_an_expired_certificate_back(
     clock.set(datetime(2026, 11, 2, 0, 30, tzinfo=UTC))
     while_valid = factories.declaration(vin, uscc, cert, declared_at="2026-10-20T09:00:00+08:00")
     r = broker.send("declaration.lodged", while_valid)
-    assert problem_fields(r) == [("declaration.lodged.data.declared_at", "time_out_of_range")]
+    assert problem_fields(r) == [("data.declared_at", "time_out_of_range")]
     assert outbox_topics(settings) == []
     an_hour_before = factories.declaration(vin, uscc, cert, declared_at="2026-11-01T23:30:00Z")
     r = broker.send("declaration.lodged", an_hour_before)
@@ -124,7 +124,7 @@ def test_a_declared_at_in_the_future_beyond_the_skew_is_refused(
     broker = Broker(client, [uscc])
     later = (clock.now() + timedelta(seconds=settings.clock_skew_s + 60)).isoformat()
     r = broker.send("declaration.lodged", factories.declaration(vin, uscc, cert, declared_at=later))
-    assert problem_fields(r) == [("declaration.lodged.data.declared_at", "time_out_of_range")]
+    assert problem_fields(r) == [("data.declared_at", "time_out_of_range")]
     within = (clock.now() + timedelta(seconds=settings.clock_skew_s - 60)).isoformat()
     r = broker.send(
         "declaration.lodged", factories.declaration(vin, uscc, cert, declared_at=within)
@@ -143,7 +143,7 @@ def test_claimed_release_and_departure_times_are_bounded_by_our_own_records(
     no = lodging["declaration_no"]
     broker.send("declaration.lodged", lodging)
     now, skew = clock.now(), timedelta(seconds=settings.clock_skew_s)
-    field = "declaration.released.data.released_at"
+    field = "data.released_at"
     future = broker.send("declaration.released", released(no, now + skew + timedelta(minutes=1)))
     assert problem_fields(future) == [(field, "time_out_of_range")]
     before = broker.send("declaration.released", released(no, now - skew - timedelta(minutes=1)))
@@ -152,10 +152,10 @@ def test_claimed_release_and_departure_times_are_bounded_by_our_own_records(
     assert broker.send("declaration.released", released(no, now)).status_code == 202
     early = now - timedelta(minutes=1)
     r = broker.send("shipment.departed", departed(no, departed_at=early.isoformat()))
-    assert problem_fields(r) == [("shipment.departed.data.departed_at", "departed_before_released")]
+    assert problem_fields(r) == [("data.departed_at", "departed_before_released")]
     stale = now - timedelta(days=8)
     r = broker.send("shipment.departed", departed(no, departed_at=stale.isoformat()))
-    assert problem_fields(r) == [("shipment.departed.data.departed_at", "time_out_of_range")]
+    assert problem_fields(r) == [("data.departed_at", "time_out_of_range")]
     assert declaration_of(client, no)["status"] == "released"
     assert outbox_topics(settings) == ["vehicle.declared.v1"]
 

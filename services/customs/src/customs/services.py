@@ -312,7 +312,6 @@ def _policy(settings: Settings) -> customs_policy.CustomsPolicy:
 
 def _check_claim(
     settings: Settings,
-    message_type: str,
     field: str,
     value: datetime,
     now: datetime,
@@ -323,7 +322,7 @@ def _check_claim(
     and the allowed skew (422 ``time_out_of_range`` naming the field, nothing written)."""
     max_age = _policy(settings).claim_max_age_hours.of(field)
     check_claims(
-        {f"{message_type}.data.{field}": Claimed(value, max_age, not_before, not_before_rule)},
+        {f"data.{field}": Claimed(value, max_age, not_before, not_before_rule)},
         now=now,
         skew=timedelta(seconds=settings.clock_skew_s),
     )
@@ -337,7 +336,7 @@ def _lodge(
     customs received it; ``declared_at`` is the broker's claim, bounded and kept."""
     _acts_for(session, broker, data.enterprise_uscc)
     received_at = clock.now()
-    _check_claim(settings, "declaration.lodged", "declared_at", data.declared_at, received_at)
+    _check_claim(settings, "declared_at", data.declared_at, received_at)
     connection = session.connection()
     claimed = connection.execute(
         _CLAIMED, {"declaration_no": data.declaration_no, "vin": data.vin}
@@ -535,7 +534,6 @@ def _release(
     now = clock.now()
     _check_claim(
         settings,
-        "declaration.released",
         "released_at",
         data.released_at,
         now,
@@ -570,7 +568,6 @@ def _depart(
     now = clock.now()
     _check_claim(
         settings,
-        "shipment.departed",
         "departed_at",
         data.departed_at,
         now,
