@@ -90,6 +90,12 @@ def test_the_letter_rule_is_judged_on_the_day_customs_received_the_lodging(
     assert event["declared_at"] == claimed
     assert event["received_at"] == "2026-01-01T00:20:00Z"
     assert event["policy_version"] == "v1"
+    recorded = declaration_of(client, lodging["declaration_no"])
+    assert (recorded["declared_at"], recorded["received_at"], recorded["policy_version"]) == (
+        claimed,
+        "2026-01-01T00:20:00Z",
+        "v1",
+    )
     with_letter = factories.declaration(
         vin, uscc, cert, declared_at=claimed, after_sales_letter_ref="SVW-AS-2025-12-0417"
     )

@@ -3,7 +3,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 from stdnum import imo
 
 from contracts.identifiers import CountryCode, OpaqueRef, UnLocode, Uscc, Vin
@@ -117,7 +125,12 @@ class DeclarationPublic(BaseModel):
     status: Literal["pending", "accepted", "rejected", "released", "exported", "withdrawn"]
     reasons: list[str]
     reason_details: dict[str, str]
-    declared_at: datetime
+    declared_at: datetime = Field(description="The broker's claim, kept; never judged.")
+    received_at: datetime = Field(
+        validation_alias=AliasChoices("received_at", "lodged_at"),
+        description="When customs received the lodging: the moment the gates judged.",
+    )
+    policy_version: str | None = Field(description="The customs policy that decided it.")
     decided_at: datetime | None
     released_at: datetime | None
     departed_at: datetime | None
