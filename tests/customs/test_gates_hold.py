@@ -278,6 +278,24 @@ def test_a_declaration_sure_to_fail_is_rejected_at_once_not_left_pending(
     assert [e["outcome"] for _t, e in outbox(settings)] == ["rejected", "rejected"]
 
 
+def test_a_suspension_decides_the_enterprises_waiting_declarations_at_once(
+    customs: tuple[TestClient, Settings],
+) -> None:
+    client, settings = customs
+    uscc = factories.uscc()
+    deliver(settings, status_changed(uscc, "admitted", from_="applied"))
+    broker = Broker(client, [uscc])
+    waiting = factories.declaration(factories.vin(), uscc, "EXC-2611-LATE")
+    assert broker.send("declaration.lodged", waiting).json()["status"] == "pending"
+    deliver(settings, status_changed(uscc, "suspended"))
+    decided = declaration_of(client, waiting["declaration_no"])
+    assert (decided["status"], decided["reasons"]) == (
+        "rejected",
+        ["enterprise_not_in_good_standing"],
+    )
+    assert [e["outcome"] for _t, e in outbox(settings)] == ["rejected"]
+
+
 # -- re-checked at release and departure ------------------------------------------------------
 def test_a_suspension_after_acceptance_refuses_release_and_departure(
     customs: tuple[TestClient, Settings],

@@ -63,6 +63,17 @@ def _vehicle_inspected(settings: Settings) -> Handler:
     return handle
 
 
+def _standing_changed(settings: Settings) -> Handler:
+    def handle(session: Session, event: CloudEvent) -> None:
+        """A known bad standing makes the enterprise's waiting declarations certain."""
+        standing.apply(session, event)
+        uscc = event.parse_data(events.EnterpriseStatusChanged).enterprise_uscc
+        for declaration in services.pending_of_enterprise(session, uscc):
+            services.decide_if_possible(session, settings, declaration, force=False)
+
+    return handle
+
+
 def certificate_revoked(session: Session, event: CloudEvent) -> None:
     """A revoked certificate fails the inspection gate from now on."""
     data = event.parse_data(events.CertificateRevoked)
@@ -91,7 +102,7 @@ def subscriptions(settings: BaseServiceSettings) -> list[Subscription]:
                 events.VehicleRegistered.TYPE: _vehicle_registered(settings),
                 events.VehicleInspected.TYPE: _vehicle_inspected(settings),
                 events.CertificateRevoked.TYPE: certificate_revoked,
-                events.EnterpriseStatusChanged.TYPE: standing.apply,
+                events.EnterpriseStatusChanged.TYPE: _standing_changed(settings),
             },
         ),
     ]

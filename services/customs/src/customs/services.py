@@ -627,6 +627,16 @@ def pending_for_vin(session: Session, vin: str) -> list[Declaration]:
     )
 
 
+def pending_of_enterprise(session: Session, uscc: str) -> list[Declaration]:
+    return list(
+        session.scalars(
+            select(Declaration).where(
+                Declaration.enterprise_uscc == uscc, Declaration.status == "pending"
+            )
+        )
+    )
+
+
 def decide_overdue(session: Session, settings: Settings, now: datetime) -> int:
     """Pending declarations past the timeout are decided with what is known."""
     cutoff = now - timedelta(seconds=settings.pending_timeout_s)
