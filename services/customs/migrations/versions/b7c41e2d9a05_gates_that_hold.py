@@ -53,6 +53,17 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     """Downgrade schema."""
+    shared = op.get_bind().execute(
+        sa.text(
+            "SELECT bill_of_lading FROM declarations WHERE bill_of_lading IS NOT NULL "
+            "GROUP BY bill_of_lading HAVING COUNT(*) > 1"
+        )
+    ).scalars().all()
+    if shared:  # the old schema allowed one car per bill of lading
+        raise RuntimeError(
+            "bills of lading carrying more than one car cannot go back to the old schema: "
+            + ", ".join(shared)
+        )
     with op.batch_alter_table('refused_departures', schema=None) as batch_op:
         batch_op.drop_column('step')
         batch_op.drop_column('reasons')
