@@ -3,6 +3,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from customs import domain, policy
+from servicekit.clock import CIVIL_ZONE
 
 RECEIVED = datetime(2026, 11, 20, 10, tzinfo=UTC)
 USCC = "91350100M000100Y43"
@@ -100,7 +101,7 @@ def test_the_letter_rule_counts_180_days_inclusive_on_the_received_date() -> Non
 
 def test_the_letter_is_required_from_the_received_date_2026_01_01_on() -> None:
     registered = domain.VehicleFacts(USCC, date(2025, 12, 1), False)
-    new_year = datetime(2026, 1, 1, 0, 0, 30, tzinfo=UTC)
+    new_year = datetime(2026, 1, 1, 0, 0, 30, tzinfo=CIVIL_ZONE)  # the date in China
     eve = new_year - timedelta(minutes=1)
     assert decide(lodged(received_at=eve), vehicle=registered).reasons == []
     assert decide(lodged(received_at=new_year), vehicle=registered).reasons == [

@@ -78,10 +78,12 @@ def test_model_year_is_judged_against_the_vin_only_where_the_year_code_is_mandat
     assert decide(items(), vin=german, model_year=2019).fraud_signals == []
 
 
-def test_certificate_validity_runs_from_the_inspection_day_in_utc() -> None:
-    # 07:00 in Fuzhou on 21 Nov is still 20 Nov in UTC
+def test_certificate_validity_runs_from_the_inspection_day_in_china() -> None:
+    # 07:00 in Fuzhou on 21 Nov (still 20 Nov in UTC) is the 21st on the certificate
     inspected = datetime.fromisoformat("2026-11-21T07:00:00+08:00")
-    assert domain.certificate_valid_until(inspected, V1) == date(2027, 2, 18)  # 20 Nov + 90 d
+    assert domain.certificate_valid_until(inspected, V1) == date(2027, 2, 19)  # 21 Nov + 90 d
+    late_evening = datetime.fromisoformat("2026-11-21T23:30:00+08:00")
+    assert domain.certificate_valid_until(late_evening, V1) == date(2027, 2, 19)
 
 
 def test_the_policy_refuses_codes_outside_its_checklist() -> None:

@@ -13,7 +13,7 @@ from contracts import envelope, events
 from inspection import policy
 from inspection.__main__ import SPEC
 from inspection.settings import Settings
-from servicekit.clock import clock
+from servicekit.clock import CIVIL_ZONE, civil_date, clock
 
 import factories
 from helpers import ADMIN, bearer, consume, service_client, sql
@@ -122,7 +122,7 @@ def test_an_inspection_dated_before_the_transfer_endorsement_is_refused(
     r = post(
         inspection,
         vin,
-        datetime.combine(endorsed_on, datetime.min.time(), now.tzinfo) - timedelta(minutes=1),
+        datetime.combine(endorsed_on, datetime.min.time(), CIVIL_ZONE) - timedelta(minutes=1),
     )
     assert refusal(r) == (
         422,
@@ -130,7 +130,7 @@ def test_an_inspection_dated_before_the_transfer_endorsement_is_refused(
         [("inspected_at", "inspected_before_transfer_endorsement")],
     )
     assert stored(inspection) == (0, 0)
-    on_the_day = datetime.combine(endorsed_on, datetime.min.time(), now.tzinfo)
+    on_the_day = datetime.combine(endorsed_on, datetime.min.time(), CIVIL_ZONE)  # in China
     assert post(inspection, vin, on_the_day).status_code == 201
 
 
@@ -179,7 +179,7 @@ def test_a_certificate_runs_from_the_inspection_day_and_expires_by_the_clock(
     )
     inspected_at = now - timedelta(days=5)
     answer = post(inspection, vin, inspected_at).json()
-    valid_until = inspected_at.date() + timedelta(days=90)
+    valid_until = civil_date(inspected_at) + timedelta(days=90)
     assert date.fromisoformat(answer["valid_until"]) == valid_until == date(2027, 2, 25)
     assert inspected_event(inspection).valid_until == valid_until  # not posting + 90 days
 
@@ -189,7 +189,7 @@ def test_a_certificate_runs_from_the_inspection_day_and_expires_by_the_clock(
         return str(r.json()["status"])
 
     assert status() == "valid"
-    clock.set(datetime.combine(valid_until, datetime.max.time(), now.tzinfo))  # its last moment
+    clock.set(datetime.combine(valid_until, datetime.max.time(), CIVIL_ZONE))  # last moment
     assert status() == "valid"
     clock.advance(timedelta(microseconds=1))
     assert status() == "expired"

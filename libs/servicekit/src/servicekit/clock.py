@@ -9,8 +9,19 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from servicekit.problems import Problem
+
+CIVIL_ZONE = ZoneInfo("Asia/Shanghai")
+"""The regime's dates (first registration, transfer endorsement, certificate validity,
+admission) are China's civil dates (UTC+8): judged by the UTC date, an endorsement dated this
+morning in Fuzhou would be "in the future" until 08:00."""
+
+
+def civil_date(moment: datetime) -> date:
+    """The date in China at ``moment``."""
+    return moment.astimezone(CIVIL_ZONE).date()
 
 
 class Clock:
@@ -24,7 +35,8 @@ class Clock:
         return datetime.now(UTC) + self._offset
 
     def today(self) -> date:
-        return self.now().date()
+        """China's civil date now (see ``CIVIL_ZONE``)."""
+        return civil_date(self.now())
 
     def set(self, at: datetime | None) -> None:
         """Stop the clock at ``at`` (None: run again, from the real time plus the offset)."""
@@ -70,7 +82,8 @@ def today() -> date:
 # -- partner-supplied times are claims, bounded by the server's clock ------------------------
 @dataclass(frozen=True)
 class Claimed:
-    """A time a partner asserts: kept as the claim, and only accepted within bounds."""
+    """A time a partner asserts: kept as the claim, and only accepted within bounds. A date
+    claim is judged as China's civil date (``CIVIL_ZONE``)."""
 
     value: datetime | date
     max_age: timedelta
@@ -91,7 +104,8 @@ def check_claims(claims: Mapping[str, Claimed], *, now: datetime, skew: timedelt
         if isinstance(value, datetime):
             latest, earliest, shown = now + skew, now - claim.max_age, value.isoformat()
         else:
-            latest, earliest, shown = (now + skew).date(), (now - claim.max_age).date(), str(value)
+            latest, earliest = civil_date(now + skew), civil_date(now - claim.max_age)
+            shown = str(value)
         if value > latest:
             errors.append(
                 {
@@ -129,10 +143,11 @@ def check_claims(claims: Mapping[str, Claimed], *, now: datetime, skew: timedelt
 
 
 def _before(value: datetime | date, bound: datetime | date) -> bool:
+    """Times against dates compare as China's civil dates."""
     if isinstance(value, datetime) and not isinstance(bound, datetime):
-        return value.astimezone(UTC).date() < bound
+        return civil_date(value) < bound
     if not isinstance(value, datetime) and isinstance(bound, datetime):
-        return value < bound.astimezone(UTC).date()
+        return value < civil_date(bound)
     return value < bound
 
 

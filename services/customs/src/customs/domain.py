@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from customs.policy import CustomsPolicy
+from servicekit.clock import civil_date
 
 OPEN_STATUSES = ("pending", "accepted", "released")
 """A declaration in one of these holds its VIN: another lodging is ``declaration_open``."""
@@ -59,7 +60,7 @@ def decide(
     """Every failing gate is a reason, not just the first."""
     reasons: list[str] = []
     details: dict[str, str] = {}
-    received_on = lodged.received_at.date()
+    received_on = civil_date(lodged.received_at)
     if open_declaration is not None:
         reasons.append("declaration_open")
         details["declaration_open"] = open_declaration

@@ -42,7 +42,7 @@ from customs.schemas import (
 )
 from customs.settings import Settings
 from servicekit import idempotency, outbox, standing
-from servicekit.clock import Claimed, check_claims, clock
+from servicekit.clock import Claimed, check_claims, civil_date, clock
 from servicekit.problems import (
     PROBLEM_JSON,
     Conflict,
@@ -470,7 +470,7 @@ def _recheck(
         standing=status,
         inspection=_inspection_facts(row),
         certificate_no=declaration.certificate_no,
-        received_on=received_at.date(),
+        received_on=civil_date(received_at),
         policy=_policy(settings),
     )
 

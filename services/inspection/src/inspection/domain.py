@@ -7,12 +7,13 @@ import secrets
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from stdnum.iso7064 import mod_37_36
 
 from contracts.identifiers import model_year_mismatch
 from inspection.policy import InspectionPolicy
+from servicekit.clock import civil_date
 
 _CERT_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 
@@ -98,8 +99,9 @@ def decide(
 
 
 def certificate_valid_until(inspected_at: datetime, policy: InspectionPolicy) -> date:
-    """Validity runs from the day the vehicle was inspected (UTC), not from the posting."""
-    return inspected_at.astimezone(UTC).date() + timedelta(days=policy.certificate_valid_days)
+    """Validity runs from the day the vehicle was inspected (China's civil date), not from
+    the posting."""
+    return civil_date(inspected_at) + timedelta(days=policy.certificate_valid_days)
 
 
 def new_certificate_no(today: date) -> str:

@@ -17,7 +17,7 @@ from inspection.schemas import InspectionCreate, StationCreate
 from inspection.settings import Settings
 from servicekit import outbox, standing
 from servicekit.auth import hash_key, new_api_key
-from servicekit.clock import Claimed, check_claims, clock
+from servicekit.clock import Claimed, check_claims, civil_date, clock
 from servicekit.problems import Conflict, Forbidden, NotFound, Problem, Unauthorized
 
 SOURCE = "ucx/inspection"
@@ -127,7 +127,7 @@ def _posting_station(connection: Connection, api_key: str, now: datetime) -> str
         raise Unauthorized("key-expired", "This station key was rotated and has expired.")
     if row.status != "active":
         raise Forbidden(f"station-{row.status}", f"The station is {row.status}.")
-    if row.accreditation_valid_until < now.date():
+    if row.accreditation_valid_until < civil_date(now):
         raise Forbidden(
             "accreditation-expired",
             f"The station's accreditation expired on {row.accreditation_valid_until}.",
@@ -193,7 +193,7 @@ def record_inspection(
     )
     certificate_no = valid_until = None
     if verdict.verdict == "pass":
-        certificate_no = domain.new_certificate_no(now.date())
+        certificate_no = domain.new_certificate_no(civil_date(now))
         valid_until = domain.certificate_valid_until(report.inspected_at, policy)
     severity = policy.checklist
     item_rows: list[dict[str, Any]] = [

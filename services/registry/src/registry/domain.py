@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Literal, cast
-from zoneinfo import ZoneInfo
 
 from contracts.identifiers import model_year_mismatch, vin_model_years
 from registry.policy import Recommendation, RegistryPolicy
@@ -75,12 +74,6 @@ def check_province(uscc: str, province: str) -> None:
         )
 
 
-CIVIL_TIME = ZoneInfo("Asia/Shanghai")
-"""Dates on Chinese registration certificates are civil dates in China (UTC+8): the server's
-"today" for them is China's, or an endorsement dated this morning in Fuzhou would be refused
-as in the future until 08:00."""
-
-
 def check_vehicle_dates(
     *,
     first_registration_date: date,
@@ -103,7 +96,7 @@ def check_vehicle_dates(
                 not_before_rule="endorsed_before_first_registration",
             ),
         },
-        now=now.astimezone(CIVIL_TIME),
+        now=now,
         skew=skew,
     )
 

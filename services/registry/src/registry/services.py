@@ -22,7 +22,7 @@ from registry.schemas import ComplaintCreate, EnterpriseCreate, VehicleCreate
 from registry.settings import Settings
 from servicekit import outbox, pagination
 from servicekit.auth import hash_key, new_api_key
-from servicekit.clock import clock
+from servicekit.clock import civil_date, clock
 from servicekit.problems import Conflict, Forbidden, NotFound, Problem, Unauthorized, field_errors
 
 SOURCE = "ucx/registry"
@@ -128,7 +128,7 @@ def decide(
                 allowed_actions=domain.allowed_actions(enterprise.status),
             )
         if action in ("approve", "renew"):
-            enterprise.admission_valid_until = now.date() + timedelta(
+            enterprise.admission_valid_until = civil_date(now) + timedelta(
                 days=policy.admission_valid_days
             )
         if action == "approve":
@@ -231,7 +231,7 @@ def _record_recommendation(
 
 def _expire_if_due(session: Session, enterprise: Enterprise, now: datetime) -> bool:
     effective = domain.effective_status(
-        enterprise.status, enterprise.admission_valid_until, now.date()
+        enterprise.status, enterprise.admission_valid_until, civil_date(now)
     )
     if effective == enterprise.status:
         return False
@@ -244,7 +244,8 @@ def expire_overdue(session: Session, now: datetime) -> int:
     """Timer: every admission whose year has passed without renewal becomes ``expired``."""
     due = session.scalars(
         select(Enterprise).where(
-            Enterprise.status.in_(domain.EXPIRES), Enterprise.admission_valid_until < now.date()
+            Enterprise.status.in_(domain.EXPIRES),
+            Enterprise.admission_valid_until < civil_date(now),
         )
     ).all()
     return sum(_expire_if_due(session, enterprise, now) for enterprise in due)
@@ -405,7 +406,7 @@ def _check_vehicle(
             model_year=data.model_year,
             first_registration_date=data.first_registration_date,
             transfer_endorsed_on=data.transfer_endorsed_on,
-            today=now.astimezone(domain.CIVIL_TIME).date(),
+            today=civil_date(now),
             policy=policy,
         )
     except domain.RuleViolation as exc:
@@ -488,7 +489,10 @@ def _registering_enterprise(
     row = session.connection().execute(_OWNER, {"key_hash": hash_key(api_key)}).first()
     if row is None or row.status not in domain.MAY_REGISTER_VEHICLES:
         return None
-    if domain.effective_status(row.status, row.admission_valid_until, now.date()) != row.status:
+    if (
+        domain.effective_status(row.status, row.admission_valid_until, civil_date(now))
+        != row.status
+    ):
         return None
     return row.uscc, row.name
 
@@ -566,7 +570,7 @@ def _rejected(index: int, vin: str | None, errors: list[dict[str, str]]) -> dict
 
 def visible_stage(policy: RegistryPolicy, vehicle: Vehicle, now: datetime) -> str:
     return domain.visible_stage(
-        vehicle.stage, vehicle.registered_at.date(), now.date(), policy.stalled_after_days
+        vehicle.stage, civil_date(vehicle.registered_at), civil_date(now), policy.stalled_after_days
     )
 
 
