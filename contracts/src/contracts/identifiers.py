@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import functools
 import re
+from datetime import date
 from typing import Annotated
 
 import pycountry
-from pydantic import AfterValidator, BeforeValidator, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, StringConstraints
 
 VIN_ALPHABET = re.compile(r"^[A-HJ-NPR-Z0-9]{17}$")
 _VIN_VALUES = {
@@ -124,6 +125,14 @@ def validate_hs_code(value: str) -> str:
     return code
 
 
+def _iso_text(value: object) -> object:
+    """Dates and times arrive as ISO 8601 text: pydantic's lax mode would read the number 0 as
+    1970-01-01 (schemathesis once created a station accredited until then)."""
+    if isinstance(value, int | float):  # bool is an int too
+        raise ValueError("iso_8601: a date or time as ISO 8601 text, e.g. '2026-12-02'")
+    return value
+
+
 def _strip(value: object) -> object:
     return value.strip() if isinstance(value, str) else value
 
@@ -139,3 +148,6 @@ OpaqueRef = Annotated[
     StringConstraints(min_length=1, max_length=64, pattern=r"^[\x20-\x7E]+$"),
 ]
 """Licence, declaration, bill-of-lading numbers: 1-64 printable characters, trimmed."""
+IsoDate = Annotated[date, BeforeValidator(_iso_text)]
+IsoDateTime = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
+"""An aware date-time as ISO 8601 text (a partner's claim: the server's clock bounds it)."""

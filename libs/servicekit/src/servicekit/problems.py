@@ -189,7 +189,11 @@ def document_problems(app: FastAPI) -> None:
             title=app.title, version=app.version, description=app.description, routes=app.routes
         )
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        components["ProblemDetail"] = ProblemDetail.model_json_schema()
+        # nested models (FieldError) go beside it, referenced where OpenAPI looks for them:
+        # pydantic's own "#/$defs/..." does not resolve inside an OpenAPI document
+        problem = ProblemDetail.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(problem.pop("$defs", {}))
+        components["ProblemDetail"] = problem
         content = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemDetail"}}}
         for path in schema.get("paths", {}).values():
             for operation in path.values():

@@ -6,7 +6,6 @@ from typing import Annotated, Literal
 from pydantic import (
     AfterValidator,
     AliasChoices,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -14,7 +13,7 @@ from pydantic import (
 )
 from stdnum import imo
 
-from contracts.identifiers import CountryCode, OpaqueRef, UnLocode, Uscc, Vin
+from contracts.identifiers import CountryCode, IsoDateTime, OpaqueRef, UnLocode, Uscc, Vin
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
@@ -58,12 +57,12 @@ class DeclarationLodged(_In):
     after_sales_letter_ref: (
         Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | None
     ) = None
-    declared_at: AwareDatetime
+    declared_at: IsoDateTime
 
 
 class DeclarationReleased(_In):
     declaration_no: OpaqueRef
-    released_at: AwareDatetime
+    released_at: IsoDateTime
 
 
 class DeclarationWithdrawn(_In):
@@ -77,7 +76,7 @@ class ShipmentDeparted(_In):
     vessel_name: Text
     vessel_imo: Annotated[str, AfterValidator(_imo)]
     port_of_loading: UnLocode
-    departed_at: AwareDatetime
+    departed_at: IsoDateTime
 
 
 class LodgedMessage(_In):
@@ -199,7 +198,7 @@ class DeliveryPublic(BaseModel):
 
 
 class ReplayRequest(_In):
-    since: AwareDatetime | None = Field(
+    since: IsoDateTime | None = Field(
         default=None, description="Re-send every failed delivery created since then (all if null)."
     )
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from contracts.identifiers import Vin
+from contracts.identifiers import IsoDate, IsoDateTime, Vin
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
@@ -20,7 +20,7 @@ class StationCreate(_In):
         str, StringConstraints(strip_whitespace=True, pattern=r"^(CMA|CNAS)[ -]?[A-Z0-9]{4,30}$")
     ] = Field(description="CMA or CNAS accreditation number, e.g. CNAS L1234")
     province: Annotated[str, StringConstraints(pattern=r"^[1-8][0-9]0000$")]
-    accreditation_valid_until: date
+    accreditation_valid_until: IsoDate
 
 
 class StationCreated(BaseModel):
@@ -55,7 +55,7 @@ class StationPublic(BaseModel):
     name: str
     accreditation: str
     province: str
-    accreditation_valid_until: date
+    accreditation_valid_until: IsoDate
     status: str
 
 
@@ -97,7 +97,7 @@ class ItemIn(_In):
 
 class InspectionCreate(_In):
     vin: Vin
-    inspected_at: AwareDatetime = Field(
+    inspected_at: IsoDateTime = Field(
         description="When the station inspected the vehicle (kept as its claim). Refused (422 "
         "time_out_of_range) if further ahead of the server's clock than the allowed skew, "
         "older than the policy's posting limit, or (rule inspected_before_transfer_endorsement) "

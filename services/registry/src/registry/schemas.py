@@ -5,7 +5,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from contracts.identifiers import CountryCode, HsCode, OpaqueRef, Uscc, Vin
+from contracts.identifiers import CountryCode, HsCode, IsoDate, OpaqueRef, Uscc, Vin
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
@@ -87,14 +87,14 @@ class VehicleCreate(_In):
     make: Text
     model: Text
     model_year: int = Field(ge=1980, le=2100)
-    first_registration_date: date
+    first_registration_date: IsoDate
     registration_certificate_no: OpaqueRef
     engine_no: OpaqueRef
     mileage_km: int = Field(ge=0, le=5_000_000)
     fuel_type: Literal["petrol", "diesel", "hybrid", "phev", "bev", "fcev", "lpg", "cng", "other"]
     hs_code: HsCode
     destination_country: CountryCode
-    transfer_endorsed_on: date
+    transfer_endorsed_on: IsoDate
 
 
 class VehiclePublic(BaseModel):

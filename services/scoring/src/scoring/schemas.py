@@ -5,7 +5,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from contracts.identifiers import Uscc
+from contracts.identifiers import IsoDateTime, Uscc
 
 
 class ComponentPublic(BaseModel):
@@ -106,7 +106,7 @@ class HypotheticalEvent(BaseModel):
     data: dict[str, Any] = Field(
         description="the event's data as its topic carries it; enterprise_uscc may be omitted"
     )
-    time: datetime | None = Field(None, description="when it happens; default now")
+    time: IsoDateTime | None = Field(None, description="when it happens; default now")
 
 
 class WhatIf(BaseModel):
