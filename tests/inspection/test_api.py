@@ -6,9 +6,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from contracts import envelope, events
+from inspection import services
 from inspection.__main__ import SPEC
 from servicekit.clock import clock
 from servicekit.db import make_engine
+from servicekit.standing import in_good_standing
 
 import factories
 from helpers import ADMIN, bearer, consume, service_client
@@ -165,3 +167,53 @@ def test_a_later_status_change_wins_and_a_late_older_one_does_not(inspection: Te
     deliver(inspection, change("admitted", now))
     r = inspection.post("/v1/inspections", json=factories.inspection(vin), headers=bearer(key))
     assert r.status_code == 201
+
+
+# -- one definition of good standing (contracts.events.GOOD_STANDING) at this gate: an unknown
+# standing passes by name (its event may still be on its way); any known status outside good
+# standing is refused, `applied` included (the old block-list let it through)
+def test_good_standing_is_one_allow_list_and_unknown_is_the_callers_named_choice() -> None:
+    assert {
+        s for s in events.EnterpriseStatus.__args__ if in_good_standing(s, unknown_passes=False)
+    } == {
+        "admitted",
+        "warned",
+    }
+    assert in_good_standing(None, unknown_passes=True)
+    assert not in_good_standing(None, unknown_passes=False)
+    assert services.UNKNOWN_STANDING_PASSES is True
+
+
+def status_change(uscc: str, to: str) -> envelope.CloudEvent:
+    data = {"enterprise_uscc": uscc, "from": None, "to": to, "actor": "admin", "reason": "r"}
+    return envelope.new_event(
+        events.EnterpriseStatusChanged.model_validate({**data, "changed_at": clock.now()}),
+        source="ucx/registry",
+    )
+
+
+@pytest.mark.parametrize(
+    ("standing", "expected"),
+    [
+        (None, 201),
+        ("admitted", 201),
+        ("warned", 201),
+        ("applied", 409),
+        ("suspended", 409),
+        ("exited", 409),
+        ("expired", 409),
+        ("rejected", 409),
+    ],
+)
+def test_the_inspection_gate_allows_good_standing_only(
+    inspection: TestClient, standing: str | None, expected: int
+) -> None:
+    uscc, vin = registered(inspection)
+    if standing is not None:
+        deliver(inspection, status_change(uscc, standing))
+    r = inspection.post(
+        "/v1/inspections", json=factories.inspection(vin), headers=bearer(station_key(inspection))
+    )
+    assert r.status_code == expected, r.text
+    if expected == 409:
+        assert r.json()["enterprise_status"] == standing

@@ -18,6 +18,9 @@ EnterpriseStatus = Literal[
     "applied", "admitted", "warned", "suspended", "exited", "rejected", "expired"
 ]
 Tier = Literal["good", "warning", "suspension", "exit"]
+GOOD_STANDING: frozenset[str] = frozenset({"admitted", "warned"})
+"""DOMAIN.md §3: the statuses whose enterprises may register vehicles, have them inspected,
+declare, release and export them: one definition for every service."""
 
 
 class EventData(BaseModel):

@@ -50,6 +50,12 @@ def status_of(session: Session, uscc: str) -> str | None:
     return session.connection().execute(_STATUS, {"uscc": uscc}).scalar_one_or_none()
 
 
+def in_good_standing(status: str | None, *, unknown_passes: bool) -> bool:
+    """``events.GOOD_STANDING``, with what an unknown standing (no status event received yet)
+    means at this gate said by the caller: a gate that lets it through does so by name."""
+    return unknown_passes if status is None else status in events.GOOD_STANDING
+
+
 def apply(session: Session, event: CloudEvent) -> None:
     """Consumer handler; a late, older change does not roll the status back."""
     data = event.parse_data(events.EnterpriseStatusChanged)

@@ -11,6 +11,12 @@ from datetime import date, datetime
 
 from customs.policy import CustomsPolicy
 from servicekit.clock import civil_date
+from servicekit.standing import in_good_standing
+
+UNKNOWN_STANDING_PASSES = False
+"""Customs never accepts on a standing it has not heard of: such a lodging waits for the
+admission (``settle``: an unknown standing is not a certain refusal) or is refused when the
+wait times out; a release or departure is refused."""
 
 OPEN_STATUSES = ("pending", "accepted", "released")
 """A declaration in one of these holds its VIN: another lodging is ``declaration_open``."""
@@ -75,9 +81,7 @@ def decide(
             lodged.after_sales_letter_ref
         ):
             reasons.append("after_sales_letter_missing")
-    if standing not in policy.good_standing:
-        reasons.append("enterprise_not_in_good_standing")
-        details["enterprise_not_in_good_standing"] = f"enterprise_{standing or 'unknown'}"
+    _standing_gate(standing, reasons, details)
     if inspection is None:
         reasons.append("inspection_missing")
     elif inspection.verdict != "pass":
@@ -116,6 +120,12 @@ records (open declarations, exports) or a vehicle already known (its owner and f
 registration do not change). A known bad standing is certain too (reinstatement is the
 regulator's later decision, not an event that answers this lodging); an unknown one is not
 (the admission may be on its way, like the vehicle)."""
+
+
+def _standing_gate(standing: str | None, reasons: list[str], details: dict[str, str]) -> None:
+    if not in_good_standing(standing, unknown_passes=UNKNOWN_STANDING_PASSES):
+        reasons.append("enterprise_not_in_good_standing")
+        details["enterprise_not_in_good_standing"] = f"enterprise_{standing or 'unknown'}"
 
 
 def settle(
@@ -181,9 +191,7 @@ def step_refusals(
     unrevoked and unexpired."""
     reasons: list[str] = []
     details: dict[str, str] = {}
-    if standing not in policy.good_standing:
-        reasons.append("enterprise_not_in_good_standing")
-        details["enterprise_not_in_good_standing"] = f"enterprise_{standing or 'unknown'}"
+    _standing_gate(standing, reasons, details)
     if inspection is None or inspection.certificate_no != certificate_no:
         reasons.append("certificate_mismatch")
     elif inspection.revoked:

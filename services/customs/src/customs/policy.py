@@ -33,7 +33,6 @@ class ClaimMaxAge(BaseModel):
 
 
 class CustomsPolicy(PolicyFile):
-    good_standing: frozenset[str]
     after_sales_letter: AfterSalesLetter
     claim_max_age_hours: ClaimMaxAge
 

@@ -21,7 +21,11 @@ from servicekit.clock import Claimed, check_claims, civil_date, clock
 from servicekit.problems import Conflict, Forbidden, NotFound, Problem, Unauthorized
 
 SOURCE = "ucx/inspection"
-BLOCKED_STATUSES = frozenset({"suspended", "exited", "expired", "rejected"})
+UNKNOWN_STANDING_PASSES = True
+"""An enterprise whose status this service has not heard of yet may have its vehicle inspected:
+the vehicle reached us, so the registry admitted the enterprise when it registered it, and the
+status event may still be on its way (it travels on another topic). Any known status outside
+good standing (applied, suspended, exited, expired, rejected) is refused."""
 
 
 def create_station(session: Session, data: StationCreate) -> tuple[Station, StationKey, str]:
@@ -176,7 +180,7 @@ def record_inspection(
         skew=timedelta(seconds=settings.clock_skew_s),
     )
     status = standing.status_of(session, vehicle.enterprise_uscc)
-    if status in BLOCKED_STATUSES:
+    if not standing.in_good_standing(status, unknown_passes=UNKNOWN_STANDING_PASSES):
         raise Conflict(
             f"enterprise-{status}",
             f"The exporting enterprise is {status}; its vehicles cannot be inspected.",

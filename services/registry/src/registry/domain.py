@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Literal, cast
 
+from contracts.events import GOOD_STANDING
 from contracts.identifiers import model_year_mismatch, vin_model_years
 from registry.policy import Recommendation, RegistryPolicy
 from servicekit.clock import Claimed, check_claims
@@ -33,7 +34,7 @@ IMMEDIATE_EXIT_FROM = frozenset(
 ADMINISTRATIVE_ACTIONS = frozenset({"renew"})
 """Admin decisions that do not judge the enterprise's standing: they do not overrule an
 assessment made before them (a renewal must not escape an exit recommended before it)."""
-MAY_REGISTER_VEHICLES = frozenset({"admitted", "warned"})
+MAY_REGISTER_VEHICLES = GOOD_STANDING
 
 
 class RuleViolation(Exception):
