@@ -8,10 +8,10 @@ import json
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 import httpx
 import pytest
@@ -116,10 +116,16 @@ def children_of(pid: int, running: str = "spawn_main") -> list[int]:
     return found
 
 
-def wait_for(check: object, timeout_s: float = 60, every_s: float = 0.2) -> object:
+T = TypeVar("T")
+
+
+def wait_for(
+    check: Callable[[], T | Literal[False] | None], timeout_s: float = 60, every_s: float = 0.2
+) -> T:
+    """Polls ``check`` until it returns something true, and returns that."""
     deadline = time.monotonic() + timeout_s
     while True:
-        result = check()  # type: ignore[operator]
+        result = check()
         if result:
             return result
         assert time.monotonic() < deadline, "condition not met in time"

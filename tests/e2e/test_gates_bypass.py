@@ -56,7 +56,7 @@ class Exporter:
             r = self.inspection.post("/v1/inspections", json=body, headers=bearer(self.station_key))
             return None if r.status_code == 404 else r  # 404 until the worker has the car
 
-        return wait_for(posted)  # type: ignore[return-value]
+        return wait_for(posted)
 
     def passed(self, **overrides: Any) -> tuple[str, str]:
         """A registered car with a passing inspection that customs knows of."""
@@ -145,7 +145,7 @@ def test_a_backdated_declaration_does_not_skip_the_after_sales_letter(exporter: 
         return found if found and found["numerator"] >= 1 else None
 
     counted = wait_for(gate_compliance)
-    assert counted["numerator"] == 1, counted  # type: ignore[index]
+    assert counted["numerator"] == 1, counted
 
 
 def test_inspections_dated_out_of_bounds_are_refused_and_validity_runs_from_the_inspection(

@@ -74,7 +74,7 @@ def test_one_vehicle_from_application_to_departure(stack: RunningStack) -> None:
             and r
         )
     )  # 404 until the inspection worker has the registration
-    certificate = inspected.json()["certificate_no"]  # type: ignore[attr-defined]
+    certificate = inspected.json()["certificate_no"]
 
     # Customs waits (pending) for a vehicle or inspection it has not heard of yet, but decides
     # on the standing it knows: lodge once the admission has reached customs' own copy.
@@ -112,7 +112,7 @@ def test_one_vehicle_from_application_to_departure(stack: RunningStack) -> None:
             and d
         )
     )
-    assert decided["status"] == "accepted", decided  # type: ignore[index]
+    assert decided["status"] == "accepted", decided
     body, headers = signed(
         broker["secret"],
         "declaration.released",
@@ -140,7 +140,7 @@ def test_one_vehicle_from_application_to_departure(stack: RunningStack) -> None:
             and r.json()
         )
     )
-    assert assessment["events_by_type"] == {  # type: ignore[index]
+    assert assessment["events_by_type"] == {
         "enterprise.status-changed": 2,  # applied, admitted
         "vehicle.registered": 1,
         "vehicle.inspected": 1,
@@ -154,7 +154,7 @@ def test_one_vehicle_from_application_to_departure(stack: RunningStack) -> None:
             and t
         )
     )
-    assert [e["type"] for e in timeline["events"]] == [  # type: ignore[index]
+    assert [e["type"] for e in timeline["events"]] == [
         "vehicle.registered",
         "vehicle.inspected",
         "vehicle.declared",
@@ -192,12 +192,12 @@ def test_failing_inspections_drive_warning_then_suspension_and_customs_refuses(
     station = inspection.post("/v1/stations", json=factories.station(), headers=ADMIN).json()
 
     def inspect(vin: str, **report: object) -> httpx.Response:
-        return wait_for(  # type: ignore[return-value]
+        return wait_for(
             lambda: (
                 (
                     r := inspection.post(
                         "/v1/inspections",
-                        json=factories.inspection(vin, **report),  # type: ignore[arg-type]
+                        json=factories.inspection(vin, **report),
                         headers=bearer(station["api_key"]),
                     )
                 ).status_code
@@ -275,11 +275,9 @@ def test_failing_inspections_drive_warning_then_suspension_and_customs_refuses(
             and d
         )
     )
-    assert decided["status"] == "rejected"  # type: ignore[index]
-    assert decided["reasons"] == ["enterprise_not_in_good_standing"]  # type: ignore[index]
-    assert decided["reason_details"]["enterprise_not_in_good_standing"] == (  # type: ignore[index]
-        "enterprise_suspended"
-    )
+    assert decided["status"] == "rejected"
+    assert decided["reasons"] == ["enterprise_not_in_good_standing"]
+    assert decided["reason_details"]["enterprise_not_in_good_standing"] == ("enterprise_suspended")
 
 
 def test_a_trace_id_follows_an_inspection_into_customs_and_scoring_logs(
@@ -305,7 +303,7 @@ def test_a_trace_id_follows_an_inspection_into_customs_and_scoring_logs(
             and r
         )
     )
-    assert answer.headers["x-trace-id"] == trace  # type: ignore[attr-defined]
+    assert answer.headers["x-trace-id"] == trace
 
     def logged_by() -> set[str]:
         lines = stack.log_path.read_text().splitlines()

@@ -12,10 +12,9 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from contracts import envelope, events, topics
-from registry.__main__ import SPEC
-from servicekit import migrate, outbox
+from servicekit import outbox, tables
 from servicekit.broker import EmbeddedBroker
-from servicekit.db import make_engine
+from servicekit.db import make_engine, new_metadata
 from servicekit.relay import Relay, replay_from
 from servicekit.settings import BaseServiceSettings
 from servicekit.tables import outbox as outbox_table
@@ -37,8 +36,11 @@ def _event(uscc: str = "91350100M000100Y43") -> envelope.CloudEvent:
 
 @pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
-    migrate.upgrade(SPEC.migrations, database_url)
+    """servicekit's own tables on a fresh database: no service needed to test the relay."""
+    metadata = new_metadata()
+    tables.define(metadata)
     engine = make_engine(database_url)
+    metadata.create_all(engine)
     yield engine
     engine.dispose()
 
