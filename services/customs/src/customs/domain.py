@@ -178,6 +178,15 @@ def _sure_of_certificate(reason: str, lodged: Lodged, inspection: InspectionFact
     )
 
 
+def departure_prerequisites(*, exported: bool, status: str) -> list[str]:
+    """A departure needs a released declaration of a VIN not yet exported."""
+    if exported or status == "exported":
+        return ["already_exported"]
+    if status != "released":
+        return ["declaration_not_released"]
+    return []
+
+
 def step_refusals(
     *,
     standing: str | None,

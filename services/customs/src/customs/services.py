@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple, cast
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import Table, and_, bindparam, insert, or_, select
+from sqlalchemy import Connection, Table, and_, bindparam, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
@@ -383,29 +383,13 @@ def decide_if_possible(
     on its way and could make it acceptable (then it stays pending; ``force`` decides with
     what is known). ``open_declaration``: another open declaration of the VIN."""
     session.flush()  # a consumer's projection changes, for the Core reads below
-    connection = session.connection()
-    vehicle_row = connection.execute(_VEHICLE, {"vin": declaration.vin}).first()
-    inspection_row = connection.execute(_INSPECTION, {"vin": declaration.vin}).first()
-    vehicle = (
-        domain.VehicleFacts(
-            vehicle_row.enterprise_uscc, vehicle_row.first_registration_date, vehicle_row.exported
-        )
-        if vehicle_row
-        else None
-    )
+    vehicle, inspection = _facts(session.connection(), declaration.vin)
     policy = _policy(settings)
     decision = domain.settle(
-        domain.Lodged(
-            vin=declaration.vin,
-            enterprise_uscc=declaration.enterprise_uscc,
-            certificate_no=declaration.certificate_no,
-            export_licence_no=declaration.export_licence_no,
-            after_sales_letter_ref=declaration.after_sales_letter_ref,
-            received_at=declaration.lodged_at,
-        ),
+        _lodged_of(declaration),
         vehicle=vehicle,
         standing=standing.status_of(session, declaration.enterprise_uscc),
-        inspection=_inspection_facts(inspection_row),
+        inspection=inspection,
         open_declaration=open_declaration,
         policy=policy,
         force=force,
@@ -417,26 +401,53 @@ def decide_if_possible(
     declaration.reason_details = decision.details
     declaration.decided_at = clock.now()
     declaration.policy_version = policy.version
-    outbox.emit(
-        session,
-        events.VehicleDeclared(
-            enterprise_uscc=declaration.enterprise_uscc,
-            declaration_no=declaration.declaration_no,
-            vin=declaration.vin,
-            broker_id=declaration.broker_id,
-            outcome=decision.outcome,
-            reasons=decision.reasons,
-            export_licence_no=declaration.export_licence_no,
-            certificate_no=declaration.certificate_no,
-            port_of_loading=declaration.port_of_loading,
-            destination_country=declaration.destination_country,
-            declared_at=declaration.declared_at,
-            received_at=declaration.lodged_at,
-            policy_version=policy.version,
-        ),
-        source=SOURCE,
-    )
+    outbox.emit(session, _declared(declaration), source=SOURCE)
     return True
+
+
+def _facts(
+    connection: Connection, vin: str
+) -> tuple[domain.VehicleFacts | None, domain.InspectionFacts | None]:
+    """What customs knows of the vehicle and its latest inspection."""
+    vehicle = connection.execute(_VEHICLE, {"vin": vin}).first()
+    facts = (
+        domain.VehicleFacts(
+            vehicle.enterprise_uscc, vehicle.first_registration_date, vehicle.exported
+        )
+        if vehicle
+        else None
+    )
+    return facts, _inspection_facts(connection.execute(_INSPECTION, {"vin": vin}).first())
+
+
+def _lodged_of(declaration: Declaration) -> domain.Lodged:
+    return domain.Lodged(
+        vin=declaration.vin,
+        enterprise_uscc=declaration.enterprise_uscc,
+        certificate_no=declaration.certificate_no,
+        export_licence_no=declaration.export_licence_no,
+        after_sales_letter_ref=declaration.after_sales_letter_ref,
+        received_at=declaration.lodged_at,
+    )
+
+
+def _declared(declaration: Declaration) -> events.VehicleDeclared:
+    """The decision as an event, from the decided declaration."""
+    return events.VehicleDeclared(
+        enterprise_uscc=declaration.enterprise_uscc,
+        declaration_no=declaration.declaration_no,
+        vin=declaration.vin,
+        broker_id=declaration.broker_id,
+        outcome="accepted" if declaration.status == "accepted" else "rejected",
+        reasons=declaration.reasons,
+        export_licence_no=declaration.export_licence_no,
+        certificate_no=declaration.certificate_no,
+        port_of_loading=declaration.port_of_loading,
+        destination_country=declaration.destination_country,
+        declared_at=declaration.declared_at,
+        received_at=declaration.lodged_at,
+        policy_version=declaration.policy_version,
+    )
 
 
 def _declaration_for(session: Session, broker: BrokerRef, declaration_no: str) -> Declaration:
@@ -575,13 +586,11 @@ def _depart(
         not_before_rule="departed_before_released",
     )
     vehicle = session.get(KnownVehicle, declaration.vin, with_for_update=True)
-    reasons: list[str] = []
     details: dict[str, str] = {}
-    if (vehicle is not None and vehicle.exported) or declaration.status == "exported":
-        reasons = ["already_exported"]
-    elif declaration.status != "released":
-        reasons = ["declaration_not_released"]
-    else:
+    reasons = domain.departure_prerequisites(
+        exported=vehicle is not None and vehicle.exported, status=declaration.status
+    )
+    if not reasons:
         reasons, details = _recheck(session, settings, declaration, now)
     if reasons:
         return declaration, _refuse(
@@ -595,21 +604,21 @@ def _depart(
     declaration.vessel_name = data.vessel_name
     declaration.vessel_imo = data.vessel_imo
     declaration.departed_at = data.departed_at
-    outbox.emit(
-        session,
-        events.VehicleExported(
-            enterprise_uscc=declaration.enterprise_uscc,
-            declaration_no=declaration.declaration_no,
-            vin=declaration.vin,
-            bill_of_lading=data.bill_of_lading,
-            vessel_name=data.vessel_name,
-            vessel_imo=data.vessel_imo,
-            port_of_loading=data.port_of_loading,
-            departed_at=data.departed_at,
-        ),
-        source=SOURCE,
-    )
+    outbox.emit(session, _exported(declaration, data), source=SOURCE)
     return declaration, None
+
+
+def _exported(declaration: Declaration, data: ShipmentDeparted) -> events.VehicleExported:
+    return events.VehicleExported(
+        enterprise_uscc=declaration.enterprise_uscc,
+        declaration_no=declaration.declaration_no,
+        vin=declaration.vin,
+        bill_of_lading=data.bill_of_lading,
+        vessel_name=data.vessel_name,
+        vessel_imo=data.vessel_imo,
+        port_of_loading=data.port_of_loading,
+        departed_at=data.departed_at,
+    )
 
 
 def get_declaration(session: Session, declaration_no: str) -> Declaration:
