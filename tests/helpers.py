@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy import MetaData, PrimaryKeyConstraint, UniqueConstraint
 
 from servicekit import migrate
 from servicekit.cli import ServiceSpec
@@ -13,6 +14,30 @@ from servicekit.settings import BaseServiceSettings
 
 ADMIN_TOKEN = "test-admin-token-7f3a"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+Constraint = tuple[str, tuple[str, ...]]
+"""A unique or primary-key constraint as (table, columns)."""
+
+
+def _unique(metadata: MetaData) -> Iterator[tuple[str, Constraint]]:
+    """Every primary key, unique constraint and unique index: (its name, (table, columns))."""
+    for table in metadata.sorted_tables:
+        for constraint in table.constraints:
+            if isinstance(constraint, PrimaryKeyConstraint | UniqueConstraint):
+                yield str(constraint.name), (table.name, tuple(c.name for c in constraint.columns))
+        for index in table.indexes:
+            if index.unique:
+                yield str(index.name), (table.name, tuple(c.name for c in index.columns))
+
+
+def constraints(metadata: MetaData) -> set[Constraint]:
+    """The models' unique and primary-key constraints, for a test that accounts for each."""
+    return {found for _name, found in _unique(metadata)}
+
+
+def constraint_names(metadata: MetaData) -> set[str]:
+    """The same constraints by their names (the naming convention's ``pk_``/``uq_``...)."""
+    return {name for name, _found in _unique(metadata)}
 
 
 def bearer(key: str) -> dict[str, str]:

@@ -20,13 +20,12 @@ from customs_support import (
     status_changed,
 )
 from fastapi.testclient import TestClient
-from sqlalchemy import PrimaryKeyConstraint, UniqueConstraint
 
 from customs.models import Base
 from customs.settings import Settings
 
 import factories
-from helpers import ADMIN, sql
+from helpers import ADMIN, constraint_names, sql
 
 Proof = Callable[[TestClient, Settings], None]
 
@@ -167,18 +166,8 @@ CONSTRAINTS: dict[str, Proof | str] = {
 }
 
 
-def constraint_names() -> set[str]:
-    names: set[str] = set()
-    for table in Base.metadata.tables.values():
-        for constraint in table.constraints:
-            if isinstance(constraint, PrimaryKeyConstraint | UniqueConstraint):
-                names.add(str(constraint.name))
-        names.update(str(index.name) for index in table.indexes if index.unique)
-    return names
-
-
 def test_every_constraint_is_accounted_for() -> None:
-    assert constraint_names() == set(CONSTRAINTS)
+    assert constraint_names(Base.metadata) == set(CONSTRAINTS)
 
 
 PROOFS = sorted({p.__name__: p for p in CONSTRAINTS.values() if callable(p)}.items())

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import MetaData, PrimaryKeyConstraint, UniqueConstraint
 
 from contracts import envelope, events
 from inspection.__main__ import SPEC
@@ -20,9 +19,7 @@ from servicekit.clock import clock
 from servicekit.idempotency import digest
 
 import factories
-from helpers import ADMIN, bearer, consume, service_client, sql
-
-Constraint = tuple[str, tuple[str, ...]]
+from helpers import ADMIN, Constraint, bearer, consume, constraints, service_client, sql
 
 SERVER_DRAWN: dict[Constraint, str] = {
     ("stations", ("id",)): "a uuid4 the service draws; POST /v1/stations refuses an `id` (422)",
@@ -46,18 +43,6 @@ ANSWERED: dict[Constraint, str] = {
     ("idempotency_keys", ("scope", "key")): "test_a_reused_idempotency_key_gets_a_final_answer",
 }
 """Constraints that input can reach, and the test proving the answer is final."""
-
-
-def constraints(metadata: MetaData) -> set[Constraint]:
-    found = set()
-    for table in metadata.sorted_tables:
-        for constraint in table.constraints:
-            if isinstance(constraint, PrimaryKeyConstraint | UniqueConstraint):
-                found.add((table.name, tuple(c.name for c in constraint.columns)))
-        for index in table.indexes:
-            if index.unique:
-                found.add((table.name, tuple(c.name for c in index.columns)))
-    return found
 
 
 def test_every_constraint_is_covered() -> None:

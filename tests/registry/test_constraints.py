@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import MetaData, PrimaryKeyConstraint, UniqueConstraint, event, text
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 
 from contracts import envelope, events
@@ -23,9 +23,7 @@ from registry.models import Base
 from servicekit.clock import clock
 
 import factories
-from helpers import ADMIN, bearer, consume, sql
-
-Constraint = tuple[str, tuple[str, ...]]
+from helpers import ADMIN, Constraint, bearer, consume, constraints, sql
 
 SERVER_DRAWN: dict[Constraint, str] = {
     ("enterprises", ("api_key_hash",)): "SHA-256 of an API key the service draws on approval",
@@ -59,18 +57,6 @@ ANSWERED: dict[Constraint, str] = {
 }
 """Constraints that input can reach, and the test proving the answer is final (``module.name``
 for a test elsewhere in tests/registry)."""
-
-
-def constraints(metadata: MetaData) -> set[Constraint]:
-    found = set()
-    for table in metadata.sorted_tables:
-        for constraint in table.constraints:
-            if isinstance(constraint, PrimaryKeyConstraint | UniqueConstraint):
-                found.add((table.name, tuple(c.name for c in constraint.columns)))
-        for index in table.indexes:
-            if index.unique:
-                found.add((table.name, tuple(c.name for c in index.columns)))
-    return found
 
 
 def test_every_constraint_is_covered() -> None:
