@@ -3,10 +3,12 @@ ops endpoints ``/healthz``, ``/readyz``, ``/metrics``."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
+from datetime import timedelta
 from typing import Annotated, Any
 
 import anyio
@@ -19,10 +21,11 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from servicekit import problems, tracing
+from servicekit import idempotency, problems, tracing
 from servicekit.auth import require_admin
 from servicekit.db import make_engine, session_factory
 from servicekit.idempotency import IdempotencyMiddleware
+from servicekit.idempotency import answer_once as _answer_once
 from servicekit.settings import BaseServiceSettings
 from servicekit.writer import Writer
 
@@ -139,6 +142,22 @@ class _TooLarge(Exception):
     pass
 
 
+async def prune_answers(engine: Engine, settings: BaseServiceSettings) -> None:
+    """Every ``idempotency_prune_interval_s``: forget remembered answers older than
+    ``idempotency_retention_h`` (a retry after that runs as a new request)."""
+    log = structlog.get_logger("servicekit.idempotency")
+    retention = timedelta(hours=settings.idempotency_retention_h)
+    while True:
+        await asyncio.sleep(settings.idempotency_prune_interval_s)
+        try:
+            pruned = await anyio.to_thread.run_sync(idempotency.prune, engine, retention)
+        except Exception:
+            log.exception("pruning idempotency answers failed")
+            continue
+        if pruned:
+            log.info("idempotency answers pruned", count=pruned)
+
+
 def create_service_app(
     settings: BaseServiceSettings,
     *,
@@ -156,7 +175,11 @@ def create_service_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         writer.start()
+        pruning = asyncio.create_task(prune_answers(engine, settings))
         yield
+        pruning.cancel()
+        with suppress(asyncio.CancelledError):
+            await pruning
         writer.stop()
         engine.dispose()
 
@@ -200,7 +223,7 @@ def create_service_app(
 
     for router in routers:
         app.include_router(router)
-    app.add_middleware(IdempotencyMiddleware, engine=engine)
+    app.add_middleware(IdempotencyMiddleware, engine=engine, routes=app.routes)
     app.add_middleware(EdgeMiddleware, max_bytes=settings.max_body_bytes)
     return app
 
@@ -228,3 +251,11 @@ async def get_writer(request: Request) -> Writer:
 
 
 WriterDep = Annotated[Writer, Depends(get_writer)]
+
+
+def answer_once(
+    request: Request, attempt: idempotency.Attempt | None, unit: idempotency.Unit
+) -> Response:
+    """A POST outside the writer (its service opens its own transaction): ``unit``'s answer,
+    remembered with its effect when the request carries an Idempotency-Key."""
+    return _answer_once(request.app.state.engine, attempt, unit).response()

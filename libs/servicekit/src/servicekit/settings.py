@@ -52,6 +52,9 @@ class BaseServiceSettings(BaseSettings):
     """faust web port for the worker's /healthz, /readyz, /metrics (0 = api port + 100)."""
 
     max_body_bytes: int = 1024 * 1024
+    idempotency_retention_h: float = 24.0
+    """How long an Idempotency-Key's answer is replayed; older answers are pruned."""
+    idempotency_prune_interval_s: float = 600.0
     clock_skew_s: float = 300.0
     """How far in the future a partner's claimed time may lie (clock skew) before it is 422
     ``time_out_of_range``; how far in the past is policy data, per field."""

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -22,6 +24,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from servicekit import idempotency
 from servicekit.db import session_factory
 
 T = TypeVar("T")
@@ -42,6 +45,15 @@ class _Unit:
 
 class _Redo(Exception):
     """The optimistic pass failed: redo the group unit by unit."""
+
+
+class _KeyTaken(Exception):
+    """Another process committed an answer under the same Idempotency-Key first."""
+
+
+_PAUSE_AFTER_COMMIT_S = float(os.environ.get("UCX_TEST_PAUSE_AFTER_COMMIT_S", "0") or 0)
+"""Test-only: hold each group's answers this long after its commit (a crash test kills the
+process in that window). Never set in production."""
 
 
 class Writer:
@@ -76,6 +88,29 @@ class Writer:
         self._queue.put(_Unit(fn, contextvars.copy_context(), loop, future, on_integrity_error))
         return await future
 
+    async def run_idempotent(
+        self,
+        attempt: idempotency.Attempt | None,
+        fn: Callable[[Session], T],
+        render: Callable[[T], idempotency.Answer],
+        on_integrity_error: Callable[[IntegrityError], Exception] | None = None,
+    ) -> idempotency.Answer:
+        """``run`` for a POST that takes an Idempotency-Key: inside the unit, the first answer
+        is replayed, or ``fn`` runs and ``render``'s answer is remembered in the same
+        transaction (``idempotency.answer_in``). Without a key: ``fn``, then ``render``
+        outside the writer thread."""
+        if attempt is None:
+            return render(await self.run(fn, on_integrity_error))
+        key = attempt
+
+        def unit(session: Session) -> idempotency.Answer:
+            return idempotency.answer_in(session, key, lambda s: render(fn(s)), on_integrity_error)
+
+        try:
+            return await self.run(unit, on_integrity_error=lambda _exc: _KeyTaken())
+        except _KeyTaken:  # its answer is committed now: this run replays it
+            return await self.run(unit, on_integrity_error)
+
     def _run(self) -> None:
         while True:
             first = self._queue.get()
@@ -105,6 +140,8 @@ class Writer:
         except Exception as exc:
             log.exception("group commit failed", units=len(group))
             outcomes = [(unit, None, exc) for unit in group]
+        if _PAUSE_AFTER_COMMIT_S:
+            time.sleep(_PAUSE_AFTER_COMMIT_S)
         for unit, result, error in outcomes:
             unit.loop.call_soon_threadsafe(_settle, unit.future, result, error)
 

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from sqlalchemy.orm import Session
 
 from contracts.identifiers import Vin
 from inspection import services
@@ -26,7 +28,9 @@ from inspection.settings import Settings
 from inspection.signing import Signer
 from servicekit.auth import bearer
 from servicekit.clock import clock
-from servicekit.http import AdminDep, SessionDep, WriterDep
+from servicekit.http import AdminDep, SessionDep, WriterDep, answer_once
+from servicekit.idempotency import Answer, AttemptDep
+from servicekit.partnerkeys import PartnerKeys
 from servicekit.problems import Problem, problem_responses
 
 router = APIRouter(prefix="/v1", responses=problem_responses(401, 403, 404, 409, 413, 422))
@@ -51,19 +55,45 @@ def _signer(request: Request) -> Signer:
     return signer
 
 
-@router.post("/stations", status_code=status.HTTP_201_CREATED)
-def create_station(body: StationCreate, session: SessionDep, _admin: AdminDep) -> StationCreated:
-    station, key, api_key = services.create_station(session, body)
-    return StationCreated(id=station.id, name=station.name, key_id=key.id, api_key=api_key)
+async def _station_key(request: Request) -> str:
+    """The station's API key, judged before the body: 401/403 first, whatever the body."""
+    keys: PartnerKeys | None = getattr(request.app.state, "station_keys", None)
+    if keys is None:
+        keys = request.app.state.station_keys = PartnerKeys(services.judge_station_key)
+    key = bearer(request)
+    await keys.judge(request.app.state.engine, key)
+    return key
 
 
-@router.post("/stations/{station_id}/keys", status_code=status.HTTP_201_CREATED)
+StationKeyDep = Annotated[str, Depends(_station_key)]
+
+
+@router.post("/stations", status_code=status.HTTP_201_CREATED, response_model=StationCreated)
+def create_station(
+    body: StationCreate, request: Request, _admin: AdminDep, attempt: AttemptDep
+) -> Response:
+    def unit(session: Session) -> Answer:
+        station, key, api_key = services.create_station(session, body)
+        created = StationCreated(id=station.id, name=station.name, key_id=key.id, api_key=api_key)
+        return Answer.of(created, 201)
+
+    return answer_once(request, attempt, unit)
+
+
+@router.post(
+    "/stations/{station_id}/keys", status_code=status.HTTP_201_CREATED, response_model=KeyCreated
+)
 def rotate_key(
-    station_id: str, session: SessionDep, request: Request, _admin: AdminDep
-) -> KeyCreated:
+    station_id: str, request: Request, _admin: AdminDep, attempt: AttemptDep
+) -> Response:
     """A new key; the station's other keys keep working for 24 h (rotation window)."""
-    key, api_key, until = services.rotate_key(session, _settings(request), station_id)
-    return KeyCreated(key_id=key.id, api_key=api_key, previous_keys_valid_until=until)
+
+    def unit(session: Session) -> Answer:
+        key, api_key, until = services.rotate_key(session, _settings(request), station_id)
+        created = KeyCreated(key_id=key.id, api_key=api_key, previous_keys_valid_until=until)
+        return Answer.of(created, 201)
+
+    return answer_once(request, attempt, unit)
 
 
 @router.get("/stations/{station_id}/keys")
@@ -82,12 +112,19 @@ def revoke_key(
     return StationKeyPublic.model_validate(key, from_attributes=True)
 
 
-@router.post("/stations/{station_id}/status")
+@router.post("/stations/{station_id}/status", response_model=StationPublic)
 def set_station_status(
-    station_id: str, body: StationStatusChange, session: SessionDep, _admin: AdminDep
-) -> StationPublic:
-    station = services.set_station_status(session, station_id, body.status)
-    return StationPublic.model_validate(station, from_attributes=True)
+    station_id: str,
+    body: StationStatusChange,
+    request: Request,
+    _admin: AdminDep,
+    attempt: AttemptDep,
+) -> Response:
+    def unit(session: Session) -> Answer:
+        station = services.set_station_status(session, station_id, body.status)
+        return Answer.of(StationPublic.model_validate(station, from_attributes=True))
+
+    return answer_once(request, attempt, unit)
 
 
 def _public(row: dict[str, Any], policy: InspectionPolicy) -> InspectionPublic:
@@ -110,11 +147,21 @@ def _public(row: dict[str, Any], policy: InspectionPolicy) -> InspectionPublic:
 
 
 @router.post("/inspections", status_code=status.HTTP_201_CREATED, response_model=InspectionPublic)
-async def post_inspection(body: InspectionCreate, request: Request, writer: WriterDep) -> Response:
-    settings, policy, key = _settings(request), _policy(request), bearer(request)
-    row = await writer.run(lambda s: services.record_inspection(s, settings, policy, key, body))
-    # serialised once here; FastAPI would validate the model again before serialising it
-    return Response(_public(row, policy).model_dump_json(), 201, media_type="application/json")
+async def post_inspection(
+    body: InspectionCreate,
+    request: Request,
+    writer: WriterDep,
+    key: StationKeyDep,
+    attempt: AttemptDep,
+) -> Response:
+    settings, policy = _settings(request), _policy(request)
+    answer = await writer.run_idempotent(
+        attempt,
+        lambda s: services.record_inspection(s, settings, policy, key, body),
+        # serialised once here; FastAPI would validate the model again before serialising it
+        lambda row: Answer.of(_public(row, policy), 201),
+    )
+    return answer.response()
 
 
 @router.get("/certificates/public-key", responses=problem_responses(429))
@@ -148,9 +195,17 @@ def verify_certificate(
     return answer.model_copy(update={"signature": signer.sign(signed)})
 
 
-@router.post("/certificates/{certificate_no}/revoke")
+@router.post("/certificates/{certificate_no}/revoke", response_model=dict[str, str])
 def revoke_certificate(
-    certificate_no: str, body: CertificateRevoke, session: SessionDep, _admin: AdminDep
-) -> dict[str, str]:
-    inspection = services.revoke_certificate(session, certificate_no, body.reason, body.forged)
-    return {"certificate_no": inspection.certificate_no or "", "status": "revoked"}
+    certificate_no: str,
+    body: CertificateRevoke,
+    request: Request,
+    _admin: AdminDep,
+    attempt: AttemptDep,
+) -> Response:
+    def unit(session: Session) -> Answer:
+        inspection = services.revoke_certificate(session, certificate_no, body.reason, body.forged)
+        revoked = {"certificate_no": inspection.certificate_no or "", "status": "revoked"}
+        return Answer(200, json.dumps(revoked, separators=(",", ":")).encode())
+
+    return answer_once(request, attempt, unit)

@@ -124,7 +124,13 @@ _INSERT_INSPECTION = insert(_INSPECTIONS)
 
 def _posting_station(connection: Connection, api_key: str, now: datetime) -> str:
     """The id of the station whose key this is, if it may post now."""
-    row = connection.execute(_POSTING_STATION, {"key_hash": hash_key(api_key)}).first()
+    return judge_station_key(connection, hash_key(api_key), now)
+
+
+def judge_station_key(connection: Connection, key_hash: str, now: datetime) -> str:
+    """The id of the station holding the key, if it may post now; its 401/403 otherwise.
+    The api judges a key with it before the body, and the unit again in its transaction."""
+    row = connection.execute(_POSTING_STATION, {"key_hash": key_hash}).first()
     if row is None or row.revoked_at is not None:
         raise Unauthorized("invalid-credentials", "The station API key is not valid.")
     if row.expires_at is not None and row.expires_at <= now:

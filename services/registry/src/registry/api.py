@@ -1,8 +1,9 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from sqlalchemy.orm import Session
 
 from registry import services
 from registry.models import Vehicle
@@ -27,8 +28,10 @@ from registry.schemas import (
 from registry.settings import Settings
 from servicekit.auth import bearer, require_admin
 from servicekit.clock import clock
-from servicekit.http import AdminDep, SessionDep, WriterDep
+from servicekit.http import AdminDep, SessionDep, WriterDep, answer_once
+from servicekit.idempotency import Answer, AttemptDep
 from servicekit.pagination import MAX_LIMIT, Page
+from servicekit.partnerkeys import PartnerKeys
 
 router = APIRouter(prefix="/v1")
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
@@ -55,16 +58,32 @@ def _policy(request: Request) -> RegistryPolicy:
     return policy
 
 
+async def _enterprise_key(request: Request) -> str:
+    """The caller's API key, judged before the body: 401/403 first, whatever the body."""
+    keys: PartnerKeys | None = getattr(request.app.state, "enterprise_keys", None)
+    if keys is None:
+        keys = request.app.state.enterprise_keys = PartnerKeys(services.judge_enterprise_key)
+    key = bearer(request)
+    await keys.judge(request.app.state.engine, key)
+    return key
+
+
+EnterpriseKey = Annotated[str, Depends(_enterprise_key)]
+
+
 def _vehicle(request: Request, vehicle: Vehicle) -> VehiclePublic:
     public = VehiclePublic.model_validate(vehicle, from_attributes=True)
     stage = services.visible_stage(_policy(request), vehicle, clock.now())
     return public.model_copy(update={"stage": stage})
 
 
-@router.post("/enterprises", status_code=status.HTTP_201_CREATED)
-def apply(body: EnterpriseCreate, session: SessionDep, request: Request) -> EnterprisePublic:
-    enterprise = services.apply(session, _policy(request), body)
-    return EnterprisePublic.model_validate(enterprise, from_attributes=True)
+@router.post("/enterprises", status_code=status.HTTP_201_CREATED, response_model=EnterprisePublic)
+def apply(body: EnterpriseCreate, request: Request, attempt: AttemptDep) -> Response:
+    def unit(session: Session) -> Answer:
+        enterprise = services.apply(session, _policy(request), body)
+        return Answer.of(EnterprisePublic.model_validate(enterprise, from_attributes=True), 201)
+
+    return answer_once(request, attempt, unit)
 
 
 @router.get("/enterprises")
@@ -92,13 +111,17 @@ def list_enterprises(
     return Page[EnterprisePublic](items=items, next_cursor=next_cursor)
 
 
-@router.post("/enterprises/{uscc}/decisions")
+@router.post("/enterprises/{uscc}/decisions", response_model=DecisionPublic)
 def decide(
-    uscc: str, body: DecisionCreate, session: SessionDep, request: Request, _admin: AdminDep
-) -> DecisionPublic:
-    enterprise, api_key = services.decide(session, _policy(request), uscc, body.action, body.reason)
-    public = DecisionPublic.model_validate(enterprise, from_attributes=True)
-    return public.model_copy(update={"api_key": api_key})
+    uscc: str, body: DecisionCreate, request: Request, _admin: AdminDep, attempt: AttemptDep
+) -> Response:
+    def unit(session: Session) -> Answer:
+        policy = _policy(request)
+        enterprise, api_key = services.decide(session, policy, uscc, body.action, body.reason)
+        public = DecisionPublic.model_validate(enterprise, from_attributes=True)
+        return Answer.of(public.model_copy(update={"api_key": api_key}))
+
+    return answer_once(request, attempt, unit)
 
 
 @router.get("/enterprises/{uscc}")
@@ -115,28 +138,48 @@ def history(uscc: str, session: SessionDep) -> list[StatusChangePublic]:
     ]
 
 
-@router.post("/vehicles", status_code=status.HTTP_201_CREATED, response_model=VehiclePublic)
-async def register_vehicle(body: VehicleCreate, request: Request, writer: WriterDep) -> Response:
-    settings, policy, key = _settings(request), _policy(request), bearer(request)
-    row = await writer.run(
-        lambda s: services.register_vehicle(s, settings, policy, key, body),
-        on_integrity_error=lambda _exc: services.already_registered(body.vin),
-    )
+def _registered(row: dict[str, Any]) -> Answer:
     # stage: just registered, so not stalled; serialised once here (FastAPI would validate
     # the model again before serialising it)
-    public = VehiclePublic.model_validate(row)
-    return Response(public.model_dump_json(), 201, media_type="application/json")
+    return Answer.of(VehiclePublic.model_validate(row), 201)
 
 
-@router.post("/vehicles:batch", status_code=status.HTTP_207_MULTI_STATUS)
-def register_batch(body: VehicleBatch, session: SessionDep, request: Request) -> BatchResult:
-    """Up to 500 vehicles: valid rows are committed, invalid rows come back with their errors."""
-    rows = services.register_batch(
-        session, _settings(request), _policy(request), bearer(request), body.vehicles
+@router.post("/vehicles", status_code=status.HTTP_201_CREATED, response_model=VehiclePublic)
+async def register_vehicle(
+    body: VehicleCreate,
+    request: Request,
+    writer: WriterDep,
+    key: EnterpriseKey,
+    attempt: AttemptDep,
+) -> Response:
+    settings, policy = _settings(request), _policy(request)
+    answer = await writer.run_idempotent(
+        attempt,
+        lambda s: services.register_vehicle(s, settings, policy, key, body),
+        _registered,
+        on_integrity_error=lambda _exc: services.already_registered(body.vin),
     )
-    results = [BatchRow(**row) for row in rows]
-    created = sum(r.status == "created" for r in results)
-    return BatchResult(created=created, rejected=len(results) - created, results=results)
+    return answer.response()
+
+
+@router.post(
+    "/vehicles:batch", status_code=status.HTTP_207_MULTI_STATUS, response_model=BatchResult
+)
+def register_batch(
+    body: VehicleBatch, request: Request, key: EnterpriseKey, attempt: AttemptDep
+) -> Response:
+    """Up to 500 vehicles: valid rows are committed, invalid rows come back with their errors."""
+
+    def unit(session: Session) -> Answer:
+        rows = services.register_batch(
+            session, _settings(request), _policy(request), key, body.vehicles
+        )
+        results = [BatchRow(**row) for row in rows]
+        created = sum(r.status == "created" for r in results)
+        result = BatchResult(created=created, rejected=len(results) - created, results=results)
+        return Answer.of(result, 207)
+
+    return answer_once(request, attempt, unit)
 
 
 @router.get("/vehicles")
@@ -174,12 +217,19 @@ def timeline(vin: str, session: SessionDep, request: Request) -> TimelinePublic:
     )
 
 
-@router.post("/enterprises/{uscc}/complaints", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/enterprises/{uscc}/complaints",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ComplaintPublic,
+)
 def file_complaint(
-    uscc: str, body: ComplaintCreate, session: SessionDep, _admin: AdminDep
-) -> ComplaintPublic:
-    complaint = services.file_complaint(session, uscc, body)
-    return ComplaintPublic.model_validate(complaint, from_attributes=True)
+    uscc: str, body: ComplaintCreate, request: Request, _admin: AdminDep, attempt: AttemptDep
+) -> Response:
+    def unit(session: Session) -> Answer:
+        complaint = services.file_complaint(session, uscc, body)
+        return Answer.of(ComplaintPublic.model_validate(complaint, from_attributes=True), 201)
+
+    return answer_once(request, attempt, unit)
 
 
 @router.get("/enterprises/{uscc}/complaints")
@@ -196,9 +246,19 @@ def get_complaint(uscc: str, complaint_id: str, session: SessionDep) -> Complain
     return ComplaintPublic.model_validate(complaint, from_attributes=True)
 
 
-@router.post("/enterprises/{uscc}/complaints/{complaint_id}/resolve")
+@router.post(
+    "/enterprises/{uscc}/complaints/{complaint_id}/resolve", response_model=ComplaintPublic
+)
 def resolve_complaint(
-    uscc: str, complaint_id: str, body: ComplaintResolve, session: SessionDep, _admin: AdminDep
-) -> ComplaintPublic:
-    complaint = services.resolve_complaint(session, uscc, complaint_id, body.resolution)
-    return ComplaintPublic.model_validate(complaint, from_attributes=True)
+    uscc: str,
+    complaint_id: str,
+    body: ComplaintResolve,
+    request: Request,
+    _admin: AdminDep,
+    attempt: AttemptDep,
+) -> Response:
+    def unit(session: Session) -> Answer:
+        complaint = services.resolve_complaint(session, uscc, complaint_id, body.resolution)
+        return Answer.of(ComplaintPublic.model_validate(complaint, from_attributes=True))
+
+    return answer_once(request, attempt, unit)

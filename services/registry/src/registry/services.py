@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from pydantic import ValidationError
-from sqlalchemy import Table, bindparam, insert, select
+from sqlalchemy import Connection, Table, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -383,11 +383,15 @@ def _may_register(session: Session, enterprise: Enterprise, uscc: str, now: date
         raise _not_your_enterprise()
     _expire_if_due(session, enterprise, now)
     if enterprise.status not in domain.MAY_REGISTER_VEHICLES:
-        raise Forbidden(
-            f"enterprise-{enterprise.status}",
-            f"An enterprise that is {enterprise.status} cannot register vehicles.",
-            enterprise_status=enterprise.status,
-        )
+        raise _may_not_register(enterprise.status)
+
+
+def _may_not_register(status: str) -> Forbidden:
+    return Forbidden(
+        f"enterprise-{status}",
+        f"An enterprise that is {status} cannot register vehicles.",
+        enterprise_status=status,
+    )
 
 
 def _check_vehicle(
@@ -478,6 +482,17 @@ _ENTERPRISES = Enterprise.__table__.c
 _OWNER = select(
     _ENTERPRISES.uscc, _ENTERPRISES.name, _ENTERPRISES.status, _ENTERPRISES.admission_valid_until
 ).where(_ENTERPRISES.api_key_hash == bindparam("key_hash"))
+
+
+def judge_enterprise_key(connection: Connection, key_hash: str, now: datetime) -> None:
+    """Before the body is judged: 401 for a key no enterprise holds, 403 for one whose
+    enterprise may not register vehicles. An admission that lapsed without its expiry recorded
+    yet passes here: the unit records the expiry (and emits it), then refuses."""
+    row = connection.execute(_OWNER, {"key_hash": key_hash}).first()
+    if row is None:
+        raise Unauthorized("invalid-credentials", "The API key is not valid.")
+    if row.status not in domain.MAY_REGISTER_VEHICLES:
+        raise _may_not_register(row.status)
 
 
 def _registering_enterprise(
