@@ -11,14 +11,18 @@ from typing import Any
 import pytest
 from customs_receiver import Receiver
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from contracts import envelope, events
 from customs import outbound
 from customs.__main__ import SPEC
+from customs.consumers import timers
 from customs.delivery import Deliverer
 from customs.settings import Settings
 from customs.subscriptions import enqueue
+from servicekit import db
+from servicekit.consumer import ticker
 from servicekit.db import make_engine
 
 import factories
@@ -262,3 +266,35 @@ def test_a_chaotic_receiver_gets_every_message_under_one_webhook_id_each(
         assert None in seen and 429 in seen and 500 in seen  # the chaos really happened
         for webhook_id in late:  # a second 200 only after we gave up waiting for the first
             assert None in attempts[webhook_id] or attempts[webhook_id].count(200) == 1
+
+
+def test_the_workers_delivery_timer_sends_on_the_workers_engine_and_closes_its_client_at_stop(
+    customs: tuple[TestClient, Settings], receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, settings = customs
+    uscc = factories.uscc()
+    subscribe(client, receiver, enterprises=[uscc])
+    consume(settings, declared(uscc))
+    consume(settings, declared(uscc, "rejected"))
+    worker_engine = make_engine(settings.database_url)  # what the worker hands its timers
+
+    def no_second_engine(*_args: object, **_kwargs: object) -> Engine:
+        raise AssertionError("a timer built an engine of its own")
+
+    monkeypatch.setattr(db, "create_engine", no_second_engine)
+    (delivery,) = [t for t in timers(settings) if t.name == "customs-webhook-delivery"]
+    assert delivery.arun is not None and delivery.close is not None
+    owner = delivery.arun.__self__  # type: ignore[attr-defined]
+
+    async def worker_life() -> None:
+        await ticker(worker_engine, delivery)()  # as the worker's faust timer ticks
+        assert delivery.close is not None
+        await delivery.close()  # the worker stopping
+
+    try:
+        asyncio.run(worker_life())
+        assert len(receiver.verified) == 2
+        assert owner.deliverer.sessions.kw["bind"] is worker_engine
+        assert owner.deliverer.client.is_closed
+    finally:
+        worker_engine.dispose()

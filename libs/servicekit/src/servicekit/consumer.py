@@ -69,13 +69,16 @@ class Subscription:
 
 @dataclass(frozen=True)
 class Timer:
-    """Periodic work in one transaction, e.g. deciding what waited too long."""
+    """Periodic work on the worker's engine: ``run`` in one transaction (e.g. deciding what
+    waited too long), or ``arun``, async work on the worker's loop given the engine (e.g.
+    HTTP, or work that commits in parts). ``close`` runs once when the worker stops, after
+    its timers: it releases what the timer opened (a client, a job it holds)."""
 
     name: str
     interval_s: float
     run: Callable[[Session], None] | None = None
-    arun: Callable[[], Awaitable[object]] | None = None
-    """Async work (e.g. HTTP) on the worker's loop, instead of ``run`` in a transaction."""
+    arun: Callable[[Engine], Awaitable[object]] | None = None
+    close: Callable[[], Awaitable[object]] | None = None
 
 
 @dataclass(frozen=True)
@@ -290,9 +293,21 @@ class _Transport(AIOKafkaTransport):
 
 class _App(faust.App):
     fetch_max_wait_ms = 100
+    closers: list[Callable[[], Awaitable[object]]]
 
     def _new_transport(self) -> Any:
         return _Transport(self.conf.broker_consumer, self)
+
+    async def on_shutdown(self) -> None:
+        """After faust stopped the agents and timers: every timer's ``close``, each once,
+        one failing not keeping the others from running."""
+        await super().on_shutdown()
+        closers, self.closers = self.closers, []
+        for close in closers:
+            try:
+                await close()
+            except Exception:
+                log.exception("timer close failed")
 
 
 def build_app(
@@ -325,6 +340,7 @@ def build_app(
         datadir=str(datadir),
     )
     app.fetch_max_wait_ms = settings.consumer_fetch_max_wait_ms
+    app.closers = []
     for subscription in subscriptions:
         _add_agent(app, settings, engine, subscription, rebuild)
     for timer in timers:
@@ -333,8 +349,18 @@ def build_app(
 
 
 def add_timer(app: faust.App, engine: Engine, timer: Timer) -> None:
-    """A faust timer that logs its failures instead of raising (a timer that raises stops the
-    worker)."""
+    """The timer on the worker's loop with the worker's engine; its ``close`` runs when the
+    worker shuts down."""
+    tick = ticker(engine, timer)
+    tick.__name__ = tick.__qualname__ = timer.name
+    app.timer(timer.interval_s, name=timer.name)(tick)
+    if timer.close is not None:
+        cast(_App, app).closers.append(timer.close)
+
+
+def ticker(engine: Engine, timer: Timer) -> Callable[[], Awaitable[None]]:
+    """One tick of ``timer`` on ``engine``; it logs its failures instead of raising (a timer
+    that raises stops the worker)."""
     sessions = session_factory(engine)
 
     def run_once() -> None:
@@ -345,14 +371,13 @@ def add_timer(app: faust.App, engine: Engine, timer: Timer) -> None:
     async def tick() -> None:
         try:
             if timer.arun is not None:
-                await timer.arun()
+                await timer.arun(engine)
             else:
                 await asyncio.to_thread(run_once)
         except Exception:
             log.exception("timer failed", timer=timer.name)
 
-    tick.__name__ = tick.__qualname__ = timer.name
-    app.timer(timer.interval_s, name=timer.name)(tick)
+    return tick
 
 
 Rebuild = Callable[[BaseServiceSettings], Sequence[Subscription]]

@@ -57,7 +57,7 @@ def install(app: faust.App, settings: BaseServiceSettings, engine: Engine) -> No
         status, body = await run_checks(checks)
         return web.json(body, status=status)
 
-    async def lag() -> None:
+    async def lag(_engine: Engine) -> None:
         observe_lag(app.consumer)
 
     add_timer(app, engine, Timer("observe-lag", LAG_INTERVAL_S, arun=lag))

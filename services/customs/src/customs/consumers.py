@@ -9,13 +9,12 @@ from contracts import events
 from contracts.envelope import CloudEvent
 from customs import services
 from customs import subscriptions as subscriptions_service
-from customs.delivery import Deliverer
+from customs.delivery import DeliveryTimer
 from customs.models import KnownVehicle, LatestInspection
 from customs.settings import Settings
 from servicekit import standing
 from servicekit.clock import clock
 from servicekit.consumer import Handler, Subscription, Timer
-from servicekit.db import make_engine
 from servicekit.settings import BaseServiceSettings
 
 
@@ -109,17 +108,20 @@ def subscriptions(settings: BaseServiceSettings) -> list[Subscription]:
 
 
 def timers(settings: BaseServiceSettings) -> list[Timer]:
+    """The overdue declarations' sweep, and webhook delivery (on the worker's engine, its
+    client closed when the worker stops)."""
     assert isinstance(settings, Settings)
-    deliverer = Deliverer(make_engine(settings.database_url), settings)
+    delivery = DeliveryTimer(settings)
 
     def sweep(session: Session) -> None:
         services.decide_overdue(session, settings, clock.now())
 
-    async def deliver() -> None:
-        while await deliverer.run_once() >= settings.delivery_batch:
-            pass  # a full batch: more may be due at once
-
     return [
         Timer("customs-pending-timeout", settings.pending_sweep_interval_s, sweep),
-        Timer("customs-webhook-delivery", settings.delivery_interval_s, arun=deliver),
+        Timer(
+            "customs-webhook-delivery",
+            settings.delivery_interval_s,
+            arun=delivery.tick,
+            close=delivery.close,
+        ),
     ]

@@ -177,6 +177,28 @@ class Deliverer:
             _disable(subscription, f"every delivery failed for {failing_for.days} days")
 
 
+class DeliveryTimer:
+    """The worker's delivery timer: a :class:`Deliverer` on the worker's engine, made at the
+    first tick (its client belongs to the worker's loop) and closed when the worker stops."""
+
+    def __init__(
+        self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self.settings = settings
+        self.transport = transport
+        self.deliverer: Deliverer | None = None
+
+    async def tick(self, engine: Engine) -> None:
+        if self.deliverer is None:
+            self.deliverer = Deliverer(engine, self.settings, self.transport)
+        while await self.deliverer.run_once() >= self.settings.delivery_batch:
+            pass  # a full batch: more may be due at once
+
+    async def close(self) -> None:
+        if self.deliverer is not None:
+            await self.deliverer.close()
+
+
 def _disable(subscription: Subscription, reason: str) -> None:
     if subscription.status != "disabled":
         subscription.status, subscription.disabled_reason = "disabled", reason
