@@ -2,38 +2,53 @@
 every few seconds). Every process's readiness (polled with httpx), consumer lag and outbox
 backlog (read off their /metrics), events per minute by type (from the scoring ledger, which
 sees every event), dead letters with a redrive button (admin), the tier distribution, recent
-status changes with their causes, and a search by VIN (the registry's timeline) or USCC."""
+status changes with their causes, and a search by VIN (the registry's timeline) or USCC.
+
+The page is a Jinja2 template (``templates/ops.html``) with autoescape on: every value the
+page shows (a dead letter's error, an event's reason, the search text) is escaped by the
+template, none by hand."""
 
 from __future__ import annotations
 
 import asyncio
-import hmac
-import html
 import json
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import httpx
+import jinja2
+import uuid_utils
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from kafka import KafkaConsumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from contracts import topics
 from scoring.models import DlqRedrive, EnterpriseAssessment, LedgerEntry
 from scoring.settings import Settings
+from servicekit import auth, outbox
 from servicekit.clock import clock
 from servicekit.http import SessionDep
+from servicekit.problems import Problem
 
 router = APIRouter(include_in_schema=False)
 PROCESSES = (("api", 0), ("worker", 100), ("relay", 200))
 REFRESH_S = 3
 DLQ_CACHE_S = 10.0
+TIERS = ("good", "warning", "suspension", "exit")
+DLQ_TOPICS = frozenset(topics.dlq(name) for name in topics.ALL)
+
+TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("scoring", "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+)
 
 
 @dataclass
@@ -44,6 +59,18 @@ class Process:
     state: str = "down"  # ok | degraded | down
     detail: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def load(self) -> str:
+        """Lag (a worker) or backlog (a relay), as the console's column shows it."""
+        lag = self.metrics.get("ucx_consumer_lag")
+        backlog = self.metrics.get("ucx_outbox_backlog")
+        if lag is not None and self.process == "worker":
+            return f"lag {lag:.0f}"
+        if backlog is not None and self.process == "relay":
+            oldest = self.metrics.get("ucx_outbox_oldest_unsent_age_seconds") or 0
+            return f"backlog {backlog:.0f}, oldest {oldest:.0f} s"
+        return ""
 
 
 async def _probe(client: httpx.AsyncClient, p: Process) -> None:
@@ -79,6 +106,9 @@ async def processes(settings: Settings) -> list[Process]:
     return found
 
 
+# -- dead letters ------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class DeadLetter:
     topic: str
@@ -92,25 +122,33 @@ class DeadLetter:
     value: bytes
     headers: list[tuple[str, bytes]]
 
+    @classmethod
+    def of(cls, record: Any) -> DeadLetter:
+        """A dead letter from a ``.dlq`` record (the consumer's ``dlq-*`` headers)."""
+        h = {k: v.decode("utf-8", "replace") for k, v in record.headers}
+        return cls(
+            record.topic, record.partition, record.offset,
+            h.get("dlq-original-topic", record.topic.removesuffix(".dlq")),
+            h.get("dlq-consumer", "?"), h.get("dlq-error", ""), h.get("dlq-failed-at", ""),
+            record.key, record.value, list(record.headers),
+        )  # fmt: skip
 
-_dlq_cache: tuple[float, list[DeadLetter]] = (0.0, [])
 
-
-def dead_letters(settings: Settings, limit_per_topic: int = 50) -> list[DeadLetter]:
-    """Everything on the ``.dlq`` topics (newest ``limit_per_topic`` each), cached briefly."""
-    global _dlq_cache
-    if time.monotonic() - _dlq_cache[0] < DLQ_CACHE_S:
-        return _dlq_cache[1]
-    consumer = KafkaConsumer(
+def _kafka(settings: Settings) -> KafkaConsumer:
+    return KafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         enable_auto_commit=False,
         consumer_timeout_ms=500,
         request_timeout_ms=5000,
     )
+
+
+def dead_letters(settings: Settings, limit_per_topic: int = 50) -> list[DeadLetter]:
+    """Everything on the ``.dlq`` topics (newest ``limit_per_topic`` each)."""
+    consumer = _kafka(settings)
     letters: list[DeadLetter] = []
     try:
-        for name in topics.ALL:
-            dlq = topics.dlq(name)
+        for dlq in sorted(DLQ_TOPICS):
             parts = [TopicPartition(dlq, p) for p in range(topics.PARTITIONS)]
             consumer.assign(parts)
             end = consumer.end_offsets(parts)
@@ -121,37 +159,101 @@ def dead_letters(settings: Settings, limit_per_topic: int = 50) -> list[DeadLett
                 batch = consumer.poll(timeout_ms=300)
                 if not batch:
                     break
-                for records in batch.values():
-                    for r in records:
-                        h = {k: v.decode("utf-8", "replace") for k, v in r.headers}
-                        found.append(
-                            DeadLetter(
-                                dlq, r.partition, r.offset, h.get("dlq-original-topic", name),
-                                h.get("dlq-consumer", "?"), h.get("dlq-error", ""),
-                                h.get("dlq-failed-at", ""), r.key, r.value, list(r.headers),
-                            )
-                        )  # fmt: skip
+                found += [DeadLetter.of(r) for records in batch.values() for r in records]
             letters.extend(found[-limit_per_topic:])
     finally:
         consumer.close()
-    _dlq_cache = (time.monotonic(), letters)
     return letters
 
 
-def redrive(settings: Settings, letter: DeadLetter) -> None:
-    """Publish the original record again, to its original topic, without the dlq-* headers:
-    the consumer that failed applies it (its inbox remembers it as dead-lettered, not
-    processed); every other consumer of the topic has it as processed and skips it."""
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+def letter_at(settings: Settings, topic: str, partition: int, offset: int) -> DeadLetter | None:
+    """The one dead letter at this place, read from the broker (never from the page's cache:
+    a letter listed a moment ago is found); None if there is none."""
+    if topic not in DLQ_TOPICS or partition >= topics.PARTITIONS:
+        return None
+    consumer = _kafka(settings)
     try:
-        headers = [(k, v) for k, v in letter.headers if not k.startswith("dlq-")]
-        producer.send(letter.original_topic, key=letter.key, value=letter.value, headers=headers)
-        producer.flush(10)
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        if offset >= consumer.end_offsets([tp])[tp]:
+            return None
+        consumer.seek(tp, offset)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            for record in consumer.poll(timeout_ms=300, max_records=1).get(tp, []):
+                return DeadLetter.of(record) if record.offset == offset else None
     finally:
-        producer.close()
+        consumer.close()
+    return None
 
 
-def _events_per_minute(session: Session, now: datetime, minutes: int = 15) -> dict[str, list[int]]:
+class LetterCache:
+    """The dead-letter listing, kept ``DLQ_CACHE_S`` (the page reloads every few seconds;
+    reading every ``.dlq`` partition each time would be the console's whole cost). One per app."""
+
+    def __init__(self) -> None:
+        self.read_at = 0.0
+        self.letters: list[DeadLetter] = []
+
+    def get(self, settings: Settings) -> list[DeadLetter]:
+        if time.monotonic() - self.read_at >= DLQ_CACHE_S:
+            self.letters, self.read_at = dead_letters(settings), time.monotonic()
+        return self.letters
+
+
+def _letter_cache(request: Request) -> LetterCache:
+    state = request.app.state
+    if not hasattr(state, "ops_letters"):
+        state.ops_letters = LetterCache()
+    cache: LetterCache = state.ops_letters
+    return cache
+
+
+def _live_letters(settings: Settings, session: Session, cache: LetterCache) -> list[DeadLetter]:
+    try:
+        letters = cache.get(settings)
+    except Exception:  # noqa: BLE001 - a broker outage must not take the console down
+        return []
+    done = {(r.topic, r.partition, r.offset) for r in session.execute(select(DlqRedrive)).scalars()}
+    return [x for x in letters if (x.topic, x.partition, x.offset) not in done]
+
+
+def redrive(session: Session, letter: DeadLetter) -> None:
+    """Write the original record again, to its original topic and without the dlq-* headers,
+    into the outbox (the relay publishes it, like every other publish), and remember the
+    letter as redriven, in the caller's transaction: both happen or neither. The consumer that
+    failed applies it (its inbox remembers it as dead-lettered, not processed); every other
+    consumer of the topic has it as processed and skips it."""
+    outbox.add_raw(
+        session,
+        event_id=f"redrive-{uuid_utils.uuid7()}",
+        topic=letter.original_topic,
+        key=(letter.key or b"").decode("utf-8", "replace"),
+        value=letter.value,
+        headers=[(k, v) for k, v in letter.headers if not k.startswith("dlq-")],
+    )
+    session.execute(
+        insert(DlqRedrive).values(
+            topic=letter.topic,
+            partition=letter.partition,
+            offset=letter.offset,
+            redriven_at=clock.now(),
+        )
+    )
+
+
+# -- the page ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rate:
+    type: str
+    points: str
+    """The sparkline's SVG polyline points."""
+    total: int
+
+
+def _rates(session: Session, now: datetime, minutes: int = 15) -> list[Rate]:
     since = now - timedelta(minutes=minutes)
     rows = session.execute(
         select(LedgerEntry.type, LedgerEntry.recorded_at).where(LedgerEntry.recorded_at >= since)
@@ -160,86 +262,42 @@ def _events_per_minute(session: Session, now: datetime, minutes: int = 15) -> di
     for type_, at in rows:
         slot = min(minutes - 1, int((at - since).total_seconds() // 60))
         series.setdefault(type_, [0] * minutes)[slot] += 1
-    return dict(sorted(series.items()))
+    return [Rate(t, _sparkline(v), sum(v)) for t, v in sorted(series.items())]
 
 
 def _sparkline(values: list[int], width: int = 240, height: int = 36) -> str:
     top = max(values) or 1
     step = width / max(1, len(values) - 1)
-    points = " ".join(
+    return " ".join(
         f"{i * step:.1f},{height - 2 - (v / top) * (height - 4):.1f}" for i, v in enumerate(values)
     )
-    return (
-        f'<svg class="spark" width="{width}" height="{height}" role="img" '
-        f'aria-label="events per minute"><polyline fill="none" stroke="#2563eb" '
-        f'stroke-width="2" points="{points}"/></svg>'
-    )
 
 
-def _e(value: object) -> str:
-    return html.escape(str(value))
+def _changes(session: Session) -> list[dict[str, Any]]:
+    """The latest status changes the ledger saw, newest first."""
+    rows = session.execute(
+        select(LedgerEntry.uscc, LedgerEntry.time, LedgerEntry.data)
+        .where(LedgerEntry.type == "enterprise.status-changed")
+        .order_by(LedgerEntry.seq.desc())
+        .limit(15)
+    ).all()
+    return [{"uscc": uscc, "at": at, **json.loads(data)} for uscc, at, data in rows]
 
 
-CSS = """
-body{font:14px system-ui,sans-serif;margin:1.5rem;color:#111}
-h1{font-size:1.3rem}h2{font-size:1.05rem;margin-top:1.6rem}
-table{border-collapse:collapse}
-td,th{padding:.25rem .6rem;border-bottom:1px solid #ddd;text-align:left}
-tr.ok td.state{background:#16a34a;color:#fff}tr.degraded td.state{background:#d97706;color:#fff}
-tr.down td.state{background:#dc2626;color:#fff}.muted{color:#666}.spark{vertical-align:middle}
-form.inline{display:inline}
-"""
-
-
-def _process_rows(found: Iterable[Process]) -> str:
-    rows = []
-    for p in found:
-        lag = p.metrics.get("ucx_consumer_lag")
-        backlog = p.metrics.get("ucx_outbox_backlog")
-        oldest = p.metrics.get("ucx_outbox_oldest_unsent_age_seconds")
-        extra = []
-        if lag is not None and p.process == "worker":
-            extra.append(f"lag {lag:.0f}")
-        if backlog is not None and p.process == "relay":
-            extra.append(f"backlog {backlog:.0f}, oldest {oldest or 0:.0f} s")
-        rows.append(
-            f'<tr id="{_e(p.service)}-{_e(p.process)}" class="{p.state}">'
-            f"<td>{_e(p.service)}</td><td>{_e(p.process)}</td>"
-            f'<td class="state">{p.state}</td><td>{_e(", ".join(extra))}</td>'
-            f'<td class="muted">{_e(p.detail)}</td></tr>'
-        )
-    return "".join(rows)
-
-
-def _search(settings: Settings, session: Session, q: str) -> str:
+def _search(settings: Settings, session: Session, q: str) -> dict[str, Any]:
+    """What ``search.html`` shows for ``q``: an enterprise's assessment (a USCC), a vehicle's
+    timeline from the registry (anything else), or why there is none."""
     q = q.strip().upper()
     if len(q) == 18:
-        row = session.get(EnterpriseAssessment, q)
-        if row is None:
-            return f"<p>No assessment for enterprise {_e(q)}.</p>"
-        return (
-            f'<table id="search-result"><tr><th>USCC</th><td>{_e(row.uscc)}</td></tr>'
-            f"<tr><th>score</th><td>{row.score}</td></tr><tr><th>tier</th><td>{_e(row.tier)}</td>"
-            f"</tr><tr><th>events</th><td>{row.events_counted}</td></tr></table>"
-            f'<p><a href="/v1/enterprises/{_e(row.uscc)}/assessment/explain">explain</a></p>'
-        )
-    port = settings.ops_services.get("registry")
+        return {"q": q, "assessment": session.get(EnterpriseAssessment, q)}
+    registry = f"http://{settings.ops_host}:{settings.ops_services.get('registry')}"
     try:
-        answer = httpx.get(f"http://{settings.ops_host}:{port}/v1/vehicles/{q}/timeline", timeout=3)
+        answer = httpx.get(f"{registry}/v1/vehicles/{quote(q, safe='')}/timeline", timeout=3)
     except httpx.HTTPError as exc:
-        return f"<p>The registry did not answer: {_e(type(exc).__name__)}.</p>"
+        return {"q": q, "registry_error": type(exc).__name__}
     if answer.status_code != 200:
-        return f"<p>No vehicle {_e(q)} ({answer.status_code}).</p>"
-    timeline = answer.json()
-    rows = "".join(
-        f"<tr><td>{_e(e.get('time', ''))}</td><td>{_e(e.get('type', ''))}</td>"
-        f"<td>{_e(e.get('summary', ''))}</td></tr>"
-        for e in timeline.get("events", [])
-    )
-    return (
-        f"<p>Vehicle {_e(q)}: stage <b>{_e(timeline.get('stage', ''))}</b></p>"
-        f'<table id="search-result"><tr><th>time</th><th>event</th><th>what</th></tr>{rows}</table>'
-    )
+        return {"q": q, "vehicle_status": answer.status_code}
+    return {"q": q, "timeline": answer.json()}
 
 
 @router.get("/ops", response_class=HTMLResponse)
@@ -250,74 +308,28 @@ async def console(
 ) -> HTMLResponse:
     settings: Settings = request.app.state.settings
     now = clock.now()
-    found = await processes(settings)
-    letters = await asyncio.to_thread(_live_letters, settings, session)
+    cache = _letter_cache(request)
     tiers = dict(
         session.execute(
             select(EnterpriseAssessment.tier, func.count()).group_by(EnterpriseAssessment.tier)
         ).all()
     )
-    changes = session.execute(
-        select(LedgerEntry.uscc, LedgerEntry.time, LedgerEntry.data)
-        .where(LedgerEntry.type == "enterprise.status-changed")
-        .order_by(LedgerEntry.seq.desc())
-        .limit(15)
-    ).all()
-    rates = _events_per_minute(session, now)
-    search = await asyncio.to_thread(_search, settings, session, q) if q else ""
-    refresh = "" if q else f'<meta http-equiv="refresh" content="{REFRESH_S}">'
-    tier_rows = "".join(
-        f"<tr><td>{t}</td><td>{tiers.get(t, 0)}</td></tr>"
-        for t in ("good", "warning", "suspension", "exit")
+    page = TEMPLATES.get_template("ops.html").render(
+        now=now,
+        q=q or "",
+        refresh_s=None if q else REFRESH_S,
+        search=await asyncio.to_thread(_search, settings, session, q) if q else None,
+        processes=await processes(settings),
+        rates=_rates(session, now),
+        letters=await asyncio.to_thread(_live_letters, settings, session, cache),
+        tiers=[(t, tiers.get(t, 0)) for t in TIERS],
+        changes=_changes(session),
     )
-    change_rows = "".join(
-        f"<tr><td>{_e(at)}</td><td>{_e(uscc)}</td><td>{_e(d.get('from'))} → {_e(d.get('to'))}</td>"
-        f"<td>{_e(d.get('actor'))}</td><td>{_e(d.get('reason'))}</td>"
-        f"<td class=muted>{_e(d.get('cause') or '')}</td></tr>"
-        for uscc, at, d in ((u, t, json.loads(raw)) for u, t, raw in changes)
-    )
-    rate_rows = "".join(
-        f"<tr><td>{_e(t)}</td><td>{_sparkline(v)}</td><td>{sum(v)}</td></tr>"
-        for t, v in rates.items()
-    )
-    letter_rows = "".join(
-        f"<tr><td>{_e(x.original_topic)}</td><td>{_e(x.consumer)}</td>"
-        f"<td>{x.partition}/{x.offset}</td>"
-        f"<td>{_e(x.failed_at)}</td><td>{_e(x.error[:160])}</td><td>"
-        f'<form class="inline" method="post" action="/ops/dlq/redrive">'
-        f'<input type="hidden" name="topic" value="{_e(x.topic)}">'
-        f'<input type="hidden" name="partition" value="{x.partition}">'
-        f'<input type="hidden" name="offset" value="{x.offset}">'
-        f'<input type="password" name="token" placeholder="admin token" required>'
-        f"<button>redrive</button></form></td></tr>"
-        for x in letters
-    )
-    page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">{refresh}
-<title>ucx ops</title><style>{CSS}</style></head><body>
-<h1>ucx ops console <span class="muted">{now:%Y-%m-%d %H:%M:%S} UTC</span></h1>
-<form method="get" action="/ops"><input name="q" placeholder="VIN or USCC" value="{_e(q or "")}"
- size="24"> <button>search</button></form>{search}
-<h2>Processes</h2><table id="processes"><tr><th>service</th><th>process</th><th>state</th>
-<th>lag / backlog</th><th>detail</th></tr>{_process_rows(found)}</table>
-<h2>Events per minute, last 15 minutes (as scoring saw them)</h2>
-<table id="rates">{rate_rows or '<tr><td class="muted">no events yet</td></tr>'}</table>
-<h2>Dead letters ({len(letters)})</h2><table id="dlq"><tr><th>topic</th><th>consumer</th>
-<th>partition/offset</th>
-<th>failed at</th><th>error</th><th></th></tr>{letter_rows}</table>
-<h2>Enterprises by tier</h2><table id="tiers">{tier_rows}</table>
-<h2>Recent status changes</h2><table id="changes"><tr><th>at</th><th>USCC</th><th>change</th>
-<th>actor</th><th>reason</th><th>cause</th></tr>{change_rows}</table>
-</body></html>"""
     return HTMLResponse(page)
 
 
-def _live_letters(settings: Settings, session: Session) -> list[DeadLetter]:
-    try:
-        letters = dead_letters(settings)
-    except Exception:  # noqa: BLE001 - a broker outage must not take the console down
-        return []
-    done = {(r.topic, r.partition, r.offset) for r in session.execute(select(DlqRedrive)).scalars()}
-    return [x for x in letters if (x.topic, x.partition, x.offset) not in done]
+def _message(text: str, status_code: int) -> HTMLResponse:
+    return HTMLResponse(TEMPLATES.get_template("message.html").render(text=text), status_code)
 
 
 @router.post("/ops/dlq/redrive")
@@ -328,27 +340,21 @@ def redrive_letter(
     partition: Annotated[int, Form(ge=0)],
     offset: Annotated[int, Form(ge=0)],
     token: Annotated[str, Form(max_length=500)],
-) -> Any:
+) -> Response:
+    """Redrive one dead letter (admin). A letter already redriven, also by a request that
+    committed a moment before this one, answers as done: it is published once."""
     settings: Settings = request.app.state.settings
-    if not settings.admin_token or not hmac.compare_digest(token, settings.admin_token):
-        return HTMLResponse("<p>Not allowed: the admin token is required.</p>", status_code=401)
-    letter = next(
-        (
-            x
-            for x in dead_letters(settings)
-            if (x.topic, x.partition, x.offset) == (topic, partition, offset)
-        ),
-        None,
-    )
-    if letter is None:
-        return HTMLResponse("<p>No such dead letter.</p>", status_code=404)
-    with session.begin():
-        already = session.get(DlqRedrive, (topic, partition, offset))
-        if already is None:
-            redrive(settings, letter)
-            session.execute(
-                insert(DlqRedrive).values(
-                    topic=topic, partition=partition, offset=offset, redriven_at=clock.now()
-                )
-            )
+    try:
+        auth.check_admin(token, settings.admin_token)
+    except Problem:
+        return _message("Not allowed: the admin token is required.", 401)
+    letter = letter_at(settings, topic, partition, offset)  # before the transaction: no lock
+    if letter is None:  # held while the broker answers
+        return _message("No such dead letter.", 404)
+    try:
+        if session.get(DlqRedrive, (topic, partition, offset)) is None:
+            redrive(session, letter)
+        session.commit()
+    except IntegrityError:  # a concurrent redrive of the same letter committed first
+        session.rollback()
     return RedirectResponse("/ops", status_code=303)
