@@ -13,8 +13,11 @@ import yaml
 from fastapi.testclient import TestClient
 from scoring_events import complaint, declared, exported, forged, inspected, registered
 
+from scoring import policy
+from scoring import rescore as rescoring
 from scoring.__main__ import SPEC
-from scoring.settings import POLICIES
+from scoring.settings import POLICIES, Settings
+from servicekit.db import make_engine
 from servicekit.settings import BaseServiceSettings
 
 import factories
@@ -165,6 +168,16 @@ def test_the_ledger_verifies_and_shows_tampering(scoring: Client) -> None:
     assert body["ok"] is False and body["broken_enterprises"] == [uscc]
 
 
+def run_jobs(settings: BaseServiceSettings) -> None:
+    """What the worker's rescore timer does on a tick: the job waiting, to its end."""
+    engine = make_engine(settings.database_url)
+    try:
+        assert isinstance(settings, Settings)
+        rescoring.run_pending(engine, rescoring.Runner(settings, policy.load(settings.policy_path)))
+    finally:
+        engine.dispose()
+
+
 def test_rescore_with_a_changed_policy_recomputes_from_the_ledger_and_emits_differences(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -184,9 +197,10 @@ def test_rescore_with_a_changed_policy_recomputes_from_the_ledger_and_emits_diff
     emitted_before = sql(client, "SELECT COUNT(*) FROM outbox")[0][0]
     next(clients, None)
     strict_clients = service_client(SPEC, database_url, policy_path=path)
-    strict, _ = next(strict_clients)
+    strict, strict_settings = next(strict_clients)
     started = strict.post("/v1/rescore", json={}, headers=ADMIN)
     assert started.status_code == 202, started.text
+    run_jobs(strict_settings)  # the worker's rescore timer
     job = strict.get(f"/v1/rescore/{started.json()['id']}", headers=ADMIN).json()
     assert job["status"] == "done" and job["total"] == 2 and job["done"] == 2
     assert job["changed"] == 1 and job["policy_version"] == "v2-strict"
@@ -199,6 +213,7 @@ def test_rescore_with_a_changed_policy_recomputes_from_the_ledger_and_emits_diff
     assert sql(strict, "SELECT COUNT(*) FROM outbox")[0][0] - emitted_before == 1
     assert assessed[0][0] >= 3
     one = strict.post("/v1/rescore", json={"uscc": unchanged}, headers=ADMIN).json()
+    run_jobs(strict_settings)
     assert strict.get(f"/v1/rescore/{one['id']}", headers=ADMIN).json()["changed"] == 0
     assert (
         strict.post("/v1/rescore", json={"uscc": factories.uscc()}, headers=ADMIN).status_code

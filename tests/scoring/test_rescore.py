@@ -1,12 +1,20 @@
 """Rescore jobs: many enterprises folded in spawned processes equal a full replay of the
 ledger under the new policy; an enterprise folded from a snapshot takes in what the worker
-appended meanwhile."""
+appended meanwhile. Jobs are rows the worker runs: of two runners one holds a job, a job whose
+worker was SIGKILLed is resumed by the next and finishes with no enterprise folded twice or
+skipped."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
+import signal
+import subprocess
+import sys
+import threading
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +27,18 @@ from sqlalchemy.orm import Session
 from scoring import domain, policy, services
 from scoring import rescore as rescoring
 from scoring.__main__ import SPEC
-from scoring.models import EnterpriseAssessment, LedgerEntry
+from scoring.consumers import timers
+from scoring.models import EnterpriseAssessment, LedgerEntry, RescoreChunk, RescoreJob
 from scoring.settings import POLICIES, Settings
-from servicekit.db import is_sqlite, make_engine
+from servicekit.broker import EmbeddedBroker
+from servicekit.clock import clock
+from servicekit.consumer import ticker
+from servicekit.db import is_sqlite, make_engine, session_factory
+from servicekit.settings import BaseServiceSettings
 
 import factories
 from helpers import ADMIN, consume, service_client
+from stack_support import wait_for
 
 POLICY = policy.load(Settings().policy_path)
 
@@ -40,13 +54,21 @@ def stricter(tmp_path: Path) -> Path:
     return path
 
 
+def run_jobs(settings: BaseServiceSettings) -> None:
+    """One tick of the worker's rescore timer on the worker's engine: it runs the job waiting."""
+    engine = make_engine(settings.database_url)
+    try:
+        (timer,) = [t for t in timers(settings) if t.name == "scoring-rescore"]
+        asyncio.run(ticker(engine, timer)())
+    finally:
+        engine.dispose()
+
+
 def test_a_job_folds_enterprises_in_processes_and_equals_a_replay_under_the_new_policy(
     database_url: str,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setattr(rescoring, "CHUNK", 8)  # 30 enterprises: four chunks for two processes
     clients = service_client(SPEC, database_url)
     _client, settings = next(clients)
     rng = random.Random(11)
@@ -62,10 +84,15 @@ def test_a_job_folds_enterprises_in_processes_and_equals_a_replay_under_the_new_
     next(clients, None)
 
     path = stricter(tmp_path)
-    strict_clients = service_client(SPEC, database_url, policy_path=path, rescore_processes=2)
-    strict, _ = next(strict_clients)
+    # 30 enterprises: four chunks for two processes
+    strict_clients = service_client(
+        SPEC, database_url, policy_path=path, rescore_processes=2, rescore_chunk=8
+    )
+    strict, strict_settings = next(strict_clients)
     started = strict.post("/v1/rescore", json={}, headers=ADMIN)
     assert started.status_code == 202, started.text
+    assert started.json()["status"] == "running" and started.json()["done"] == 0
+    run_jobs(strict_settings)
     job = strict.get(f"/v1/rescore/{started.json()['id']}", headers=ADMIN).json()
     next(strict_clients, None)
     assert (job["status"], job["total"], job["done"]) == ("done", 30, 30), job
@@ -130,7 +157,6 @@ def test_enterprises_folded_from_a_snapshot_take_in_what_the_worker_appended_mea
 def test_rescore_moves_every_enterprise_assessed_under_v1_to_v2(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(rescoring, "CHUNK", 2)  # 4 enterprises: two chunks, two processes
     v1_clients = service_client(SPEC, database_url, policy_path=POLICIES / "v1.yaml")
     v1, v1_settings = next(v1_clients)
     rng = random.Random(13)
@@ -144,10 +170,12 @@ def test_rescore_moves_every_enterprise_assessed_under_v1_to_v2(
     assert v1.get(f"/v1/enterprises/{thin}/assessment").json()["tier"] == "warning"
     next(v1_clients, None)
 
-    v2_clients = service_client(SPEC, database_url, rescore_processes=2)
-    v2, _ = next(v2_clients)
+    # 4 enterprises: two chunks, two processes
+    v2_clients = service_client(SPEC, database_url, rescore_processes=2, rescore_chunk=2)
+    v2, v2_settings = next(v2_clients)
     started = v2.post("/v1/rescore", json={}, headers=ADMIN)
     assert started.status_code == 202, started.text
+    run_jobs(v2_settings)
     job = v2.get(f"/v1/rescore/{started.json()['id']}", headers=ADMIN).json()
     assert (job["status"], job["done"], job["policy_version"]) == ("done", 4, "v2"), job
     assert job["changed"] >= 1
@@ -169,3 +197,163 @@ def test_rescore_moves_every_enterprise_assessed_under_v1_to_v2(
                 assert (row.score, row.tier) == (state.score, state.tier)
     finally:
         engine.dispose()
+
+
+def enterprises(settings: BaseServiceSettings, count: int, seed: int) -> set[str]:
+    """``count`` enterprises of 12 vehicles and 12 inspections each; the failing ones (2 fails
+    in 12, over the strict policy's 10 %) are returned: a strict rescore moves exactly them."""
+    rng = random.Random(seed)
+    batch, failing = [], set()
+    for _ in range(count):
+        uscc = factories.uscc(rng=rng)
+        fails = rng.choice([0, 0, 2])
+        batch += [registered(uscc) for _ in range(12)]
+        batch += [inspected(uscc, "fail" if i < fails else "pass") for i in range(12)]
+        if fails:
+            failing.add(uscc)
+    consume(SPEC, settings, *batch)
+    return failing
+
+
+def test_of_runners_racing_for_a_job_one_holds_it_until_its_lease_passes(
+    database_url: str, tmp_path: Path
+) -> None:
+    clients = service_client(SPEC, database_url, rescore_chunk=2)
+    _client, assessed = next(clients)
+    failing = enterprises(assessed, 6, seed=5)
+    settings = assessed.model_copy(update={"policy_path": stricter(tmp_path)})
+    assert isinstance(settings, Settings)
+    strict = policy.load(settings.policy_path)
+    engine = make_engine(database_url)
+    sessions = session_factory(engine)
+    try:
+        with sessions() as session:
+            job = rescoring.start(session, strict, None, chunk=2)
+        runners = [rescoring.Runner(settings, strict) for _ in range(6)]
+        won: list[rescoring.Runner] = []
+        gate = threading.Barrier(len(runners))
+
+        def race(runner: rescoring.Runner) -> None:
+            gate.wait()
+            with sessions() as session:
+                if rescoring.claim(session, job.id, runner):
+                    won.append(runner)
+
+        threads = [threading.Thread(target=race, args=(r,)) for r in runners]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(won) == 1
+        (holder,) = won
+        late = next(r for r in runners if r is not holder)
+        assert rescoring.run_pending(engine, late) is None  # held: nothing for another runner
+
+        # the holder stores chunk 0, then stalls past its lease: the late runner takes over
+        chunk = (job.id, 0, _plan(engine, job.id)[0])
+        rescorer = rescoring.Rescorer(database_url, strict)
+        try:
+            assert rescorer(chunk) == (2, len(failing & set(chunk[2])))
+            with clock.frozen(clock.now() + timedelta(seconds=settings.rescore_lease_s + 1)):
+                assert rescoring.run_pending(engine, late) == job.id
+            # the stalled holder comes back with the chunk it had begun: nothing is counted twice
+            assert rescorer(chunk) == (0, 0)
+        finally:
+            rescorer.close()
+        with sessions() as session:
+            done = session.get(RescoreJob, job.id)
+            assert done is not None
+            assert (done.status, done.done, done.total) == ("done", 6, 6)
+            assert done.changed == len(failing) and done.runner is None
+    finally:
+        engine.dispose()
+        next(clients, None)
+
+
+def _plan(engine: Any, job_id: str) -> list[list[str]]:
+    with session_factory(engine)() as session:
+        chunks = session.scalars(
+            select(RescoreChunk).where(RescoreChunk.job_id == job_id).order_by(RescoreChunk.number)
+        )
+        return [list(c.usccs) for c in chunks]
+
+
+def test_a_job_whose_worker_is_sigkilled_mid_way_is_resumed_by_the_next_worker_exactly(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'scoring.db'}"
+    path = stricter(tmp_path)
+    clients = service_client(SPEC, url)
+    _client, settings = next(clients)
+    failing = enterprises(settings, 200, seed=17)
+    next(clients, None)
+    clients = service_client(SPEC, url, policy_path=path, rescore_chunk=1)
+    client, _ = next(clients)
+    emitted = "SELECT COUNT(*) FROM outbox WHERE topic = 'enterprise.assessed.v1'"
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        emitted_before = conn.exec_driver_sql(emitted).scalar()
+    started = client.post("/v1/rescore", json={}, headers=ADMIN)
+    assert started.status_code == 202, started.text
+    job_id = started.json()["id"]
+    next(clients, None)
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+        "SCORING_DATABASE_URL": url,
+        "SCORING_POLICY_PATH": str(path),
+        "SCORING_PORT": "0",
+        "SCORING_WORKER_PORT": "0",
+        "SCORING_RESCORE_POLL_INTERVAL_S": "0.2",
+        "SCORING_RESCORE_LEASE_S": "3",
+        "SCORING_RESCORE_PROCESSES": "2",
+        "SCORING_RESCORE_CHUNK": "1",
+    }
+
+    def worker(name: str) -> subprocess.Popen[bytes]:
+        log = (tmp_path / f"{name}.log").open("wb")
+        command = [sys.executable, "-m", "scoring", "worker"]
+        return subprocess.Popen(command, env=env, stdout=log, stderr=log)
+
+    def job() -> RescoreJob:
+        with session_factory(engine)() as session:
+            row = session.get(RescoreJob, job_id)
+            assert row is not None
+            return row
+
+    first = worker("first")
+    try:
+        wait_for(lambda: job().done >= 20, 120, every_s=0.01)
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        killed = job()
+        assert killed.status == "running" and killed.done < killed.total == 200, (
+            "killed too late to prove anything"
+        )
+        assert killed.runner is not None  # its lease is still on the row: the next must wait
+        second = worker("second")
+        try:
+            finished = wait_for(lambda: (j := job()).status != "running" and j, 120)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            second.wait(30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+
+    assert (finished.status, finished.done, finished.total) == ("done", 200, 200), finished.error
+    assert finished.changed == len(failing)  # every enterprise that moved, counted once
+    with session_factory(engine)() as session:
+        chunks = session.scalars(select(RescoreChunk).where(RescoreChunk.job_id == job_id)).all()
+        assert len(chunks) == 200 and all(c.done for c in chunks)
+        assert sum(c.changed or 0 for c in chunks) == len(failing)
+        replayed = domain.replay(policy.load(path), services.ledger_entries(session))
+        rows = session.scalars(select(EnterpriseAssessment)).all()
+        assert len(rows) == 200
+        for row in rows:
+            assert domain.State.from_json(row.state) == replayed[row.uscc], row.uscc
+            assert row.policy_version == "v2-strict"
+    with engine.connect() as conn:  # each move emitted once
+        assert conn.exec_driver_sql(emitted).scalar() - emitted_before == len(failing)
+    engine.dispose()

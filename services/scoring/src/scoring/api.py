@@ -3,10 +3,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Query, Request, status
+from fastapi import APIRouter, Query, Request, status
 from pydantic import ValidationError
 from sqlalchemy import and_, func, or_, select
-from sqlalchemy.orm import Session, sessionmaker
 
 from contracts import events
 from scoring import domain, services
@@ -252,26 +251,15 @@ def percentile(uscc: str, session: SessionDep) -> Percentile:
 
 @router.post("/rescore", status_code=status.HTTP_202_ACCEPTED)
 def rescore(
-    body: RescoreRequest,
-    session: SessionDep,
-    request: Request,
-    background: BackgroundTasks,
-    _admin: AdminDep,
+    body: RescoreRequest, session: SessionDep, request: Request, _admin: AdminDep
 ) -> RescoreJobPublic:
     """Recompute every enterprise (or one) from the ledger with the loaded policy; the
-    differences are emitted. Runs after the answer; poll ``GET /v1/rescore/{id}``."""
-    policy = _policy(request)
-    job = rescoring.start(session, policy, body.uscc)
-    sessions: sessionmaker[Session] = request.app.state.sessions
-    background.add_task(_run_rescore, sessions, policy, job.id, request.app.state.settings)
+    differences are emitted. The job is stored here and run by the scoring worker (within
+    ``SCORING_RESCORE_POLL_INTERVAL_S``, resumed after a crash); poll
+    ``GET /v1/rescore/{id}``."""
+    settings: Settings = request.app.state.settings
+    job = rescoring.start(session, _policy(request), body.uscc, chunk=settings.rescore_chunk)
     return RescoreJobPublic.model_validate(job, from_attributes=True)
-
-
-def _run_rescore(
-    sessions: sessionmaker[Session], policy: Policy, job_id: str, settings: Settings
-) -> None:
-    with sessions() as session:
-        rescoring.run(session, policy, job_id, settings)
 
 
 @router.get("/rescore/{job_id}")

@@ -3,13 +3,16 @@ the clock's re-evaluation as a timer."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from contracts import events
 from contracts.envelope import CloudEvent
 from scoring import policy as policies
+from scoring import rescore as rescoring
 from scoring import services
 from scoring.settings import Settings
 from servicekit.consumer import Subscription, Timer
@@ -46,10 +49,24 @@ def subscriptions(settings: BaseServiceSettings) -> list[Subscription]:
 
 
 def timers(settings: BaseServiceSettings) -> list[Timer]:
+    """The clock's re-evaluation, and the rescore jobs (run here, not in the api: see
+    :mod:`scoring.rescore`); at stop, a job under way is let go after its current chunks."""
     assert isinstance(settings, Settings)
     policy = policies.load(settings.policy_path)
+    runner = rescoring.Runner(settings, policy)
 
     def reevaluate(session: Session) -> None:
         services.reevaluate(session, policy)
 
-    return [Timer("scoring-clock", settings.reevaluate_interval_s, run=reevaluate)]
+    async def rescore(engine: Engine) -> None:
+        await asyncio.to_thread(rescoring.run_pending, engine, runner)
+
+    async def stop_rescoring() -> None:
+        runner.stopping.set()
+
+    return [
+        Timer("scoring-clock", settings.reevaluate_interval_s, run=reevaluate),
+        Timer(
+            "scoring-rescore", settings.rescore_poll_interval_s, arun=rescore, close=stop_rescoring
+        ),
+    ]

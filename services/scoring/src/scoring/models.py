@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Float, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from servicekit import tables
@@ -108,6 +108,26 @@ class RescoreJob(Base):
     started_at: Mapped[datetime] = mapped_column(UtcDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     error: Mapped[str | None] = mapped_column(Text)
+    runner: Mapped[str | None] = mapped_column(String(80))
+    """Who runs the job (host:pid:nonce) while ``leased_until`` is ahead; nobody if null."""
+    leased_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    """Past this moment (or if null) a running job is anyone's: its runner died or stopped."""
+
+
+class RescoreChunk(Base):
+    """One part of a job's plan, fixed when the job starts: its enterprises, and whether they
+    were stored. ``done`` turns true in the transaction that stores them, so a job resumed
+    after a crash runs exactly the chunks that are not: none twice, none skipped."""
+
+    __tablename__ = "rescore_chunks"
+
+    job_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("rescore_jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    usccs: Mapped[list[str]] = mapped_column(JSON)
+    done: Mapped[bool] = mapped_column(Boolean, default=False)
+    changed: Mapped[int | None] = mapped_column(Integer)
 
 
 class DlqRedrive(Base):

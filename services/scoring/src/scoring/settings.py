@@ -27,6 +27,13 @@ class Settings(BaseServiceSettings):
     consumer_apply_in_child: bool = True
     # POST /v1/rescore folds enterprises in this many spawned processes (1: in the api's own).
     rescore_processes: int = Field(default=2, ge=1, le=64)
+    # Rescore jobs are rows the worker runs (scoring.rescore): it looks for one this often,
+    # holds it under a lease renewed after every chunk, and a job whose runner died is
+    # resumed by any worker once the lease has passed.
+    rescore_poll_interval_s: float = Field(default=2.0, gt=0)
+    rescore_lease_s: float = Field(default=120.0, gt=0)
+    rescore_chunk: int = Field(default=100, ge=1)
+    """Enterprises per chunk: one transaction, the unit a resumed job does not repeat."""
     reevaluate_interval_s: float = 3600.0
     # The ops console (/ops): where every service's api listens (worker +100, relay +200).
     ops_host: str = "127.0.0.1"
