@@ -15,7 +15,7 @@ Customs remembers inbound ``webhook-id``s with the same record functions.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated
@@ -23,7 +23,7 @@ from typing import Annotated
 import anyio
 from fastapi import Depends, Request, Response
 from pydantic import BaseModel
-from sqlalchemy import Engine, bindparam, delete, insert, select
+from sqlalchemy import Connection, Engine, bindparam, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.routing import BaseRoute, Match
@@ -162,18 +162,29 @@ def answer_in(
     """Replay, or run ``unit`` in a savepoint and remember its answer beside its effect. A
     refusal (a 4xx problem, or a constraint ``on_integrity_error`` turns into one) is final:
     its writes roll back and the refusal is remembered like any answer."""
+
+    def run() -> Answer:
+        try:
+            with session.begin_nested():
+                answer = unit(session)
+                session.flush()
+        except IntegrityError as exc:
+            if on_integrity_error is None:
+                raise
+            raise on_integrity_error(exc) from exc
+        return answer
+
+    return _replayed_or_remembered(session, attempt, run)
+
+
+def _replayed_or_remembered(
+    session: Session, attempt: Attempt, run: Callable[[], Answer]
+) -> Answer:
     replayed = replay_in(session, attempt)
     if replayed is not None:
         return replayed
     try:
-        with session.begin_nested():
-            answer = unit(session)
-            session.flush()
-    except IntegrityError as exc:
-        refusal = on_integrity_error(exc) if on_integrity_error else exc
-        if not isinstance(refusal, Problem):
-            raise refusal from exc
-        answer = Answer.of_problem(refusal)
+        answer = run()
     except Problem as exc:
         if exc.status >= 500:
             raise
@@ -193,22 +204,34 @@ def answer_in(
 def answer_once(engine: Engine, attempt: Attempt | None, unit: Unit) -> Answer:
     """For a POST that opens its own transaction (``with session.begin()``) instead of going
     through the writer: the unit's session joins an outer transaction as a savepoint, and the
-    answer is remembered in that outer transaction. A replay of a concurrent duplicate's
-    answer (primary key) is looked up once more."""
+    answer is remembered in that outer transaction. A concurrent duplicate that committed
+    the same key first (primary key) is replayed by a second pass."""
     if attempt is None:
         with Session(engine, expire_on_commit=False) as session:
             return unit(session)
     for last in (False, True):
         try:
             with engine.begin() as connection:
-                session = Session(
-                    connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+                return _replayed_or_remembered(
+                    Session(connection), attempt, lambda: _joined(connection, unit)
                 )
-                return answer_in(session, attempt, unit)
         except IntegrityError:
             if last:
                 raise
     raise AssertionError("unreachable")
+
+
+def _joined(connection: Connection, unit: Unit) -> Answer:
+    """``unit`` on a session whose transactions are savepoints of ``connection``'s: what it
+    leaves uncommitted on a refusal is rolled back, the outer transaction stays."""
+    with Session(
+        connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    ) as session:
+        try:
+            return unit(session)
+        except BaseException:
+            session.rollback()
+            raise
 
 
 def prune(engine: Engine, retention: timedelta) -> int:
@@ -281,7 +304,7 @@ class IdempotencyMiddleware:
             self.running.discard(held)
 
     def _remembers_itself(self, scope: Scope) -> bool:
-        for route in self.routes:
+        for route in _flat(self.routes):
             match, _ = route.matches(scope)
             if match == Match.FULL:
                 return any(getattr(d, "call", None) is attempt_of for d in _dependencies(route))
@@ -313,6 +336,16 @@ class IdempotencyMiddleware:
         if status < 500:  # a server error is not an answer worth replaying
             answer = Answer(status, b"".join(chunks), content_type)
             await anyio.to_thread.run_sync(_remember, self.engine, attempt, answer)
+
+
+def _flat(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
+    """The routes as matched: FastAPI keeps an included router's routes inside it."""
+    for route in routes:
+        candidates = getattr(route, "effective_candidates", None)
+        if callable(candidates):
+            yield from _flat(candidates())
+        else:
+            yield route
 
 
 def _dependencies(route: BaseRoute) -> list[object]:
