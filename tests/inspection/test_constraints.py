@@ -19,7 +19,7 @@ from servicekit.clock import clock
 from servicekit.idempotency import digest
 
 import factories
-from helpers import ADMIN, Constraint, bearer, consume, constraints, service_client, sql
+from helpers import ADMIN, Constraint, bearer, constraints, consume, service_client, sql
 
 SERVER_DRAWN: dict[Constraint, str] = {
     ("stations", ("id",)): "a uuid4 the service draws; POST /v1/stations refuses an `id` (422)",

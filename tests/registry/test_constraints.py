@@ -23,7 +23,7 @@ from registry.models import Base
 from servicekit.clock import clock
 
 import factories
-from helpers import ADMIN, Constraint, bearer, consume, constraints, sql
+from helpers import ADMIN, Constraint, bearer, constraints, consume, sql
 
 SERVER_DRAWN: dict[Constraint, str] = {
     ("enterprises", ("api_key_hash",)): "SHA-256 of an API key the service draws on approval",

@@ -308,7 +308,8 @@ async def console(
 ) -> HTMLResponse:
     settings: Settings = request.app.state.settings
     now = clock.now()
-    cache = _letter_cache(request)
+    found = await processes(settings)  # first: on SQLite a session holds the write lock, and
+    cache = _letter_cache(request)  # this api's own /readyz would wait for it
     tiers = dict(
         session.execute(
             select(EnterpriseAssessment.tier, func.count()).group_by(EnterpriseAssessment.tier)
@@ -319,7 +320,7 @@ async def console(
         q=q or "",
         refresh_s=None if q else REFRESH_S,
         search=await asyncio.to_thread(_search, settings, session, q) if q else None,
-        processes=await processes(settings),
+        processes=found,
         rates=_rates(session, now),
         letters=await asyncio.to_thread(_live_letters, settings, session, cache),
         tiers=[(t, tiers.get(t, 0)) for t in TIERS],
