@@ -284,20 +284,31 @@ def _changes(session: Session) -> list[dict[str, Any]]:
     return [{"uscc": uscc, "at": at, **json.loads(data)} for uscc, at, data in rows]
 
 
-def _search(settings: Settings, session: Session, q: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Search:
     """What ``search.html`` shows for ``q``: an enterprise's assessment (a USCC), a vehicle's
     timeline from the registry (anything else), or why there is none."""
+
+    q: str
+    assessment: EnterpriseAssessment | None = None
+    timeline: dict[str, Any] | None = None
+    vehicle_status: int | None = None
+    """The registry's status when it has no timeline for ``q``."""
+    registry_error: str | None = None
+
+
+def _search(settings: Settings, session: Session, q: str) -> Search:
     q = q.strip().upper()
     if len(q) == 18:
-        return {"q": q, "assessment": session.get(EnterpriseAssessment, q)}
+        return Search(q, assessment=session.get(EnterpriseAssessment, q))
     registry = f"http://{settings.ops_host}:{settings.ops_services.get('registry')}"
     try:
         answer = httpx.get(f"{registry}/v1/vehicles/{quote(q, safe='')}/timeline", timeout=3)
     except httpx.HTTPError as exc:
-        return {"q": q, "registry_error": type(exc).__name__}
+        return Search(q, registry_error=type(exc).__name__)
     if answer.status_code != 200:
-        return {"q": q, "vehicle_status": answer.status_code}
-    return {"q": q, "timeline": answer.json()}
+        return Search(q, vehicle_status=answer.status_code)
+    return Search(q, timeline=answer.json())
 
 
 @router.get("/ops", response_class=HTMLResponse)
