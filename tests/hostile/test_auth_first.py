@@ -44,10 +44,18 @@ BAD_CREDENTIALS = {
     "unknown key": bearer("ucx_ent_kX3v9QmR2pL7sT4wY8zA1bC5dE6fG0hJ2kL4mN6pQ8r"),
     "not bearer": {"Authorization": "Basic dWN4OnVjeA=="},
 }
-INVALID_BODIES = {
+INVALID_BODIES: dict[str, Any] = {
     "empty object": {},
     "wrong shape": {"vin": 17, "items": "none", "action": ["approve"], "unexpected": True},
+    "not JSON": b'{"vin": "LSV54Z6F5NG0021',
 }
+
+
+def post(client: TestClient, path: str, body: Any, headers: dict[str, str]) -> Any:
+    if isinstance(body, bytes):
+        headers = {**headers, "Content-Type": "application/json"}
+        return client.post(path, content=body, headers=headers)
+    return client.post(path, json=body, headers=headers)
 
 
 def post_routes(client: TestClient) -> dict[str, bool]:
@@ -83,9 +91,7 @@ def test_a_bad_credential_is_401_whatever_the_body(
 ) -> None:
     name, client = service
     for path in PROTECTED[name]:
-        r = client.post(
-            concrete(path), json=INVALID_BODIES[body], headers=BAD_CREDENTIALS[credential]
-        )
+        r = post(client, concrete(path), INVALID_BODIES[body], BAD_CREDENTIALS[credential])
         assert r.status_code == 401, (path, r.text)
         assert r.headers["content-type"] == "application/problem+json"
         assert r.json()["status"] == 401
@@ -113,9 +119,10 @@ def test_a_known_caller_gets_its_body_judged(service: tuple[str, TestClient]) ->
     for path, kind in PROTECTED[name].items():
         if not takes_body[path]:
             continue  # nothing to judge (a key rotation takes no body)
-        r = client.post(concrete(path), json=INVALID_BODIES["wrong shape"], headers=valid[kind])
-        assert r.status_code == 422, (path, r.text)
-        assert r.json()["type"].endswith("/validation-error")
+        for body in INVALID_BODIES.values():
+            r = post(client, concrete(path), body, valid[kind])
+            assert r.status_code == 422, (path, body, r.text)
+            assert r.json()["type"].endswith("/validation-error")
 
 
 def test_an_unknown_station_with_an_incomplete_checklist_is_401_not_422(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager, suppress
 from datetime import timedelta
 from typing import Annotated, Any
@@ -14,7 +14,9 @@ from typing import Annotated, Any
 import anyio
 import structlog
 from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from prometheus_fastapi_instrumentator import Instrumentator
 from sqlalchemy import Engine, text
@@ -226,6 +228,34 @@ def create_service_app(
     app.add_middleware(IdempotencyMiddleware, engine=engine, routes=app.routes)
     app.add_middleware(EdgeMiddleware, max_bytes=settings.max_body_bytes)
     return app
+
+
+class AuthFirstRoute(APIRoute):
+    """The caller is judged before the body even when the body is not JSON at all: FastAPI
+    decodes JSON before it solves a route's dependencies (the credential checks), so on a
+    decode error the request is solved once more with no body; a 401/403 raised by a
+    dependency wins, else the decode error stands. The endpoint never runs for the probe
+    (its required body is missing)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+        probes = self.body_field is not None and self.body_field.field_info.is_required()
+
+        async def handler(request: Request) -> Response:
+            try:
+                return await handle(request)
+            except RequestValidationError as exc:
+                if not probes or all(e.get("type") != "json_invalid" for e in exc.errors()):
+                    raise
+                with suppress(RequestValidationError):  # the caller is known: exc stands
+                    await handle(Request(request.scope, _no_body))
+                raise
+
+        return handler
+
+
+async def _no_body() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
 
 
 def get_session(request: Request) -> Any:

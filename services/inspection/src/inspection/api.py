@@ -28,12 +28,16 @@ from inspection.settings import Settings
 from inspection.signing import Signer
 from servicekit.auth import bearer
 from servicekit.clock import clock
-from servicekit.http import AdminDep, SessionDep, WriterDep, answer_once
+from servicekit.http import AdminDep, AuthFirstRoute, SessionDep, WriterDep, answer_once
 from servicekit.idempotency import Answer, AttemptDep
 from servicekit.partnerkeys import PartnerKeys
 from servicekit.problems import Problem, problem_responses
 
-router = APIRouter(prefix="/v1", responses=problem_responses(401, 403, 404, 409, 413, 422))
+router = APIRouter(
+    prefix="/v1",
+    route_class=AuthFirstRoute,
+    responses=problem_responses(401, 403, 404, 409, 413, 422),
+)
 
 
 def _settings(request: Request) -> Settings:

@@ -28,12 +28,12 @@ from registry.schemas import (
 from registry.settings import Settings
 from servicekit.auth import bearer, require_admin
 from servicekit.clock import clock
-from servicekit.http import AdminDep, SessionDep, WriterDep, answer_once
+from servicekit.http import AdminDep, AuthFirstRoute, SessionDep, WriterDep, answer_once
 from servicekit.idempotency import Answer, AttemptDep
 from servicekit.pagination import MAX_LIMIT, Page
 from servicekit.partnerkeys import PartnerKeys
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", route_class=AuthFirstRoute)
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 EnterpriseStatus = Annotated[
     str | None,
