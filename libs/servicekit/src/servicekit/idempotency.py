@@ -189,15 +189,7 @@ def _replayed_or_remembered(
         if exc.status >= 500:
             raise
         answer = Answer.of_problem(exc)
-    remember_in(
-        session,
-        attempt.scope,
-        attempt.key,
-        attempt.request_hash,
-        answer.status,
-        answer.content_type,
-        answer.body,
-    )
+    _store(session, attempt, answer)
     return answer
 
 
@@ -353,6 +345,18 @@ def _dependencies(route: BaseRoute) -> list[object]:
     return list(dependant.dependencies) if dependant is not None else []
 
 
+def _store(session: Session, attempt: Attempt, answer: Answer) -> None:
+    remember_in(
+        session,
+        attempt.scope,
+        attempt.key,
+        attempt.request_hash,
+        answer.status,
+        answer.content_type,
+        answer.body,
+    )
+
+
 def _replay(engine: Engine, attempt: Attempt) -> Answer | None:
     with Session(engine) as session, session.begin():
         return replay_in(session, attempt)
@@ -361,15 +365,7 @@ def _replay(engine: Engine, attempt: Attempt) -> Answer | None:
 def _remember(engine: Engine, attempt: Attempt, answer: Answer) -> None:
     try:
         with Session(engine) as session, session.begin():
-            remember_in(
-                session,
-                attempt.scope,
-                attempt.key,
-                attempt.request_hash,
-                answer.status,
-                answer.content_type,
-                answer.body,
-            )
+            _store(session, attempt, answer)
     except IntegrityError:
         pass  # another process answered the same key first: its answer stands
 
