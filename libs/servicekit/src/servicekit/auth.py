@@ -1,4 +1,7 @@
-"""Admin token and API keys: keys are shown once and stored as SHA-256 digests."""
+"""Admin token and API keys: keys are shown once and stored as SHA-256 digests.
+
+Each credential is a ``fastapi.security`` scheme (:class:`BearerAuth`), so a route that
+depends on one names it in the OpenAPI document and Swagger's "Authorize" can send it."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import hmac
 import secrets
 
 from fastapi import Request
+from fastapi.security import HTTPBearer
 
 from servicekit.problems import Unauthorized
 
@@ -28,6 +32,24 @@ def bearer(request: Request) -> str:
             "missing-credentials", "Send 'Authorization: Bearer <key>'.", title="Unauthorized"
         )
     return token.strip()
+
+
+class BearerAuth(HTTPBearer):
+    """A bearer credential, named in OpenAPI as ``scheme_name``; a request without one is
+    answered with servicekit's own 401 problem+json (FastAPI's would not be problem+json)."""
+
+    def __init__(self, scheme_name: str, description: str) -> None:
+        super().__init__(scheme_name=scheme_name, description=description, auto_error=False)
+
+    async def __call__(self, request: Request) -> str:  # type: ignore[override]
+        return bearer(request)
+
+
+ADMIN_TOKEN = BearerAuth("adminToken", "The regulator's admin token (`UCX_ADMIN_TOKEN`).")
+
+ADMIN_OPTIONAL: list[dict[str, list[str]]] = [{}, {"adminToken": []}]
+"""An operation's ``security`` when the admin token only unlocks part of it (see
+``openapi_extra``): anyone may call, the token widens the answer."""
 
 
 def require_admin(request: Request, admin_token: str) -> None:

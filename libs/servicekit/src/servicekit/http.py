@@ -7,7 +7,7 @@ import asyncio
 import socket
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from contextlib import asynccontextmanager, suppress
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from servicekit import idempotency, problems, tracing
-from servicekit.auth import require_admin
+from servicekit.auth import ADMIN_TOKEN, check_admin
 from servicekit.db import make_engine, session_factory
 from servicekit.idempotency import IdempotencyMiddleware
 from servicekit.idempotency import answer_once as _answer_once
@@ -171,8 +171,38 @@ def create_service_app(
 ) -> FastAPI:
     """Nothing connects here: the engine connects lazily and is disposed on shutdown."""
     engine = make_engine(settings.database_url)
-
     writer = Writer(engine)
+    app = FastAPI(
+        title=title,
+        description=description,
+        version="1.0.0",
+        lifespan=_lifespan(settings, engine, writer),
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = session_factory(engine)
+    app.state.writer = writer
+    problems.install(app)
+    problems.document_problems(app)
+    # The broker is reported but not critical for an API: the outbox absorbs an outage.
+    checks: dict[str, tuple[Check, bool]] = {
+        "database": (check_database(engine), True),
+        "broker": (check_broker(settings.kafka_bootstrap_servers), False),
+        **(extra_checks or {}),
+    }
+    _add_ops_endpoints(app, settings, checks, gauges)
+    for router in routers:
+        app.include_router(router)
+    app.add_middleware(IdempotencyMiddleware, engine=engine, routes=app.routes)
+    app.add_middleware(EdgeMiddleware, max_bytes=settings.max_body_bytes)
+    return app
+
+
+def _lifespan(
+    settings: BaseServiceSettings, engine: Engine, writer: Writer
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """The writer and the answers' pruning run while the app serves; the engine is disposed
+    after them."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -185,20 +215,18 @@ def create_service_app(
         writer.stop()
         engine.dispose()
 
-    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
-    app.state.settings = settings
-    app.state.engine = engine
-    app.state.sessions = session_factory(engine)
-    app.state.writer = writer
-    problems.install(app)
-    problems.document_problems(app)
+    return lifespan
 
-    # The broker is reported but not critical for an API: the outbox absorbs an outage.
-    checks: dict[str, tuple[Check, bool]] = {
-        "database": (check_database(engine), True),
-        "broker": (check_broker(settings.kafka_bootstrap_servers), False),
-        **(extra_checks or {}),
-    }
+
+def _add_ops_endpoints(
+    app: FastAPI,
+    settings: BaseServiceSettings,
+    checks: dict[str, tuple[Check, bool]],
+    gauges: Sequence[Callable[[Engine], None]],
+) -> None:
+    """``/healthz``, ``/readyz`` and ``/metrics`` (left out of the OpenAPI document), and the
+    request metrics of every other route."""
+    engine: Engine = app.state.engine
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -222,12 +250,6 @@ def create_service_app(
             except Exception:  # noqa: BLE001 - a scrape must not fail for one gauge
                 structlog.get_logger("servicekit.http").exception("gauge refresh failed")
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-    for router in routers:
-        app.include_router(router)
-    app.add_middleware(IdempotencyMiddleware, engine=engine, routes=app.routes)
-    app.add_middleware(EdgeMiddleware, max_bytes=settings.max_body_bytes)
-    return app
 
 
 class AuthFirstRoute(APIRoute):
@@ -267,8 +289,9 @@ def get_session(request: Request) -> Any:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def admin(request: Request) -> None:
-    require_admin(request, request.app.state.settings.admin_token)
+def admin(request: Request, token: Annotated[str, Depends(ADMIN_TOKEN)]) -> None:
+    """The admin token, as the ``adminToken`` security scheme of the route that needs it."""
+    check_admin(token, request.app.state.settings.admin_token)
 
 
 AdminDep = Annotated[None, Depends(admin)]

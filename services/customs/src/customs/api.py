@@ -28,6 +28,29 @@ from servicekit.problems import Conflict
 router = APIRouter(prefix="/v1")
 _messages: TypeAdapter[WebhookMessage] = TypeAdapter(WebhookMessage)
 
+WEBHOOK_HEADERS = [
+    {"name": name, "in": "header", "required": True, "description": text, "schema": schema}
+    for name, text, schema in (
+        (
+            "webhook-id",
+            "The message's id: a replay with it returns the first answer.",
+            {"type": "string", "minLength": 1},
+        ),
+        (
+            "webhook-timestamp",
+            "Unix seconds when signed; refused outside 5 minutes.",
+            {"type": "string", "pattern": "^[0-9]+$"},
+        ),
+        (
+            "webhook-signature",
+            "`v1,<base64 HMAC-SHA256 of id.timestamp.body>`, space separated.",
+            {"type": "string", "minLength": 1},
+        ),
+    )
+]
+"""The Standard Webhooks signature headers, documented (the route reads them from the raw
+request: a missing or bad one is the same 401 as a bad signature)."""
+
 
 @router.post("/brokers", status_code=status.HTTP_201_CREATED)
 def create_broker(
@@ -42,6 +65,7 @@ def create_broker(
     status_code=status.HTTP_202_ACCEPTED,
     response_model=WebhookAccepted,
     responses={401: {"description": "Bad signature or stale timestamp"}},
+    openapi_extra={"parameters": WEBHOOK_HEADERS},
 )
 async def broker_webhook(broker_id: str, request: Request, writer: WriterDep) -> Response:
     """Standard Webhooks: verify the signature over the raw body, remember the ``webhook-id``

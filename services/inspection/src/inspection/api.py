@@ -26,7 +26,7 @@ from inspection.schemas import (
 )
 from inspection.settings import Settings
 from inspection.signing import Signer
-from servicekit.auth import bearer
+from servicekit.auth import BearerAuth
 from servicekit.clock import clock
 from servicekit.http import AdminDep, AuthFirstRoute, SessionDep, WriterDep, answer_once
 from servicekit.idempotency import Answer, AttemptDep
@@ -59,12 +59,14 @@ def _signer(request: Request) -> Signer:
     return signer
 
 
-async def _station_key(request: Request) -> str:
+STATION_KEY = BearerAuth("stationKey", "An inspection station's API key (shown once).")
+
+
+async def _station_key(request: Request, key: Annotated[str, Depends(STATION_KEY)]) -> str:
     """The station's API key, judged before the body: 401/403 first, whatever the body."""
     keys: PartnerKeys | None = getattr(request.app.state, "station_keys", None)
     if keys is None:
         keys = request.app.state.station_keys = PartnerKeys(services.judge_station_key)
-    key = bearer(request)
     await keys.judge(request.app.state.engine, key)
     return key
 

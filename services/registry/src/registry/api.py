@@ -26,7 +26,7 @@ from registry.schemas import (
     VehiclePublic,
 )
 from registry.settings import Settings
-from servicekit.auth import bearer, require_admin
+from servicekit.auth import ADMIN_OPTIONAL, BearerAuth, require_admin
 from servicekit.clock import clock
 from servicekit.http import AdminDep, AuthFirstRoute, SessionDep, WriterDep, answer_once
 from servicekit.idempotency import Answer, AttemptDep
@@ -58,12 +58,14 @@ def _policy(request: Request) -> RegistryPolicy:
     return policy
 
 
-async def _enterprise_key(request: Request) -> str:
+ENTERPRISE_KEY = BearerAuth("enterpriseKey", "An enterprise's API key (shown once, on approval).")
+
+
+async def _enterprise_key(request: Request, key: Annotated[str, Depends(ENTERPRISE_KEY)]) -> str:
     """The caller's API key, judged before the body: 401/403 first, whatever the body."""
     keys: PartnerKeys | None = getattr(request.app.state, "enterprise_keys", None)
     if keys is None:
         keys = request.app.state.enterprise_keys = PartnerKeys(services.judge_enterprise_key)
-    key = bearer(request)
     await keys.judge(request.app.state.engine, key)
     return key
 
@@ -86,7 +88,7 @@ def apply(body: EnterpriseCreate, request: Request, attempt: AttemptDep) -> Resp
     return answer_once(request, attempt, unit)
 
 
-@router.get("/enterprises")
+@router.get("/enterprises", openapi_extra={"security": ADMIN_OPTIONAL})
 def list_enterprises(
     session: SessionDep,
     request: Request,
