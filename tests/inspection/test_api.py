@@ -6,14 +6,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from contracts import envelope, events
-from inspection import services
+from inspection import domain
 from inspection.__main__ import SPEC
 from servicekit.clock import clock
 from servicekit.db import make_engine
 from servicekit.standing import in_good_standing
 
 import factories
-from helpers import ADMIN, bearer, consume, service_client
+from helpers import ADMIN, bearer, consume, service_client, sql
 
 
 @pytest.fixture
@@ -83,6 +83,42 @@ def test_failed_items_are_named_and_a_reinspection_is_not_first(inspection: Test
         "/v1/inspections", json=factories.inspection(vin, odometer_km=39_000), headers=bearer(key)
     ).json()
     assert again["verdict"] == "pass" and again["first_inspection"] is False
+
+
+def test_the_answer_the_row_and_the_event_say_the_same_of_one_inspection(
+    inspection: TestClient,
+) -> None:
+    uscc, vin = registered(inspection, mileage_km=41_800)
+    report = factories.inspection(vin, odometer_km=41_200, fail=("CORROSION",))
+    report["items"][0]["note"] = "plate riveted, legible"
+    answer = inspection.post(
+        "/v1/inspections", json=report, headers=bearer(station_key(inspection))
+    ).json()
+    ((value, event_id),) = sql(
+        inspection, "SELECT value, event_id FROM outbox WHERE topic = 'vehicle.inspected.v1'"
+    )
+    event = envelope.decode(bytes(value))
+    data = event.parse_data(events.VehicleInspected)
+    ((row_id, station_id, row_event_id, row_uscc, verdict, cert),) = sql(
+        inspection,
+        "SELECT id, station_id, event_id, enterprise_uscc, verdict, certificate_no"
+        " FROM inspections",
+    )
+    assert (data.inspection_id, data.station_id, data.enterprise_uscc) == (row_id, station_id, uscc)
+    assert row_event_id == event_id == event.id and row_uscc == uscc
+    assert (data.verdict, data.certificate_no) == (verdict, cert) == ("fail", None)
+    assert (answer["id"], answer["verdict"]) == (row_id, "fail")
+    assert data.fraud_signals == answer["fraud_signals"] == ["odometer_rollback"]
+    assert data.items[0].model_dump() == {
+        "code": report["items"][0]["code"],
+        "result": "pass",
+        "severity": "critical",
+        "note": "plate riveted, legible",
+    }
+    assert (data.received_at, data.policy_version) == (
+        datetime.fromisoformat(answer["received_at"]),
+        answer["policy_version"],
+    )
 
 
 def test_odometer_rollback_is_caught(inspection: TestClient) -> None:
@@ -181,7 +217,7 @@ def test_good_standing_is_one_allow_list_and_unknown_is_the_callers_named_choice
     }
     assert in_good_standing(None, unknown_passes=True)
     assert not in_good_standing(None, unknown_passes=False)
-    assert services.UNKNOWN_STANDING_PASSES is True
+    assert domain.UNKNOWN_STANDING_PASSES is True
 
 
 def status_change(uscc: str, to: str) -> envelope.CloudEvent:

@@ -1,9 +1,11 @@
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from inspection import domain, policy
 from inspection.domain import ItemReport
+from inspection.schemas import InspectionCreate
+from servicekit.problems import Problem
 
 import factories
 
@@ -114,3 +116,81 @@ def test_certificate_numbers_are_unguessable_and_checksummed() -> None:
     assert sample.startswith("EXC-2611-") and domain.certificate_checksum_ok(sample)
     tampered = sample[:-3] + ("0" if sample[-3] != "0" else "1") + sample[-2:]
     assert not domain.certificate_checksum_ok(tampered)
+
+
+# inspect: the whole report judged into a decided inspection, or the problem it is refused with
+
+NOW = datetime(2026, 12, 2, 9, 30, tzinfo=UTC)
+SKEW = timedelta(minutes=5)
+ENDORSED = date(2026, 11, 27)
+NONE_EARLIER = domain.Earlier(count=0, max_odometer_km=None)
+
+
+def known(standing: str | None = "admitted", mileage_km: int = 38_200) -> domain.Vehicle:
+    return domain.Vehicle("91350100MA2XN5KQ7B", 2022, mileage_km, ENDORSED, standing)
+
+
+def report(vin: str, inspected_at: datetime, **kw: object) -> InspectionCreate:
+    return InspectionCreate.model_validate(
+        {**factories.inspection(vin), "inspected_at": inspected_at.isoformat(), **kw}
+    )
+
+
+def inspect(
+    sent: InspectionCreate,
+    vehicle: domain.Vehicle | None,
+    earlier: domain.Earlier = NONE_EARLIER,
+) -> domain.Inspected | Problem:
+    return domain.inspect(
+        sent, V1, station_id="st-fz-01", vehicle=vehicle, earlier=earlier, now=NOW, skew=SKEW
+    )
+
+
+def refusal(outcome: domain.Inspected | Problem) -> tuple[int, str]:
+    assert isinstance(outcome, Problem), outcome
+    return outcome.status, outcome.type_
+
+
+def test_a_report_is_refused_for_its_first_fault_checklist_vehicle_time_then_standing() -> None:
+    vin = factories.vin(model_year=2022)
+    incomplete = report(vin, NOW, items=factories.inspection(vin)["items"][1:])
+    future = report(vin, NOW + timedelta(hours=1))
+    in_time = report(vin, NOW - timedelta(hours=2))
+    assert refusal(inspect(incomplete, None)) == (422, "checklist-invalid")
+    assert refusal(inspect(future, None)) == (404, "vehicle-not-registered")
+    assert refusal(inspect(future, known("suspended"))) == (422, "time-out-of-range")
+    before_endorsement = inspect(report(vin, datetime(2026, 11, 26, 10, tzinfo=UTC)), known())
+    assert refusal(before_endorsement) == (422, "time-out-of-range")
+    assert isinstance(before_endorsement, Problem)
+    assert before_endorsement.extra["errors"][0]["rule"] == "inspected_before_transfer_endorsement"
+    assert refusal(inspect(in_time, known("suspended"))) == (409, "enterprise-suspended")
+    assert refusal(inspect(in_time, known("applied"))) == (409, "enterprise-applied")
+    assert isinstance(inspect(in_time, known(standing=None)), domain.Inspected)
+
+
+def test_a_pass_is_decided_whole_certificate_validity_and_the_times_it_was_judged_at() -> None:
+    vin = factories.vin(model_year=2022)
+    inspected_at = NOW - timedelta(hours=2)
+    decided = inspect(report(vin, inspected_at), known())
+    assert isinstance(decided, domain.Inspected)
+    assert (decided.vin, decided.station_id, decided.verdict) == (vin, "st-fz-01", "pass")
+    assert decided.enterprise_uscc == "91350100MA2XN5KQ7B" and decided.first_inspection
+    assert decided.certificate_no is not None
+    assert decided.certificate_no.startswith("EXC-2612-")
+    assert domain.certificate_checksum_ok(decided.certificate_no)
+    assert decided.valid_until == domain.certificate_valid_until(inspected_at, V1)
+    assert (decided.inspected_at, decided.received_at) == (inspected_at, NOW)
+    assert decided.policy_version == "v1"
+    assert {"code": "BRAKES", "result": "pass", "severity": "critical", "note": None} in (
+        decided.items
+    )
+
+
+def test_earlier_inspections_make_a_reinspection_and_raise_the_mileage_floor() -> None:
+    vin = factories.vin(model_year=2022)
+    sent = report(vin, NOW - timedelta(hours=2), odometer_km=39_000)
+    decided = inspect(sent, known(mileage_km=38_200), domain.Earlier(1, 41_500))
+    assert isinstance(decided, domain.Inspected)
+    assert (decided.first_inspection, decided.verdict) == (False, "fail")
+    assert decided.fraud_signals == ["odometer_rollback"]
+    assert (decided.certificate_no, decided.valid_until) == (None, None)

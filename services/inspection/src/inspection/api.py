@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from sqlalchemy.orm import Session
 
 from contracts.identifiers import Vin
 from inspection import services
+from inspection.domain import Inspected
 from inspection.policy import InspectionPolicy
 from inspection.ratelimit import RateLimiter
 from inspection.schemas import (
@@ -133,22 +134,22 @@ def set_station_status(
     return answer_once(request, attempt, unit)
 
 
-def _public(row: dict[str, Any], policy: InspectionPolicy) -> InspectionPublic:
+def _public(inspection: Inspected, policy: InspectionPolicy) -> InspectionPublic:
     return InspectionPublic(
-        id=row["id"],
-        vin=row["vin"],
-        verdict=row["verdict"],
-        first_inspection=row["first_inspection"],
-        certificate_no=row["certificate_no"],
-        valid_until=row["valid_until"],
+        id=inspection.id,
+        vin=inspection.vin,
+        verdict=inspection.verdict,
+        first_inspection=inspection.first_inspection,
+        certificate_no=inspection.certificate_no,
+        valid_until=inspection.valid_until,
         failed_items=[
-            FailedItem(code=c, severity=policy.checklist[c]) for c in row["failed_items"]
+            FailedItem(code=c, severity=policy.checklist[c]) for c in inspection.failed_items
         ],
-        remarks=row["remarks"],
-        fraud_signals=row["fraud_signals"],
-        inspected_at=row["inspected_at"],
-        received_at=row["received_at"],
-        policy_version=row["policy_version"],
+        remarks=inspection.remarks,
+        fraud_signals=inspection.fraud_signals,
+        inspected_at=inspection.inspected_at,
+        received_at=inspection.received_at,
+        policy_version=inspection.policy_version,
     )
 
 
@@ -165,7 +166,7 @@ async def post_inspection(
         attempt,
         lambda s: services.record_inspection(s, settings, policy, key, body),
         # serialised once here; FastAPI would validate the model again before serialising it
-        lambda row: Answer.of(_public(row, policy), 201),
+        lambda inspection: Answer.of(_public(inspection, policy), 201),
     )
     return answer.response()
 

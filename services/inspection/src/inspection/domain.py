@@ -1,21 +1,33 @@
 """The checklist's completeness, the verdict and the fraud signals (DOMAIN.md §4), by the
-rules of an ``InspectionPolicy``. Pure."""
+rules of an ``InspectionPolicy``; :func:`inspect` judges a whole report into the inspection it
+decides, or the problem it is refused with. Pure: the service reads and writes."""
 
 from __future__ import annotations
 
 import secrets
+import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from stdnum.iso7064 import mod_37_36
 
 from contracts.identifiers import model_year_mismatch
 from inspection.policy import InspectionPolicy
-from servicekit.clock import civil_date
+from inspection.schemas import InspectionCreate
+from servicekit.clock import Claimed, check_claims, civil_date
+from servicekit.problems import Conflict, NotFound, Problem
+from servicekit.standing import in_good_standing
 
 _CERT_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
+
+UNKNOWN_STANDING_PASSES = True
+"""An enterprise whose status this service has not heard of yet may have its vehicle inspected:
+the vehicle reached us, so the registry admitted the enterprise when it registered it, and the
+status event may still be on its way (it travels on another topic). Any known status outside
+good standing (applied, suspended, exited, expired, rejected) is refused."""
 
 
 class ChecklistError(Exception):
@@ -37,6 +49,148 @@ class Verdict:
     failed_items: list[str]
     remarks: list[str]
     fraud_signals: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Vehicle:
+    """What the service knows of a registered vehicle when a report on it arrives."""
+
+    enterprise_uscc: str
+    model_year: int
+    mileage_km: int
+    transfer_endorsed_on: date | None
+    standing: str | None
+    """Its enterprise's status as last heard; None: not heard of yet."""
+
+
+@dataclass(frozen=True, slots=True)
+class Earlier:
+    """The vehicle's inspections before this one."""
+
+    count: int
+    max_odometer_km: int | None
+
+
+@dataclass(frozen=True)
+class Inspected:
+    """A decided inspection, named as the ``inspections`` row: the service inserts it and
+    publishes its ``vehicle.inspected`` event from it."""
+
+    id: str
+    vin: str
+    enterprise_uscc: str
+    station_id: str
+    inspector: str | None
+    inspected_at: datetime
+    """The station's claim, within the bounds :func:`inspect` judged."""
+    odometer_km: int
+    verdict: str
+    first_inspection: bool
+    items: list[dict[str, Any]]
+    """Every reported item with its severity under the policy: code, result, severity, note."""
+    failed_items: list[str]
+    remarks: list[str]
+    fraud_signals: list[str]
+    certificate_no: str | None
+    valid_until: date | None
+    received_at: datetime
+    """The server's time at posting."""
+    policy_version: str
+
+
+def inspect(
+    report: InspectionCreate,
+    policy: InspectionPolicy,
+    *,
+    station_id: str,
+    vehicle: Vehicle | None,
+    earlier: Earlier,
+    now: datetime,
+    skew: timedelta,
+) -> Inspected | Problem:
+    """The report, posted at ``now`` by ``station_id``, decided: the inspection, or the problem
+    it is refused with (nothing to write), judged in this order: an invalid checklist (422),
+    an unregistered vehicle (404), ``inspected_at`` beyond ``skew`` in the future, older than
+    the policy's posting limit or before the transfer endorsement (422), the enterprise out of
+    good standing (409). A pass gets a certificate number and its validity."""
+    items = [ItemReport(i.code, i.result, i.note) for i in report.items]
+    known = _admitted(report, items, vehicle, policy, now, skew)
+    if isinstance(known, Problem):
+        return known
+    verdict = decide(
+        items,
+        policy,
+        vin=report.vin,
+        model_year=known.model_year,
+        odometer_km=report.odometer_km,
+        mileage_floor_km=max(known.mileage_km, earlier.max_odometer_km or 0),
+    )
+    passed = verdict.verdict == "pass"
+    return Inspected(
+        id=str(uuid.uuid4()),
+        vin=report.vin,
+        enterprise_uscc=known.enterprise_uscc,
+        station_id=station_id,
+        inspector=report.inspector,
+        inspected_at=report.inspected_at,
+        odometer_km=report.odometer_km,
+        verdict=verdict.verdict,
+        first_inspection=earlier.count == 0,
+        items=[
+            {
+                "code": i.code,
+                "result": i.result,
+                "severity": policy.checklist[i.code],
+                "note": i.note,
+            }
+            for i in items
+        ],
+        failed_items=verdict.failed_items,
+        remarks=verdict.remarks,
+        fraud_signals=verdict.fraud_signals,
+        certificate_no=new_certificate_no(civil_date(now)) if passed else None,
+        valid_until=certificate_valid_until(report.inspected_at, policy) if passed else None,
+        received_at=now,
+        policy_version=policy.version,
+    )
+
+
+def _admitted(
+    report: InspectionCreate,
+    items: Sequence[ItemReport],
+    vehicle: Vehicle | None,
+    policy: InspectionPolicy,
+    now: datetime,
+    skew: timedelta,
+) -> Vehicle | Problem:
+    """The vehicle, if the report may be decided on it; the first refusal otherwise."""
+    try:
+        check_items(items, policy)
+    except ChecklistError as exc:
+        return Problem("checklist-invalid", str(exc), status=422, errors=exc.problems)
+    if vehicle is None:
+        return NotFound(
+            "vehicle-not-registered",
+            f"Vehicle {report.vin} is not registered for export; register it with the "
+            "registry first (it may take a moment to arrive here).",
+        )
+    claim = Claimed(
+        report.inspected_at,
+        policy.posting_limit,
+        not_before=vehicle.transfer_endorsed_on,
+        not_before_rule="inspected_before_transfer_endorsement",
+    )
+    try:
+        check_claims({"inspected_at": claim}, now=now, skew=skew)
+    except Problem as problem:
+        return problem
+    if not in_good_standing(vehicle.standing, unknown_passes=UNKNOWN_STANDING_PASSES):
+        return Conflict(
+            f"enterprise-{vehicle.standing}",
+            f"The exporting enterprise is {vehicle.standing}; its vehicles cannot be inspected.",
+            enterprise_status=vehicle.standing,
+        )
+    return vehicle
 
 
 def check_items(items: Sequence[ItemReport], policy: InspectionPolicy) -> None:

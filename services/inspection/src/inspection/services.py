@@ -15,17 +15,12 @@ from inspection.models import Inspection, KnownVehicle, Station, StationKey
 from inspection.policy import InspectionPolicy
 from inspection.schemas import InspectionCreate, StationCreate
 from inspection.settings import Settings
-from servicekit import outbox, standing
+from servicekit import outbox
 from servicekit.auth import hash_key, new_api_key
-from servicekit.clock import Claimed, check_claims, civil_date, clock
+from servicekit.clock import civil_date, clock
 from servicekit.problems import Conflict, Forbidden, NotFound, Problem, Unauthorized
 
 SOURCE = "ucx/inspection"
-UNKNOWN_STANDING_PASSES = True
-"""An enterprise whose status this service has not heard of yet may have its vehicle inspected:
-the vehicle reached us, so the registry admitted the enterprise when it registered it, and the
-status event may still be on its way (it travels on another topic). Any known status outside
-good standing (applied, suspended, exited, expired, rejected) is refused."""
 
 
 def create_station(session: Session, data: StationCreate) -> tuple[Station, StationKey, str]:
@@ -104,6 +99,7 @@ def set_station_status(session: Session, station_id: str, status: str) -> Statio
 
 _STATIONS, _KEYS = cast(Table, Station.__table__), cast(Table, StationKey.__table__)
 _VEHICLES, _INSPECTIONS = cast(Table, KnownVehicle.__table__), cast(Table, Inspection.__table__)
+_STANDING = Inspection.metadata.tables["enterprise_standing"]
 # Core statements, built once (values as bind parameters, so SQLAlchemy's statement cache
 # finds them without rebuilding a cache key), run on the session's connection
 _POSTING_STATION = select(
@@ -112,19 +108,16 @@ _POSTING_STATION = select(
 ).join_from(_KEYS, _STATIONS, _KEYS.c.station_id == _STATIONS.c.id).where(
     _KEYS.c.key_hash == bindparam("key_hash")
 )  # fmt: skip
-_VEHICLE = select(
+_VEHICLE = select(  # in domain.Vehicle's order, with its enterprise's standing (None: unheard of)
     _VEHICLES.c.enterprise_uscc, _VEHICLES.c.model_year, _VEHICLES.c.mileage_km,
-    _VEHICLES.c.transfer_endorsed_on,
+    _VEHICLES.c.transfer_endorsed_on, _STANDING.c.status,
+).outerjoin_from(
+    _VEHICLES, _STANDING, _STANDING.c.uscc == _VEHICLES.c.enterprise_uscc
 ).where(_VEHICLES.c.vin == bindparam("vin"))  # fmt: skip
 _EARLIER = select(func.count(), func.max(_INSPECTIONS.c.odometer_km)).where(
     _INSPECTIONS.c.vin == bindparam("vin")
 )
 _INSERT_INSPECTION = insert(_INSPECTIONS)
-
-
-def _posting_station(connection: Connection, api_key: str, now: datetime) -> str:
-    """The id of the station whose key this is, if it may post now."""
-    return judge_station_key(connection, hash_key(api_key), now)
 
 
 def judge_station_key(connection: Connection, key_hash: str, now: datetime) -> str:
@@ -151,109 +144,55 @@ def record_inspection(
     policy: InspectionPolicy,
     api_key: str,
     report: InspectionCreate,
-) -> dict[str, Any]:
-    """A unit of work for the group-commit writer; returns the inspection's row. Earlier
-    units of the same group are visible: their inserts ran on this connection already.
-
-    ``inspected_at`` is the station's claim: kept, and refused (422, nothing written) if it
-    lies beyond the clock skew in the future, more than the policy's posting limit in the
-    past, or before the vehicle's transfer endorsement."""
+) -> domain.Inspected:
+    """A unit of work for the group-commit writer: the posting key judged (401/403), the
+    vehicle, its enterprise's standing and its earlier inspections read, the report decided
+    by :func:`domain.inspect` (a refusal raised, nothing written), the inspection inserted
+    with its event. Earlier units of the same group are visible: their inserts ran on this
+    connection already."""
     now = clock.now()
-    items = [domain.ItemReport(i.code, i.result, i.note) for i in report.items]
-    try:
-        domain.check_items(items, policy)
-    except domain.ChecklistError as exc:
-        raise Problem("checklist-invalid", str(exc), status=422, errors=exc.problems) from exc
     connection = session.connection()
-    station_id = _posting_station(connection, api_key, now)
+    station_id = judge_station_key(connection, hash_key(api_key), now)
     vehicle = connection.execute(_VEHICLE, {"vin": report.vin}).first()
-    if vehicle is None:
-        raise NotFound(
-            "vehicle-not-registered",
-            f"Vehicle {report.vin} is not registered for export; register it with the "
-            "registry first (it may take a moment to arrive here).",
-        )
-    check_claims(
-        {
-            "inspected_at": Claimed(
-                report.inspected_at,
-                policy.posting_limit,
-                not_before=vehicle.transfer_endorsed_on,
-                not_before_rule="inspected_before_transfer_endorsement",
-            )
-        },
+    count, max_odometer_km = connection.execute(_EARLIER, {"vin": report.vin}).one()
+    decided = domain.inspect(
+        report,
+        policy,
+        station_id=station_id,
+        vehicle=None if vehicle is None else domain.Vehicle(*vehicle),
+        earlier=domain.Earlier(count, max_odometer_km),
         now=now,
         skew=timedelta(seconds=settings.clock_skew_s),
     )
-    status = standing.status_of(session, vehicle.enterprise_uscc)
-    if not standing.in_good_standing(status, unknown_passes=UNKNOWN_STANDING_PASSES):
-        raise Conflict(
-            f"enterprise-{status}",
-            f"The exporting enterprise is {status}; its vehicles cannot be inspected.",
-            enterprise_status=status,
-        )
-    earlier_count, earlier_max_odometer = connection.execute(_EARLIER, {"vin": report.vin}).one()
-    verdict = domain.decide(
-        items,
-        policy,
-        vin=report.vin,
-        model_year=vehicle.model_year,
-        odometer_km=report.odometer_km,
-        mileage_floor_km=max(vehicle.mileage_km, earlier_max_odometer or 0),
+    if isinstance(decided, Problem):
+        raise decided
+    event = outbox.emit(session, _inspected(decided), source=SOURCE)
+    # the value's fields are the row's columns
+    connection.execute(
+        _INSERT_INSPECTION, {**vars(decided), "event_id": event.id, "revoked_as_forged": False}
     )
-    certificate_no = valid_until = None
-    if verdict.verdict == "pass":
-        certificate_no = domain.new_certificate_no(civil_date(now))
-        valid_until = domain.certificate_valid_until(report.inspected_at, policy)
-    severity = policy.checklist
-    item_rows: list[dict[str, Any]] = [
-        {"code": i.code, "result": i.result, "severity": severity[i.code], "note": i.note}
-        for i in items
-    ]
-    row: dict[str, Any] = {
-        "id": str(uuid.uuid4()),
-        "vin": report.vin,
-        "enterprise_uscc": vehicle.enterprise_uscc,
-        "station_id": station_id,
-        "inspector": report.inspector,
-        "inspected_at": report.inspected_at,
-        "odometer_km": report.odometer_km,
-        "verdict": verdict.verdict,
-        "first_inspection": earlier_count == 0,
-        "items": item_rows,
-        "failed_items": verdict.failed_items,
-        "remarks": verdict.remarks,
-        "fraud_signals": verdict.fraud_signals,
-        "certificate_no": certificate_no,
-        "valid_until": valid_until,
-        "received_at": now,
-        "policy_version": policy.version,
-        "revoked_as_forged": False,
-    }
-    event = outbox.emit(
-        session,
-        events.VehicleInspected(
-            enterprise_uscc=row["enterprise_uscc"],
-            inspection_id=row["id"],
-            vin=report.vin,
-            station_id=station_id,
-            inspected_at=report.inspected_at,
-            odometer_km=report.odometer_km,
-            verdict=verdict.verdict,
-            first_inspection=row["first_inspection"],
-            items=[events.InspectionItem.model_construct(**item) for item in item_rows],
-            failed_items=verdict.failed_items,
-            fraud_signals=verdict.fraud_signals,
-            certificate_no=certificate_no,
-            valid_until=valid_until,
-            policy_version=policy.version,
-            received_at=now,
-        ),
-        source=SOURCE,
+    return decided
+
+
+def _inspected(inspection: domain.Inspected) -> events.VehicleInspected:
+    """The decision as an event, from the decided inspection."""
+    return events.VehicleInspected(
+        enterprise_uscc=inspection.enterprise_uscc,
+        inspection_id=inspection.id,
+        vin=inspection.vin,
+        station_id=inspection.station_id,
+        inspected_at=inspection.inspected_at,
+        odometer_km=inspection.odometer_km,
+        verdict=inspection.verdict,
+        first_inspection=inspection.first_inspection,
+        items=[events.InspectionItem.model_construct(**item) for item in inspection.items],
+        failed_items=inspection.failed_items,
+        fraud_signals=inspection.fraud_signals,
+        certificate_no=inspection.certificate_no,
+        valid_until=inspection.valid_until,
+        policy_version=inspection.policy_version,
+        received_at=inspection.received_at,
     )
-    row["event_id"] = event.id
-    connection.execute(_INSERT_INSPECTION, row)
-    return row
 
 
 def certificate(session: Session, certificate_no: str, vin: str, today: date) -> dict[str, Any]:
