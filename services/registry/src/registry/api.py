@@ -167,21 +167,30 @@ async def register_vehicle(
 @router.post(
     "/vehicles:batch", status_code=status.HTTP_207_MULTI_STATUS, response_model=BatchResult
 )
-def register_batch(
-    body: VehicleBatch, request: Request, key: EnterpriseKey, attempt: AttemptDep
+async def register_batch(
+    body: VehicleBatch,
+    request: Request,
+    writer: WriterDep,
+    key: EnterpriseKey,
+    attempt: AttemptDep,
 ) -> Response:
-    """Up to 500 vehicles: valid rows are committed, invalid rows come back with their errors."""
+    """Up to 500 vehicles: valid rows are committed, invalid rows come back with the problem
+    a single registration of the row would get (type, detail, link)."""
+    settings, policy = _settings(request), _policy(request)
+    answer = await writer.run_idempotent(
+        attempt,
+        lambda s: services.register_batch(s, settings, policy, key, body.vehicles),
+        _batch_answer,
+    )
+    return answer.response()
 
-    def unit(session: Session) -> Answer:
-        rows = services.register_batch(
-            session, _settings(request), _policy(request), key, body.vehicles
-        )
-        results = [BatchRow(**row) for row in rows]
-        created = sum(r.status == "created" for r in results)
-        result = BatchResult(created=created, rejected=len(results) - created, results=results)
-        return Answer.of(result, 207)
 
-    return answer_once(request, attempt, unit)
+def _batch_answer(rows: list[dict[str, Any]]) -> Answer:
+    results = [BatchRow(**row) for row in rows]
+    created = sum(r.status == "created" for r in results)
+    return Answer.of(
+        BatchResult(created=created, rejected=len(results) - created, results=results), 207
+    )
 
 
 @router.get("/vehicles")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Literal, cast
 
-from contracts.events import GOOD_STANDING
+from contracts.events import GOOD_STANDING, EnterpriseAssessed
 from contracts.identifiers import model_year_mismatch, vin_model_years
 from registry.policy import Recommendation, RegistryPolicy
 from servicekit.clock import Claimed, check_claims
@@ -146,6 +146,15 @@ def effective_status(status: str, admission_valid_until: date | None, today: dat
     return status
 
 
+def registration_refused(
+    status: str, admission_valid_until: date | None, today: date
+) -> str | None:
+    """None when an enterprise in ``status`` may register vehicles today; else the status it
+    is refused for (``expired`` for an admission that lapsed, recorded or not)."""
+    effective = effective_status(status, admission_valid_until, today)
+    return None if effective in MAY_REGISTER_VEHICLES else effective
+
+
 # -- automatic decisions from enterprise.assessed -------------------------------------------
 Outcome = Literal["none", "applied", "refused", "awaiting_regulator"]
 
@@ -153,12 +162,15 @@ Outcome = Literal["none", "applied", "refused", "awaiting_regulator"]
 @dataclass(frozen=True)
 class Judgement:
     """What the registry does with one recommendation: apply ``action`` (-> ``target``),
-    refuse it, or leave it to the regulator; ``why`` is the history's line for the last two."""
+    refuse it, or leave it to the regulator; ``why`` is the history's line. ``pending``: the
+    recommendation stays the enterprise's pending one (the review list's entry) until its next
+    status change."""
 
     outcome: Outcome
     action: str | None = None
     target: str | None = None
     why: str = ""
+    pending: bool = False
 
 
 def judge_recommendation(
@@ -185,6 +197,38 @@ def judge_recommendation(
             why="recommendation: reinstate, awaiting the regulator's decision",
         )
     return Judgement("applied", action, target)
+
+
+def judge_assessment(
+    policy: RegistryPolicy,
+    data: EnterpriseAssessed,
+    status: str,
+    pending: str | None,
+    overruled_at: datetime | None,
+) -> Judgement:
+    """What the registry does with an assessment of an enterprise in ``status``: the policy's
+    automatic decision, or the recommendation recorded as refused (the status machine does
+    not allow it) or awaiting the regulator (reinstatement from suspended). A judging admin
+    decision (``overruled_at``) at or after the assessment's moment wins, except over an
+    immediate exit (a rule that exits regardless of anything else fired). A recommendation
+    ``pending`` already since the last status change is not recorded again."""
+    recommended = data.recommended_action
+    if recommended == "none":  # "keep the current decision"
+        return Judgement("none")
+    scored = f"assessment: score {data.score:.1f}, tier {data.tier}"
+    if overruled_at is not None and overruled_at >= data.assessed_at and not data.exit_rule:
+        why = (
+            f"recommendation refused: {recommended} was assessed before the "
+            f"regulator's decision of {overruled_at.isoformat()}"
+        )
+        return Judgement("refused", why=f"{why} ({scored})")
+    judged = judge_recommendation(policy, recommended, status, data.exit_rule)
+    if judged.outcome == "applied":
+        rule = f", exit rule {data.exit_rule}" if data.exit_rule else ""
+        return replace(judged, why=f"{scored}{rule} (scoring policy {data.policy_version})")
+    if pending == recommended:
+        return Judgement("none")  # recorded already: the history is not flooded
+    return replace(judged, why=f"{judged.why} ({scored})", pending=True)
 
 
 # -- a vehicle's stage from its timeline ---------------------------------------------------

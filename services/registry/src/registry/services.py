@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -23,7 +24,15 @@ from registry.settings import Settings
 from servicekit import outbox, pagination
 from servicekit.auth import hash_key, new_api_key
 from servicekit.clock import civil_date, clock
-from servicekit.problems import Conflict, Forbidden, NotFound, Problem, Unauthorized, field_errors
+from servicekit.problems import (
+    TYPE_BASE,
+    Conflict,
+    Forbidden,
+    NotFound,
+    Problem,
+    Unauthorized,
+    field_errors,
+)
 
 SOURCE = "ucx/registry"
 
@@ -140,21 +149,44 @@ def decide(
     return enterprise, api_key
 
 
-def apply_assessment(session: Session, policy: RegistryPolicy, event: CloudEvent) -> None:
-    """Consumer handler for ``enterprise.assessed``: the policy's automatic decision, or the
-    recommendation recorded in the history as refused (the status machine does not allow it)
-    or awaiting the regulator (reinstatement from suspended). A judging admin decision at or
-    after the assessment's moment wins, except over an immediate exit (a rule that exits
-    regardless of anything else fired); a renewal does not (it must not escape an exit)."""
-    data = event.parse_data(events.EnterpriseAssessed)
+def apply_assessment(
+    session: Session, policy: RegistryPolicy, data: events.EnterpriseAssessed, cause: str
+) -> None:
+    """Consumer handler for ``enterprise.assessed`` (``cause``: the event's id): the domain's
+    judgement (``domain.judge_assessment``) persisted as a status change or a history entry.
+    A renewal is no overruling decision (it must not escape an exit)."""
     enterprise = session.get(Enterprise, data.enterprise_uscc, with_for_update=True)
     if enterprise is None:
         return
     now = clock.now()
     _expire_if_due(session, enterprise, now)
-    if data.recommended_action == "none":  # "keep the current decision"
-        return
-    overruled_at = session.scalar(
+    judged = domain.judge_assessment(
+        policy, data, enterprise.status, enterprise.recommended, _overruled_at(session, enterprise)
+    )
+    if judged.outcome == "applied":
+        assert judged.action is not None and judged.target is not None
+        _change_status(
+            session,
+            enterprise,
+            judged.target,
+            judged.action,
+            "policy",
+            judged.why,
+            cause,
+            now,
+            policy.version,
+        )
+    elif judged.outcome != "none":
+        if judged.pending:
+            enterprise.recommended = data.recommended_action
+        _record_recommendation(
+            session, policy, enterprise, data.recommended_action, judged, cause, now
+        )
+
+
+def _overruled_at(session: Session, enterprise: Enterprise) -> datetime | None:
+    """The moment of the regulator's last decision judging the enterprise's standing."""
+    return session.scalar(
         select(StatusChange.changed_at)
         .where(
             StatusChange.uscc == enterprise.uscc,
@@ -164,50 +196,14 @@ def apply_assessment(session: Session, policy: RegistryPolicy, event: CloudEvent
         )
         .order_by(StatusChange.id.desc())
     )
-    if overruled_at is not None and overruled_at >= data.assessed_at and not data.exit_rule:
-        why = (
-            f"recommendation refused: {data.recommended_action} was assessed before the "
-            f"regulator's decision of {overruled_at.isoformat()}"
-        )
-        _record_recommendation(session, policy, enterprise, data, "refused", why, event.id, now)
-        return
-    judged = domain.judge_recommendation(
-        policy, data.recommended_action, enterprise.status, data.exit_rule
-    )
-    if judged.outcome == "applied":
-        assert judged.action is not None and judged.target is not None
-        rule = f", exit rule {data.exit_rule}" if data.exit_rule else ""
-        reason = (
-            f"assessment: score {data.score:.1f}, tier {data.tier}{rule} "
-            f"(scoring policy {data.policy_version})"
-        )
-        _change_status(
-            session,
-            enterprise,
-            judged.target,
-            judged.action,
-            "policy",
-            reason,
-            event.id,
-            now,
-            policy.version,
-        )
-        return
-    if enterprise.recommended == data.recommended_action:
-        return  # recorded already since the last status change: the history is not flooded
-    enterprise.recommended = data.recommended_action
-    _record_recommendation(
-        session, policy, enterprise, data, judged.outcome, judged.why, event.id, now
-    )
 
 
 def _record_recommendation(
     session: Session,
     policy: RegistryPolicy,
     enterprise: Enterprise,
-    data: events.EnterpriseAssessed,
-    outcome: str,
-    why: str,
+    recommended: str,
+    judged: domain.Judgement,
     cause: str,
     now: datetime,
 ) -> None:
@@ -218,12 +214,12 @@ def _record_recommendation(
             event_id=None,
             from_status=enterprise.status,
             to_status=enterprise.status,
-            action=data.recommended_action,
+            action=recommended,
             actor="policy",
-            reason=f"{why} (assessment: score {data.score:.1f}, tier {data.tier})",
+            reason=judged.why,
             cause=cause,
             changed_at=now,
-            outcome=outcome,
+            outcome=judged.outcome,
             policy_version=policy.version,
         )
     )
@@ -352,15 +348,6 @@ def history(session: Session, uscc: str) -> list[StatusChange]:
     )
 
 
-def authenticate_enterprise(session: Session, api_key: str) -> Enterprise:
-    """The key's enterprise (one indexed lookup by the key's digest), or 401."""
-    digest = hash_key(api_key)
-    enterprise = session.scalar(select(Enterprise).where(Enterprise.api_key_hash == digest))
-    if enterprise is None:
-        raise Unauthorized("invalid-credentials", "The API key is not valid.")
-    return enterprise
-
-
 # -- vehicles ---------------------------------------------------------------------------------
 
 
@@ -376,14 +363,6 @@ def _not_your_enterprise() -> Forbidden:
     return Forbidden(
         "not-your-enterprise", "The API key belongs to another enterprise than enterprise_uscc."
     )
-
-
-def _may_register(session: Session, enterprise: Enterprise, uscc: str, now: datetime) -> None:
-    if enterprise.uscc != uscc:
-        raise _not_your_enterprise()
-    _expire_if_due(session, enterprise, now)
-    if enterprise.status not in domain.MAY_REGISTER_VEHICLES:
-        raise _may_not_register(enterprise.status)
 
 
 def _may_not_register(status: str) -> Forbidden:
@@ -417,17 +396,63 @@ def _check_vehicle(
         raise _rule_problem(exc) from exc
 
 
-# Core statements on the tables, executed on the session's connection: no ORM bookkeeping
+# Core statements on the tables, built once, executed on the session's connection: no ORM
+# bookkeeping on the hot path
 _INSERT_VEHICLE = insert(cast(Table, Vehicle.__table__))
 _INSERT_TIMELINE = insert(cast(Table, TimelineEntry.__table__))
+_ENTERPRISES = Enterprise.__table__.c
+_KEY_HOLDER = select(
+    _ENTERPRISES.uscc, _ENTERPRISES.name, _ENTERPRISES.status, _ENTERPRISES.admission_valid_until
+).where(_ENTERPRISES.api_key_hash == bindparam("key_hash"))
+_REGISTERED_VINS = select(Vehicle.vin).where(Vehicle.vin.in_(bindparam("vins", expanding=True)))
+
+
+@dataclass(frozen=True)
+class Registrant:
+    """The enterprise a key registers vehicles for."""
+
+    uscc: str
+    name: str
+
+
+def registrant(connection: Connection, key_hash: str, now: datetime) -> Registrant:
+    """The one answer to "may this key register vehicles?", for the single and the batch
+    registration and for the check before the body (``PartnerKeys``): the key's enterprise,
+    or 401 ``invalid-credentials`` for a key no enterprise holds, 403 ``enterprise-<status>``
+    for one not in good standing. An admission that lapsed counts as expired although its
+    expiry is not recorded yet (a refusal writes nothing; the expiry timer records it).
+    One indexed Core SELECT."""
+    row = connection.execute(_KEY_HOLDER, {"key_hash": key_hash}).first()
+    if row is None:
+        raise Unauthorized("invalid-credentials", "The API key is not valid.")
+    refused = domain.registration_refused(row.status, row.admission_valid_until, civil_date(now))
+    if refused is not None:
+        raise _may_not_register(refused)
+    return Registrant(row.uscc, row.name)
+
+
+judge_enterprise_key = registrant
+"""The check before the body: the same answer as the unit's."""
+
+
+def _check_registration(
+    settings: Settings,
+    policy: RegistryPolicy,
+    owner: Registrant,
+    data: VehicleCreate,
+    now: datetime,
+) -> None:
+    """One vehicle's checks past its schema, the same for a single and a batch row."""
+    if data.enterprise_uscc != owner.uscc:
+        raise _not_your_enterprise()
+    _check_vehicle(settings, policy, data, now)
 
 
 def _add_vehicle(
-    session: Session, owner: tuple[str, str], data: VehicleCreate, now: datetime
+    session: Session, owner: Registrant, data: VehicleCreate, now: datetime
 ) -> dict[str, Any]:
     """Core inserts (no ORM unit of work on the hot path): the vehicle, its timeline entry and
     its event, in the caller's transaction."""
-    uscc, name = owner
     fields = data.model_dump()
     # validated already as VehicleCreate: construct without validating the same fields again
     event = outbox.emit(
@@ -453,7 +478,7 @@ def _add_vehicle(
             "source": SOURCE,
             "time": now,
             "stage": "registered",
-            "summary": f"registered for export by {name} ({uscc})",
+            "summary": f"registered for export by {owner.name} ({owner.uscc})",
         },
     )
     return row
@@ -463,53 +488,12 @@ def register_vehicle(
     session: Session, settings: Settings, policy: RegistryPolicy, api_key: str, data: VehicleCreate
 ) -> dict[str, Any]:
     """A unit of work for the group-commit writer: runs inside the caller's transaction.
-    Returns the vehicle's row as inserted."""
+    Returns the vehicle's row as inserted; a second registration of the VIN is refused by the
+    primary key (IntegrityError: the caller maps it to ``already_registered``)."""
     now = clock.now()
-    owner = _registering_enterprise(session, api_key, now)
-    if owner is None:  # unknown key, another status, or due to expire: the full path decides
-        with session.no_autoflush:
-            enterprise = authenticate_enterprise(session, api_key)
-            _may_register(session, enterprise, data.enterprise_uscc, now)
-        owner = (enterprise.uscc, enterprise.name)
-    elif owner[0] != data.enterprise_uscc:
-        raise _not_your_enterprise()
-    _check_vehicle(settings, policy, data, now)
-    # a second registration of the VIN is refused by the primary key (IntegrityError)
+    owner = registrant(session.connection(), hash_key(api_key), now)
+    _check_registration(settings, policy, owner, data, now)
     return _add_vehicle(session, owner, data, now)
-
-
-_ENTERPRISES = Enterprise.__table__.c
-_OWNER = select(
-    _ENTERPRISES.uscc, _ENTERPRISES.name, _ENTERPRISES.status, _ENTERPRISES.admission_valid_until
-).where(_ENTERPRISES.api_key_hash == bindparam("key_hash"))
-
-
-def judge_enterprise_key(connection: Connection, key_hash: str, now: datetime) -> None:
-    """Before the body is judged: 401 for a key no enterprise holds, 403 for one whose
-    enterprise may not register vehicles. An admission that lapsed without its expiry recorded
-    yet passes here: the unit records the expiry (and emits it), then refuses."""
-    row = connection.execute(_OWNER, {"key_hash": key_hash}).first()
-    if row is None:
-        raise Unauthorized("invalid-credentials", "The API key is not valid.")
-    if row.status not in domain.MAY_REGISTER_VEHICLES:
-        raise _may_not_register(row.status)
-
-
-def _registering_enterprise(
-    session: Session, api_key: str, now: datetime
-) -> tuple[str, str] | None:
-    """The hot path's read: (uscc, name) of the key's enterprise when it may register now,
-    one indexed Core SELECT instead of loading the ORM object; None sends the caller down
-    the full path (unknown key, lazy expiry due, not in good standing)."""
-    row = session.connection().execute(_OWNER, {"key_hash": hash_key(api_key)}).first()
-    if row is None or row.status not in domain.MAY_REGISTER_VEHICLES:
-        return None
-    if (
-        domain.effective_status(row.status, row.admission_valid_until, civil_date(now))
-        != row.status
-    ):
-        return None
-    return row.uscc, row.name
 
 
 def register_batch(
@@ -519,64 +503,81 @@ def register_batch(
     api_key: str,
     rows: Sequence[dict[str, Any]],
 ) -> list[dict[str, Any]]:
-    """Valid rows are committed (one transaction, one event each); invalid ones are reported."""
+    """A unit of work for the writer: valid rows are inserted (one event each), invalid ones
+    reported with the problem a single registration of the row would get. A key that may not
+    register refuses the whole batch with the single registration's problem."""
     now = clock.now()
-    results: list[dict[str, Any]] = []
-    with session.begin():
-        enterprise = authenticate_enterprise(session, api_key)
-        _expire_if_due(session, enterprise, now)
-        if enterprise.status not in domain.MAY_REGISTER_VEHICLES:
-            _may_register(session, enterprise, enterprise.uscc, now)
-        valid: list[tuple[int, VehicleCreate]] = []
-        for index, raw in enumerate(rows):
-            vin = raw.get("vin") if isinstance(raw.get("vin"), str) else None
-            try:
-                data = VehicleCreate.model_validate(raw)
-                _may_register(session, enterprise, data.enterprise_uscc, now)
-                _check_vehicle(settings, policy, data, now)
-            except ValidationError as exc:
-                results.append(_rejected(index, vin, field_errors(exc.errors())))
-                continue
-            except Problem as exc:
-                errors = exc.extra.get("errors") or [
-                    {"field": "enterprise_uscc", "rule": exc.type_, "message": exc.detail}
-                ]
-                results.append(_rejected(index, vin, errors))
-                continue
-            valid.append((index, data))
-        vins = [d.vin for _, d in valid]
-        existing = set(session.scalars(select(Vehicle.vin).where(Vehicle.vin.in_(vins))))
-        seen: set[str] = set()
-        for index, data in valid:
-            if data.vin in existing or data.vin in seen:
-                duplicate = {
-                    "field": "vin",
-                    "rule": "vehicle_already_registered",
-                    "message": f"VIN {data.vin} is already registered",
-                }
-                results.append(_rejected(index, data.vin, [duplicate]))
-                continue
-            seen.add(data.vin)
-            try:  # a registration of the VIN committed since the read above: that row only
-                with session.begin_nested():
-                    _add_vehicle(session, (enterprise.uscc, enterprise.name), data, now)
-            except IntegrityError:
-                duplicate = {
-                    "field": "vin",
-                    "rule": "vehicle_already_registered",
-                    "message": f"VIN {data.vin} is already registered",
-                }
-                results.append(_rejected(index, data.vin, [duplicate]))
-                continue
-            results.append(
-                {
-                    "index": index,
-                    "vin": data.vin,
-                    "status": "created",
-                    "warnings": vin_warnings(data.vin),
-                }
-            )
-    return sorted(results, key=lambda r: int(r["index"]))
+    owner = registrant(session.connection(), hash_key(api_key), now)
+    judged = [
+        _judge_row(settings, policy, owner, index, raw, now) for index, raw in enumerate(rows)
+    ]
+    valid = [row for row in judged if isinstance(row, VehicleCreate)]
+    taken = set(session.scalars(_REGISTERED_VINS, {"vins": [data.vin for data in valid]}))
+    results = []
+    for index, row in enumerate(judged):
+        if isinstance(row, VehicleCreate):
+            row = _insert_row(session, owner, index, row, taken, now)
+        results.append(row)
+    return results
+
+
+def _judge_row(
+    settings: Settings,
+    policy: RegistryPolicy,
+    owner: Registrant,
+    index: int,
+    raw: dict[str, Any],
+    now: datetime,
+) -> VehicleCreate | dict[str, Any]:
+    """The row's vehicle, or its rejection."""
+    try:
+        data = VehicleCreate.model_validate(raw)
+        _check_registration(settings, policy, owner, data, now)
+    except ValidationError as exc:
+        vin = raw.get("vin") if isinstance(raw.get("vin"), str) else None
+        return _rejected(index, vin, field_errors(exc.errors()))
+    except Problem as exc:
+        return _rejected(index, data.vin, _row_errors(exc, "enterprise_uscc"))
+    return data
+
+
+def _insert_row(
+    session: Session,
+    owner: Registrant,
+    index: int,
+    data: VehicleCreate,
+    taken: set[str],
+    now: datetime,
+) -> dict[str, Any]:
+    """One valid row inserted in its own savepoint, or rejected as a duplicate: of a VIN
+    registered before, earlier in the batch, or meanwhile (the primary key)."""
+    if data.vin in taken:
+        return _rejected(index, data.vin, _row_errors(already_registered(data.vin), "vin"))
+    taken.add(data.vin)
+    try:
+        with session.begin_nested():
+            row = _add_vehicle(session, owner, data, now)
+    except IntegrityError:
+        return _rejected(index, data.vin, _row_errors(already_registered(data.vin), "vin"))
+    return {"index": index, "vin": data.vin, "status": "created", "warnings": row["warnings"]}
+
+
+def _row_errors(exc: Problem, field: str) -> list[dict[str, str]]:
+    """A batch row's errors for the problem a single registration would answer: its field
+    errors, or one error carrying the problem's type, detail and links."""
+    if exc.extra.get("errors"):
+        return list(exc.extra["errors"])
+    links = {k: v for k, v in exc.extra.items() if isinstance(v, str)}
+    return [
+        {
+            "field": field,
+            "rule": exc.type_.replace("-", "_"),
+            "message": exc.detail,
+            "type": TYPE_BASE + exc.type_,
+            "detail": exc.detail,
+            **links,
+        }
+    ]
 
 
 def _rejected(index: int, vin: str | None, errors: list[dict[str, str]]) -> dict[str, Any]:
