@@ -108,11 +108,8 @@ def inspect(
     now: datetime,
     skew: timedelta,
 ) -> Inspected | Problem:
-    """The report, posted at ``now`` by ``station_id``, decided: the inspection, or the problem
-    it is refused with (nothing to write), judged in this order: an invalid checklist (422),
-    an unregistered vehicle (404), ``inspected_at`` beyond ``skew`` in the future, older than
-    the policy's posting limit or before the transfer endorsement (422), the enterprise out of
-    good standing (409). A pass gets a certificate number and its validity."""
+    """The report, posted at ``now`` by ``station_id``, decided: the inspection (a pass with its
+    certificate number and validity), or the problem it is refused with (nothing to write)."""
     items = [ItemReport(i.code, i.result, i.note) for i in report.items]
     known = _admitted(report, items, vehicle, policy, now, skew)
     if isinstance(known, Problem):
@@ -136,15 +133,7 @@ def inspect(
         odometer_km=report.odometer_km,
         verdict=verdict.verdict,
         first_inspection=earlier.count == 0,
-        items=[
-            {
-                "code": i.code,
-                "result": i.result,
-                "severity": policy.checklist[i.code],
-                "note": i.note,
-            }
-            for i in items
-        ],
+        items=[_with_severity(i, policy) for i in items],
         failed_items=verdict.failed_items,
         remarks=verdict.remarks,
         fraud_signals=verdict.fraud_signals,
@@ -163,7 +152,10 @@ def _admitted(
     now: datetime,
     skew: timedelta,
 ) -> Vehicle | Problem:
-    """The vehicle, if the report may be decided on it; the first refusal otherwise."""
+    """The vehicle, if the report may be decided on it; otherwise the first refusal, in this
+    order: an invalid checklist (422), an unregistered vehicle (404), ``inspected_at`` beyond
+    ``skew`` in the future, older than the policy's posting limit or before the transfer
+    endorsement (422), the enterprise out of good standing (409)."""
     try:
         check_items(items, policy)
     except ChecklistError as exc:
@@ -191,6 +183,12 @@ def _admitted(
             enterprise_status=vehicle.standing,
         )
     return vehicle
+
+
+def _with_severity(item: ItemReport, policy: InspectionPolicy) -> dict[str, Any]:
+    """A reported item as stored and published: with its severity under the policy."""
+    severity = policy.checklist[item.code]
+    return {"code": item.code, "result": item.result, "severity": severity, "note": item.note}
 
 
 def check_items(items: Sequence[ItemReport], policy: InspectionPolicy) -> None:
