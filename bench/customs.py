@@ -115,8 +115,8 @@ def seed_projections(database_url: str, uscc: str, known: list[Car]) -> None:
                 event = new_event(item, source="bench")
                 for sub in subs:
                     handler = sub.handlers.get(event.type)
-                    if handler is not None:
-                        handler(session, event)
+                    if handler is not None and handler.apply is not None:
+                        handler.apply(session, item, event)
     finally:
         engine.dispose()
 
@@ -259,7 +259,7 @@ def _queue(engine: Engine, settings: Settings, url: str, count: int) -> None:
     for start in range(0, count, ENQUEUE_BATCH):
         with Session(engine) as session, session.begin():
             for event in pending[start : start + ENQUEUE_BATCH]:
-                customs_subscriptions.enqueue(session, event)
+                customs_subscriptions.enqueue(session, event.typed_data(), event)
 
 
 def _attempts(engine: Engine) -> tuple[list[float], int, int]:

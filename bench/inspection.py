@@ -20,7 +20,6 @@ from bench.client import Expect, post
 from bench.http import ADMIN_TOKEN, HOST, WARMUP, Build, Load, Registration, call, drive
 from bench.procs import Proc, base_env, run, say
 from contracts import events
-from contracts.envelope import new_event
 from inspection.consumers import vehicle_registered
 from servicekit.db import make_engine
 from servicekit.ports import free_port
@@ -55,7 +54,7 @@ def seed_vehicles(database_url: str, uscc: str, vins: list[str]) -> None:
     try:
         with Session(engine) as session, session.begin():
             for vin in vins:
-                vehicle_registered(session, new_event(_registered(uscc, vin, at), source="bench"))
+                vehicle_registered(session, _registered(uscc, vin, at))
     finally:
         engine.dispose()
 

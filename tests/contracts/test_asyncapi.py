@@ -168,7 +168,7 @@ def test_every_dead_letter_twin_is_documented_with_the_headers_consumers_write(
         topic=topics.VEHICLE_REGISTERED, partition=3, offset=42, key=b"k", value=b"{not json"
     )
     applier = consumer.BatchApplier.__new__(consumer.BatchApplier)  # no engine needed here
-    applier.subscription = consumer.Subscription("scoring-ledger", {})
+    applier.subscription = consumer.Subscription("scoring-ledger")
     applier._dead_letter(None, record, "boom")  # type: ignore[arg-type]
     (dead,) = written
     assert dead["topic"] == topics.dlq(topics.VEHICLE_REGISTERED)

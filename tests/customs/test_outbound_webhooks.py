@@ -77,7 +77,7 @@ def declared(uscc: str, outcome: str = "accepted") -> envelope.CloudEvent:
 def consume(settings: Settings, event: envelope.CloudEvent) -> None:
     engine = make_engine(settings.database_url)
     with Session(engine) as session, session.begin():
-        enqueue(session, event)
+        enqueue(session, event.typed_data(), event)
     engine.dispose()
 
 

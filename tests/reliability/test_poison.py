@@ -183,10 +183,12 @@ def test_a_dead_letter_redriven_after_the_fix_is_applied_once(
     (real,) = [s for s in spec.subscriptions(spec.settings()) if s.name == name]
     event = one_of_each_type()[type_]
 
-    def bug(_session: Session, _event: CloudEvent) -> None:
+    def bug(_session: Session, _data: events.EventData) -> None:
         raise RuntimeError("a bug in this release")
 
-    buggy = Subscription(name, {t: bug for t in real.handlers}, real.after_batch)
+    buggy = Subscription(name, after_batch=real.after_batch)
+    for handler in real.handlers.values():
+        buggy = buggy.on(handler.model, bug)
     engine = engines[service]
     record = Record(event.topic, 2, 41, event.enterpriseid.encode(), envelope.encode(event))
     failed = BatchApplier(engine, buggy, max_attempts=2).apply([record])

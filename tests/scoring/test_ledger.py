@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 
 import pytest
@@ -26,7 +27,7 @@ from scoring.consumers import subscriptions
 from scoring.models import EnterpriseAssessment, LedgerEntry
 from scoring.settings import POLICIES, Settings
 from servicekit import migrate
-from servicekit.consumer import BatchApplier, Record, Subscription
+from servicekit.consumer import BatchApplier, Record
 from servicekit.db import make_engine
 
 import factories
@@ -59,7 +60,7 @@ def on_clock(engine: Engine, clock: list[datetime], rules: policy.Policy = POLIC
     def after_batch(session: Session, batch: Sequence[CloudEvent]) -> None:
         services.record_batch(session, rules, batch, now=clock[0])
 
-    return BatchApplier(engine, Subscription(real.name, real.handlers, after_batch), 1)
+    return BatchApplier(engine, replace(real, after_batch=after_batch), 1)
 
 
 def records(batch: Sequence[CloudEvent]) -> list[Record]:

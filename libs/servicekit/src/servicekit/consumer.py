@@ -17,9 +17,9 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import faust
 import structlog
@@ -35,6 +35,7 @@ from tenacity import retry, stop_never, wait_exponential
 
 from contracts import envelope, topics
 from contracts.envelope import CloudEvent
+from contracts.events import BY_TYPE, EventData
 from servicekit import logs, outbox, tracing
 from servicekit.clock import clock
 from servicekit.db import make_engine, session_factory
@@ -44,7 +45,7 @@ from servicekit.tables import inbox
 
 log = structlog.get_logger("servicekit.consumer")
 
-Handler = Callable[[Session, CloudEvent], None]
+D = TypeVar("D", bound=EventData)
 
 PROCESSED = Counter("ucx_consumer_events_total", "Events consumed", ["agent", "outcome"])
 DEAD = Counter("ucx_dlq_events_total", "Events sent to a dead-letter topic", ["topic"])
@@ -52,18 +53,52 @@ BATCH_SECONDS = Histogram("ucx_consumer_batch_seconds", "Time to apply one batch
 
 
 @dataclass(frozen=True)
+class Handler:
+    """What a subscription does with one event type: ``model`` is its data's model (the
+    applier parses ``data`` into it once, before any handler runs); ``apply`` is given the
+    parsed data and the envelope, or is None when the subscription's ``after_batch`` does all
+    the work."""
+
+    model: type[EventData]
+    apply: Callable[[Session, Any, CloudEvent], None] | None
+
+
+@dataclass(frozen=True)
 class Subscription:
-    """``handlers`` maps a CloudEvents type to the function that applies it; ``after_batch``
-    runs once per batch, in the same transaction, with the events that were applied."""
+    """One consumer: built as ``Subscription(name).on(events.X, handler).on(...)``; each event
+    type it reads is named with its data's model. ``after_batch`` runs once per batch, in the
+    same transaction, with the events that were applied (their envelopes)."""
 
     name: str
-    handlers: Mapping[str, Handler]
+    handlers: Mapping[str, Handler] = field(default_factory=dict)
     after_batch: Callable[[Session, Sequence[CloudEvent]], None] | None = None
+
+    def on(
+        self, model: type[D], handler: Callable[[Session, D], None] | None = None
+    ) -> Subscription:
+        """Apply ``model``'s events with ``handler(session, data)``; with no handler the event
+        is only parsed (a dead letter if its data is invalid) and left to ``after_batch``."""
+        if handler is None:
+            return self._with(model, None)
+        return self._with(model, lambda session, data, _event: handler(session, data))
+
+    def on_envelope(
+        self, model: type[D], handler: Callable[[Session, D, CloudEvent], None]
+    ) -> Subscription:
+        """As :meth:`on`, for a handler that also needs the envelope (id, time, subject)."""
+        return self._with(model, handler)
+
+    def _with(
+        self, model: type[D], apply: Callable[[Session, D, CloudEvent], None] | None
+    ) -> Subscription:
+        if BY_TYPE.get(model.TYPE) is not model:
+            raise ValueError(f"{model.__name__} is not the model of an event type")
+        if model.TYPE in self.handlers:
+            raise ValueError(f"{self.name} handles {model.TYPE!r} twice")
+        return replace(self, handlers={**self.handlers, model.TYPE: Handler(model, apply)})
 
     @property
     def topics(self) -> list[str]:
-        from contracts.events import BY_TYPE
-
         return [BY_TYPE[t].TOPIC for t in self.handlers]
 
 
@@ -101,6 +136,18 @@ class Outcomes:
     dead_topics: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class _Decoded:
+    """One record as the applier reads it: its envelope, handler and parsed data, or the
+    error that makes it a dead letter (``event`` is None when it was not a CloudEvent)."""
+
+    record: Record
+    event: CloudEvent | None
+    handler: Handler | None
+    data: EventData | None
+    error: str | None
+
+
 class _HandlerFailed(Exception):
     """A handler raised on the fast path: redo the batch event by event."""
 
@@ -126,26 +173,36 @@ class BatchApplier:
     def apply(self, records: Sequence[Record]) -> Outcomes:
         """Retried until the database takes it: a down database must not lose events.
 
-        Fast path: the whole batch in one transaction, no savepoints. If any handler raises,
-        that attempt rolls back and the batch is applied again with a savepoint and retries
-        per event, so one poison event is isolated and dead-lettered."""
-        decoded: list[tuple[Record, CloudEvent | None, str | None]] = []
-        for record in records:
-            try:
-                decoded.append((record, envelope.decode(record.value), None))
-            except (ValidationError, ValueError) as exc:
-                decoded.append((record, None, f"undecodable: {exc}"))
+        Each record is decoded and its data parsed once, before the transaction: a record that
+        is not a CloudEvent, an event no handler takes, or data that is not what its type
+        promises is a dead letter. Fast path: the whole batch in one transaction, no
+        savepoints. If any handler raises, that attempt rolls back and the batch is applied
+        again with a savepoint and retries per event, so one poison event is isolated and
+        dead-lettered."""
+        decoded = [self._decode(record) for record in records]
         try:
             return self._apply(decoded, isolate=False)
         except _HandlerFailed:
             return self._apply(decoded, isolate=True)
 
-    def _apply(
-        self, decoded: list[tuple[Record, CloudEvent | None, str | None]], *, isolate: bool
-    ) -> Outcomes:
+    def _decode(self, record: Record) -> _Decoded:
+        try:
+            event = envelope.decode(record.value)
+        except (ValidationError, ValueError) as exc:
+            return _Decoded(record, None, None, None, f"undecodable: {exc}")
+        handler = self.subscription.handlers.get(event.type)
+        if handler is None:
+            return _Decoded(record, event, None, None, f"no handler for type {event.type!r}")
+        try:
+            data = event.typed_data()
+        except ValidationError as exc:
+            return _Decoded(record, event, handler, None, f"{type(exc).__name__}: {exc}")
+        return _Decoded(record, event, handler, data, None)
+
+    def _apply(self, decoded: Sequence[_Decoded], *, isolate: bool) -> Outcomes:
         outcomes = Outcomes()
         with self.sessions() as session, session.begin():
-            ids = [self.inbox_key(e) for _, e, _ in decoded if e is not None]
+            ids = [self.inbox_key(d.event) for d in decoded if d.event is not None]
             known: dict[str, str] = dict(
                 session.execute(
                     select(inbox.c.event_id, inbox.c.outcome).where(inbox.c.event_id.in_(ids))
@@ -154,23 +211,25 @@ class BatchApplier:
             before = dict(known)
             topics_of: dict[str, str] = {}
             applied: list[CloudEvent] = []
-            for record, event, error in decoded:
-                key = self.inbox_key(event) if event is not None else ""
-                if event is not None and known.get(key) == "processed":
-                    outcomes.duplicate += 1
-                    continue
+            for item in decoded:
+                error, event = item.error, item.event
                 if event is not None:
-                    error = (
-                        self._apply_one(session, event) if isolate else self._fast(session, event)
-                    )
-                    topics_of[key] = record.topic
+                    key = self.inbox_key(event)
+                    if known.get(key) == "processed":
+                        outcomes.duplicate += 1
+                        continue
+                    if error is None:
+                        error = (
+                            self._apply_one(session, item) if isolate else self._fast(session, item)
+                        )
+                    topics_of[key] = item.record.topic
                     if error is None:
                         applied.append(event)
                         known[key] = "processed"
                         outcomes.processed += 1
                         continue
                     known[key] = "dead_lettered"
-                dead = self._dead_letter(session, record, error or "unknown error")
+                dead = self._dead_letter(session, item.record, error or "unknown error")
                 outcomes.dead_lettered += 1
                 outcomes.dead_topics[dead] = outcomes.dead_topics.get(dead, 0) + 1
             self._remember(session, known, before, topics_of)
@@ -192,30 +251,33 @@ class BatchApplier:
         and each must apply it once."""
         return f"{self.subscription.name}:{event.id}"
 
-    def _fast(self, session: Session, event: CloudEvent) -> str | None:
+    @staticmethod
+    def _fast(session: Session, item: _Decoded) -> None:
         """Apply without a savepoint; any failure sends the batch to the isolated path."""
-        handler = self.subscription.handlers.get(event.type)
-        if handler is None:
-            raise _HandlerFailed
-        tracing.begin(event.traceparent)
-        structlog.contextvars.bind_contextvars(event_id=event.id)
+        assert item.event is not None and item.handler is not None
+        apply = item.handler.apply
+        if apply is None:
+            return None
+        tracing.begin(item.event.traceparent)
+        structlog.contextvars.bind_contextvars(event_id=item.event.id)
         try:
-            handler(session, event)
+            apply(session, item.data, item.event)
         except Exception as exc:
             raise _HandlerFailed from exc
         return None
 
-    def _apply_one(self, session: Session, event: CloudEvent) -> str | None:
-        handler = self.subscription.handlers.get(event.type)
-        if handler is None:
-            return f"no handler for type {event.type!r}"
+    def _apply_one(self, session: Session, item: _Decoded) -> str | None:
+        event, handler = item.event, item.handler
+        assert event is not None and handler is not None
+        if handler.apply is None:
+            return None
         error = "unknown"
         tracing.begin(event.traceparent)
         structlog.contextvars.bind_contextvars(event_id=event.id)
         for attempt in range(1, self.max_attempts + 1):
             try:
                 with session.begin_nested():
-                    handler(session, event)
+                    handler.apply(session, item.data, event)
                 return None
             except Exception as exc:  # noqa: BLE001 - any handler failure is retried then parked
                 error = f"{type(exc).__name__}: {exc}"

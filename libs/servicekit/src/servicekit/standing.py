@@ -20,7 +20,6 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from contracts import events
-from contracts.envelope import CloudEvent
 from servicekit.db import UtcDateTime
 
 _standing = table(
@@ -56,9 +55,8 @@ def in_good_standing(status: str | None, *, unknown_passes: bool) -> bool:
     return unknown_passes if status is None else status in events.GOOD_STANDING
 
 
-def apply(session: Session, event: CloudEvent) -> None:
+def apply(session: Session, data: events.EnterpriseStatusChanged) -> None:
     """Consumer handler; a late, older change does not roll the status back."""
-    data = event.parse_data(events.EnterpriseStatusChanged)
     current = session.execute(
         select(_standing.c.changed_at).where(_standing.c.uscc == data.enterprise_uscc)
     ).scalar_one_or_none()

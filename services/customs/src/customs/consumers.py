@@ -3,10 +3,11 @@ inspection that arrives late decides the declarations that were waiting for it."
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy.orm import Session
 
 from contracts import events
-from contracts.envelope import CloudEvent
 from customs import services
 from customs import subscriptions as subscriptions_service
 from customs.delivery import DeliveryTimer
@@ -14,7 +15,7 @@ from customs.models import KnownVehicle, LatestInspection
 from customs.settings import Settings
 from servicekit import standing
 from servicekit.clock import clock
-from servicekit.consumer import Handler, Subscription, Timer
+from servicekit.consumer import Subscription, Timer
 from servicekit.settings import BaseServiceSettings
 
 
@@ -23,9 +24,8 @@ def _decide_waiting(session: Session, settings: Settings, vin: str) -> None:
         services.decide_if_possible(session, settings, declaration, force=False)
 
 
-def _vehicle_registered(settings: Settings) -> Handler:
-    def handle(session: Session, event: CloudEvent) -> None:
-        data = event.parse_data(events.VehicleRegistered)
+def _vehicle_registered(settings: Settings) -> Callable[[Session, events.VehicleRegistered], None]:
+    def handle(session: Session, data: events.VehicleRegistered) -> None:
         if session.get(KnownVehicle, data.vin) is None:
             session.add(
                 KnownVehicle(
@@ -41,9 +41,8 @@ def _vehicle_registered(settings: Settings) -> Handler:
     return handle
 
 
-def _vehicle_inspected(settings: Settings) -> Handler:
-    def handle(session: Session, event: CloudEvent) -> None:
-        data = event.parse_data(events.VehicleInspected)
+def _vehicle_inspected(settings: Settings) -> Callable[[Session, events.VehicleInspected], None]:
+    def handle(session: Session, data: events.VehicleInspected) -> None:
         latest = session.get(LatestInspection, data.vin)
         if latest is None:
             latest = LatestInspection(vin=data.vin)
@@ -62,48 +61,47 @@ def _vehicle_inspected(settings: Settings) -> Handler:
     return handle
 
 
-def _standing_changed(settings: Settings) -> Handler:
-    def handle(session: Session, event: CloudEvent) -> None:
+def _standing_changed(
+    settings: Settings,
+) -> Callable[[Session, events.EnterpriseStatusChanged], None]:
+    def handle(session: Session, data: events.EnterpriseStatusChanged) -> None:
         """A known bad standing makes the enterprise's waiting declarations certain."""
-        standing.apply(session, event)
-        uscc = event.parse_data(events.EnterpriseStatusChanged).enterprise_uscc
-        for declaration in services.pending_of_enterprise(session, uscc):
+        standing.apply(session, data)
+        for declaration in services.pending_of_enterprise(session, data.enterprise_uscc):
             services.decide_if_possible(session, settings, declaration, force=False)
 
     return handle
 
 
-def certificate_revoked(session: Session, event: CloudEvent) -> None:
+def certificate_revoked(session: Session, data: events.CertificateRevoked) -> None:
     """A revoked certificate fails the inspection gate from now on."""
-    data = event.parse_data(events.CertificateRevoked)
     latest = session.get(LatestInspection, data.vin)
     if latest is not None and latest.certificate_no == data.certificate_no:
         latest.revoked = True
 
 
+OUTBOUND: tuple[type[events.EventData], ...] = (
+    events.VehicleDeclared,
+    events.VehicleExported,
+    events.DepartureRefused,
+    events.VehicleInspected,
+    events.EnterpriseStatusChanged,
+)
+"""The events partners may receive as webhooks."""
+
+
 def subscriptions(settings: BaseServiceSettings) -> list[Subscription]:
     assert isinstance(settings, Settings)
-    outbound_types = dict.fromkeys(
-        (
-            events.VehicleDeclared.TYPE,
-            events.VehicleExported.TYPE,
-            events.DepartureRefused.TYPE,
-            events.VehicleInspected.TYPE,
-            events.EnterpriseStatusChanged.TYPE,
-        ),
-        subscriptions_service.enqueue,
-    )
+    outbound = Subscription("customs-outbound-webhooks")
+    for model in OUTBOUND:
+        outbound = outbound.on_envelope(model, subscriptions_service.enqueue)
     return [
-        Subscription("customs-outbound-webhooks", outbound_types),
-        Subscription(
-            "customs-projections",
-            {
-                events.VehicleRegistered.TYPE: _vehicle_registered(settings),
-                events.VehicleInspected.TYPE: _vehicle_inspected(settings),
-                events.CertificateRevoked.TYPE: certificate_revoked,
-                events.EnterpriseStatusChanged.TYPE: _standing_changed(settings),
-            },
-        ),
+        outbound,
+        Subscription("customs-projections")
+        .on(events.VehicleRegistered, _vehicle_registered(settings))
+        .on(events.VehicleInspected, _vehicle_inspected(settings))
+        .on(events.CertificateRevoked, certificate_revoked)
+        .on(events.EnterpriseStatusChanged, _standing_changed(settings)),
     ]
 
 

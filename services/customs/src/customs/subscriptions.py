@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from contracts import events
 from contracts.envelope import CloudEvent
 from customs import outbound, vault
 from customs.models import Delivery, DeliveryAttempt, Subscription, SubscriptionSecret
@@ -173,10 +174,11 @@ def test_fire(session: Session, subscription_id: str) -> Delivery:
     return delivery
 
 
-def enqueue(session: Session, event: CloudEvent) -> None:
-    """Consumer handler: one delivery per active endpoint that wants this event. The data must
-    be what its type promises (else the event is a dead letter, never sent to a partner)."""
-    event.typed_data()
+def enqueue(session: Session, _data: events.EventData, event: CloudEvent) -> None:
+    """Consumer handler: one delivery per active endpoint that wants this event. The consumer
+    has parsed the data (an event whose data is not what its type promises is a dead letter,
+    never sent to a partner); the payload is the data as it came, with the envelope's id and
+    subject."""
     type_ = outbound.webhook_type(event)
     if type_ is None:
         return

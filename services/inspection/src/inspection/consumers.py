@@ -5,14 +5,12 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from contracts import events
-from contracts.envelope import CloudEvent
 from inspection.models import KnownVehicle
 from servicekit import standing
 from servicekit.consumer import Subscription
 
 
-def vehicle_registered(session: Session, event: CloudEvent) -> None:
-    data = event.parse_data(events.VehicleRegistered)
+def vehicle_registered(session: Session, data: events.VehicleRegistered) -> None:
     if session.get(KnownVehicle, data.vin) is None:
         session.add(
             KnownVehicle(
@@ -30,11 +28,7 @@ def vehicle_registered(session: Session, event: CloudEvent) -> None:
 
 def subscriptions(_settings: object) -> list[Subscription]:
     return [
-        Subscription(
-            "inspection-projections",
-            {
-                events.VehicleRegistered.TYPE: vehicle_registered,
-                events.EnterpriseStatusChanged.TYPE: standing.apply,
-            },
-        )
+        Subscription("inspection-projections")
+        .on(events.VehicleRegistered, vehicle_registered)
+        .on(events.EnterpriseStatusChanged, standing.apply)
     ]

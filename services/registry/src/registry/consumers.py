@@ -15,54 +15,49 @@ from servicekit.consumer import Subscription, Timer
 from servicekit.settings import BaseServiceSettings
 
 
-def _describe(event: CloudEvent) -> tuple[str, str]:
-    """One line for the timeline, and the stage the event leads to."""
-    if event.type == events.VehicleInspected.TYPE:
-        inspected = event.parse_data(events.VehicleInspected)
-        stage = domain.stage_of(event.type, inspected.verdict)
-        if inspected.verdict == "pass":
-            return f"inspection passed, certificate {inspected.certificate_no}", stage
-        failed = ", ".join(inspected.failed_items + inspected.fraud_signals)
-        return f"inspection failed: {failed}", stage
-    if event.type == events.VehicleDeclared.TYPE:
-        declared = event.parse_data(events.VehicleDeclared)
-        stage = domain.stage_of(event.type, declared.outcome)
-        if declared.outcome == "accepted":
-            return f"declaration {declared.declaration_no} accepted", stage
-        return (
-            f"declaration {declared.declaration_no} rejected: {', '.join(declared.reasons)}",
-            stage,
-        )
-    exported = event.parse_data(events.VehicleExported)
-    return (
-        f"departed {exported.port_of_loading} on {exported.vessel_name}, "
-        f"B/L {exported.bill_of_lading}",
-        domain.stage_of(event.type, None),
+def inspected(session: Session, data: events.VehicleInspected, event: CloudEvent) -> None:
+    if data.verdict == "pass":
+        summary = f"inspection passed, certificate {data.certificate_no}"
+    else:
+        summary = f"inspection failed: {', '.join(data.failed_items + data.fraud_signals)}"
+    services.record_vehicle_event(
+        session, event, summary, domain.stage_of(event.type, data.verdict)
     )
 
 
-def record_vehicle_event(session: Session, event: CloudEvent) -> None:
-    summary, stage = _describe(event)
-    services.record_vehicle_event(session, event, summary, stage)
+def declared(session: Session, data: events.VehicleDeclared, event: CloudEvent) -> None:
+    summary = f"declaration {data.declaration_no} {data.outcome}"
+    if data.outcome != "accepted":
+        summary += f": {', '.join(data.reasons)}"
+    services.record_vehicle_event(
+        session, event, summary, domain.stage_of(event.type, data.outcome)
+    )
+
+
+def exported(session: Session, data: events.VehicleExported, event: CloudEvent) -> None:
+    summary = f"departed {data.port_of_loading} on {data.vessel_name}, B/L {data.bill_of_lading}"
+    services.record_vehicle_event(session, event, summary, domain.stage_of(event.type, None))
 
 
 def subscriptions(settings: BaseServiceSettings) -> list[Subscription]:
+    """The timeline (one line per vehicle event, and the stage it leads to), and the policy's
+    decisions on assessments."""
     assert isinstance(settings, Settings)
     loaded = policy.load(settings.policy_path)
 
-    def apply_assessment(session: Session, event: CloudEvent) -> None:
-        services.apply_assessment(session, loaded, event)
+    def apply_assessment(
+        session: Session, data: events.EnterpriseAssessed, event: CloudEvent
+    ) -> None:
+        services.apply_assessment(session, loaded, data, event.id)
 
     return [
-        Subscription(
-            "registry-vehicle-lifecycle",
-            {
-                events.VehicleInspected.TYPE: record_vehicle_event,
-                events.VehicleDeclared.TYPE: record_vehicle_event,
-                events.VehicleExported.TYPE: record_vehicle_event,
-            },
+        Subscription("registry-vehicle-lifecycle")
+        .on_envelope(events.VehicleInspected, inspected)
+        .on_envelope(events.VehicleDeclared, declared)
+        .on_envelope(events.VehicleExported, exported),
+        Subscription("registry-assessments").on_envelope(
+            events.EnterpriseAssessed, apply_assessment
         ),
-        Subscription("registry-assessments", {events.EnterpriseAssessed.TYPE: apply_assessment}),
     ]
 
 
