@@ -146,7 +146,8 @@ def _store_ledger(engine: Engine, entries: list[domain.Entry], enterprises: int)
 
 def _check_job(session: Session, job_id: str, expected: dict[str, domain.State]) -> None:
     """The job finished, and every stored state is the pure fold's."""
-    job = session.get(RescoreJob, job_id)
+    # the runner writes the job's row with UPDATEs: the object start() returned is stale
+    job = session.get(RescoreJob, job_id, populate_existing=True)
     if job is None or job.status != "done" or job.done != len(expected):
         raise BenchError(f"rescore job: {job and (job.status, job.done, job.error)}")
     for uscc, text in session.execute(
