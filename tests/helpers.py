@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -38,6 +39,22 @@ def constraints(metadata: MetaData) -> set[Constraint]:
 def constraint_names(metadata: MetaData) -> set[str]:
     """The same constraints by their names (the naming convention's ``pk_``/``uq_``...)."""
     return {name for name, _found in _unique(metadata)}
+
+
+def assert_constraints_covered(
+    metadata: MetaData,
+    test_file: Path,
+    server_drawn: dict[Constraint, str],
+    answered: dict[Constraint, str],
+) -> None:
+    """Every constraint is either out of input's reach or has a named proof: a test in
+    ``test_file`` (``name``) or in a module beside it (``module.name``)."""
+    assert constraints(metadata) == server_drawn.keys() | answered.keys()
+    assert not server_drawn.keys() & answered.keys()
+    for proof in answered.values():
+        module, _, name = proof.rpartition(".")
+        source = (test_file.with_name(f"{module}.py") if module else test_file).read_text()
+        assert f"\ndef {name}(" in source, f"{proof} is named as a proof but does not exist"
 
 
 def bearer(key: str) -> dict[str, str]:
