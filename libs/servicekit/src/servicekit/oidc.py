@@ -30,6 +30,9 @@ class OidcConfig:
     province_claim: str = "ucx_province"
     name_claim: str = "name"
     jwks_cache_s: float = 300.0
+    refresh_cooldown_s: float = 30.0
+    """At most one JWKS fetch per this many seconds for tokens naming an unknown ``kid`` (a
+    stream of made-up kids must not hammer the issuer)."""
     leeway_s: float = 30.0
 
 
@@ -50,7 +53,10 @@ class OidcVerifier:
                 discovery = httpx.get(f"{issuer}/.well-known/openid-configuration", timeout=5.0)
                 discovery.raise_for_status()
                 self._client = jwt.PyJWKClient(
-                    discovery.json()["jwks_uri"], lifespan=self.config.jwks_cache_s, timeout=5
+                    discovery.json()["jwks_uri"],
+                    lifespan=self.config.jwks_cache_s,
+                    timeout=5,
+                    cooldown_duration=self.config.refresh_cooldown_s,
                 )
             return self._client
 
