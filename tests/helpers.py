@@ -1,13 +1,24 @@
-"""Helpers shared by the tests: admin credentials and the service-over-HTTP client."""
+"""Helpers shared by the tests: admin credentials, the service-over-HTTP client, the
+constraint walk and the window between a service's read and its write made certain."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import MetaData, PrimaryKeyConstraint, UniqueConstraint
+from sqlalchemy import (
+    Connection,
+    Engine,
+    MetaData,
+    PrimaryKeyConstraint,
+    UniqueConstraint,
+    create_engine,
+    event,
+    text,
+)
 
 from servicekit import migrate
 from servicekit.cli import ServiceSpec
@@ -57,6 +68,52 @@ def assert_constraints_covered(
         assert f"\ndef {name}(" in source, f"{proof} is named as a proof but does not exist"
 
 
+SERVICEKIT_DRAWN: dict[Constraint, str] = {
+    ("outbox", ("id",)): "autoincrement",
+    ("outbox", ("event_id",)): "an id the service draws per record: an event's uuid7, "
+    "dlq-<uuid7> for a dead letter, redrive-<uuid7> for a letter redriven",
+}
+"""servicekit's outbox in every service: constraints on values only the service chooses."""
+
+
+@contextmanager
+def before_insert(
+    engine: Engine, table: str, act: Callable[[Connection], object], when: str = ""
+) -> Iterator[None]:
+    """``act(connection)`` runs just before each of the service's own ``INSERT INTO table``
+    (whose parameters contain ``when``), on the service's own connection: inside its
+    transaction, so SQLite's one writer is no deadlock, and rolled back with it."""
+    busy = False
+
+    def before(conn: Connection, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        nonlocal busy
+        if busy or not statement.startswith(f"INSERT INTO {table} ") or when not in str(parameters):
+            return
+        busy = True
+        try:
+            act(conn)
+        finally:
+            busy = False
+
+    event.listen(engine, "before_cursor_execute", before)
+    try:
+        yield
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+
+
+@contextmanager
+def row_lands_first(
+    client: TestClient, table: str, row: str, when: str = "", **params: Any
+) -> Iterator[None]:
+    """A concurrent request's row (``row``, SQL with ``params``) lands just before each of the
+    service's own ``INSERT INTO table``: the window between the service's read and its write,
+    made certain. Rolled back with the service's statement, as a loser's transaction is."""
+    engine: Engine = client.app.state.engine  # type: ignore[attr-defined]
+    with before_insert(engine, table, lambda conn: conn.execute(text(row), params), when):
+        yield
+
+
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
@@ -75,8 +132,6 @@ def service_client(
 
 def sql(client: TestClient, statement: str, **params: Any) -> list[Any]:
     """Run SQL on the database behind a service client (to look, or to move time)."""
-    from sqlalchemy import create_engine, text
-
     from servicekit.db import normalise_url
 
     engine = create_engine(normalise_url(client.app.state.settings.database_url))  # type: ignore[attr-defined]

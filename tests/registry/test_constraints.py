@@ -6,16 +6,12 @@ below with its proof."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event, text
-from sqlalchemy.engine import Connection
 
 from contracts import envelope, events
 from registry.__main__ import SPEC
@@ -23,7 +19,17 @@ from registry.models import Base
 from servicekit.clock import clock
 
 import factories
-from helpers import ADMIN, Constraint, assert_constraints_covered, bearer, consume, sql
+from helpers import (
+    ADMIN,
+    SERVICEKIT_DRAWN,
+    Constraint,
+    assert_constraints_covered,
+    bearer,
+    consume,
+    row_lands_first,
+    sql,
+)
+from stack_support import admitted_enterprise
 
 SERVER_DRAWN: dict[Constraint, str] = {
     ("enterprises", ("api_key_hash",)): "SHA-256 of an API key the service draws on approval",
@@ -31,8 +37,7 @@ SERVER_DRAWN: dict[Constraint, str] = {
     ("status_changes", ("event_id",)): "the CloudEvents id the service draws per change "
     "(null for history entries that are no change: NULLs never collide)",
     ("complaints", ("id",)): "a uuid4 the service draws; POST .../complaints refuses an `id`",
-    ("outbox", ("id",)): "autoincrement",
-    ("outbox", ("event_id",)): "a CloudEvents id the service draws per event (uuid7)",
+    **SERVICEKIT_DRAWN,
 }
 """Constraints on values only the service chooses: no input reaches them."""
 
@@ -68,34 +73,6 @@ def problem(r: Any) -> tuple[int, str]:
     return r.status_code, str(r.json()["type"]).rsplit("/", 1)[1]
 
 
-@contextmanager
-def row_lands_first(
-    client: TestClient, table: str, row: str, when: str = "", **params: Any
-) -> Iterator[None]:
-    """A concurrent request's row lands just before each of the service's own ``INSERT INTO
-    table`` (whose parameters contain ``when``): the window between the service's read and its
-    write, made certain. On the service's own connection, so SQLite's one writer is no
-    deadlock; rolled back with the service's statement, as a loser's transaction would be."""
-    engine = client.app.state.engine  # type: ignore[attr-defined]
-    busy = False
-
-    def before(conn: Connection, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        nonlocal busy
-        if busy or not statement.startswith(f"INSERT INTO {table} ") or when not in str(parameters):
-            return
-        busy = True
-        try:
-            conn.execute(text(row), params)
-        finally:
-            busy = False
-
-    event.listen(engine, "before_cursor_execute", before)
-    try:
-        yield
-    finally:
-        event.remove(engine, "before_cursor_execute", before)
-
-
 def test_an_application_for_a_uscc_taken_meanwhile_is_409(registry: TestClient) -> None:
     body = factories.enterprise()
     again = registry.post("/v1/enterprises", json=body)  # one after the other
@@ -116,17 +93,6 @@ def test_an_application_for_a_uscc_taken_meanwhile_is_409(registry: TestClient) 
     ]  # the winner's row was this test's stand-in, rolled back with the loser
 
 
-def admitted(registry: TestClient) -> tuple[str, str]:
-    body = factories.enterprise()
-    registry.post("/v1/enterprises", json=body)
-    r = registry.post(
-        f"/v1/enterprises/{body['uscc']}/decisions",
-        headers=ADMIN,
-        json={"action": "approve", "reason": "site visit passed"},
-    )
-    return body["uscc"], r.json()["api_key"]
-
-
 COMPETING_VEHICLE = (
     "INSERT INTO vehicles (vin, enterprise_uscc, make, model, model_year,"
     " first_registration_date, registration_certificate_no, engine_no, mileage_km, fuel_type,"
@@ -140,7 +106,7 @@ COMPETING_VEHICLE = (
 def test_a_vin_registered_meanwhile_is_409_alone_and_a_rejected_row_in_a_batch(
     registry: TestClient,
 ) -> None:
-    uscc, key = admitted(registry)
+    uscc, key = admitted_enterprise(registry)
     params = {"uscc": uscc, "endorsed": clock.today() - timedelta(days=5), "t": clock.now()}
     alone = factories.vehicle(uscc)
     assert registry.post("/v1/vehicles", json=alone, headers=bearer(key)).status_code == 201
@@ -191,7 +157,7 @@ def inspected(uscc: str, vin: str, event_id: str | None = None) -> envelope.Clou
 def test_a_vehicle_event_delivered_again_or_reusing_an_id_changes_nothing(
     registry: TestClient,
 ) -> None:
-    uscc, key = admitted(registry)
+    uscc, key = admitted_enterprise(registry)
     vehicle = factories.vehicle(uscc)
     registry.post("/v1/vehicles", json=vehicle, headers=bearer(key))
     settings = registry.app.state.settings  # type: ignore[attr-defined]
@@ -212,7 +178,7 @@ def test_a_vehicle_event_delivered_again_or_reusing_an_id_changes_nothing(
 def test_input_cannot_choose_a_server_drawn_value(
     registry: TestClient, path: str, field: str, value: str
 ) -> None:
-    uscc, _key = admitted(registry)
+    uscc, _key = admitted_enterprise(registry)
     body = {"country": "KZ", "category": "other", "description": "Late delivery of documents."}
     r = registry.post(path.format(uscc=uscc), json={**body, field: value}, headers=ADMIN)
     assert problem(r) == (422, "validation-error")

@@ -8,16 +8,12 @@ import re
 import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from kafka import KafkaConsumer, TopicPartition
 from scoring_events import event, inspected
-from sqlalchemy import Engine, text
-from sqlalchemy import event as sa_event
-from sqlalchemy.engine import Connection
 
 from contracts import envelope, events, topics
 from scoring import ops
@@ -30,7 +26,7 @@ from servicekit.db import make_engine
 from servicekit.relay import Relay
 
 import factories
-from helpers import ADMIN_TOKEN, consume, service_client, sql
+from helpers import ADMIN_TOKEN, consume, row_lands_first, service_client, sql
 from stack_support import wait_for
 
 LISTED = re.compile(
@@ -164,28 +160,10 @@ def test_a_redrive_is_an_outbox_row_the_relay_publishes(console: TestClient) -> 
     assert place(letter) not in listed(console)  # the console offers it no more
 
 
-@contextmanager
-def redriven_meanwhile(engine: Engine, letter: ops.DeadLetter) -> Iterator[None]:
-    """Another request's redrive of the same letter commits between this request's check and
-    its own INSERT INTO dlq_redrives: the window made certain. On the request's connection (on
-    SQLite one writer holds the lock), rolled back with it as the loser's transaction is."""
-
-    def before(conn: Connection, _cursor: Any, statement: str, *_: Any) -> None:
-        if statement.startswith("INSERT INTO dlq_redrives") and not conn.info.get("raced"):
-            conn.info["raced"] = True
-            conn.execute(
-                text(
-                    'INSERT INTO dlq_redrives (topic, "partition", "offset", redriven_at)'
-                    " VALUES (:t, :p, :o, :at)"
-                ),
-                {"t": letter.topic, "p": letter.partition, "o": letter.offset, "at": clock.now()},
-            )
-
-    sa_event.listen(engine, "before_cursor_execute", before)
-    try:
-        yield
-    finally:
-        sa_event.remove(engine, "before_cursor_execute", before)
+REDRIVEN = (
+    'INSERT INTO dlq_redrives (topic, "partition", "offset", redriven_at) VALUES (:t, :p, :o, :at)'
+)
+"""Another request's redrive of a letter (its row, landing first)."""
 
 
 def test_a_letter_redriven_twice_also_concurrently_is_published_once(
@@ -198,7 +176,8 @@ def test_a_letter_redriven_twice_also_concurrently_is_published_once(
     assert len(redriven_rows(console, letter)) == 1
 
     racing = dead_letter(console, undecodable())
-    with redriven_meanwhile(console.app.state.engine, racing):  # type: ignore[attr-defined]
+    where = {"t": racing.topic, "p": racing.partition, "o": racing.offset, "at": clock.now()}
+    with row_lands_first(console, "dlq_redrives", REDRIVEN, **where):
         lost = redrive(console, racing)
     assert (lost.status_code, lost.headers["location"]) == (303, "/ops")  # as already redriven
     assert redriven_rows(console, racing) == []  # the loser publishes nothing
