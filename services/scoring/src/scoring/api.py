@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Annotated
+from datetime import datetime, timedelta
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import ValidationError
 from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
 
 from contracts import events
 from scoring import domain, services
@@ -31,7 +32,8 @@ from scoring.schemas import (
 from scoring.settings import Settings
 from servicekit import pagination
 from servicekit.clock import clock
-from servicekit.http import AdminDep, SessionDep
+from servicekit.http import AdminDep, SessionDep, answer_once
+from servicekit.idempotency import Answer, AttemptDep
 from servicekit.pagination import MAX_LIMIT, Page
 from servicekit.problems import NotFound, Problem, field_errors
 
@@ -62,6 +64,23 @@ def _window(assessment: domain.Assessment) -> Window:
     return Window(start=assessment.window[0], end=assessment.window[1])
 
 
+def _exit_rules(assessment: domain.Assessment) -> list[ExitRulePublic]:
+    return [ExitRulePublic(**r) for r in assessment.exit_rules]
+
+
+def _headline(row: EnterpriseAssessment, assessment: domain.Assessment) -> dict[str, Any]:
+    """What every view of a stored assessment starts with: the enterprise, its stored score
+    and tier, the window, the vehicles in it and the exit rules that hold."""
+    return {
+        "uscc": row.uscc,
+        "score": row.score,
+        "tier": row.tier,
+        "window": _window(assessment),
+        "vehicles": assessment.vehicles,
+        "exit_rules": _exit_rules(assessment),
+    }
+
+
 @router.get("/enterprises/{uscc}/assessment")
 def get_assessment(uscc: str, session: SessionDep, request: Request) -> AssessmentPublic:
     row = services.get_row(session, uscc)
@@ -69,18 +88,13 @@ def get_assessment(uscc: str, session: SessionDep, request: Request) -> Assessme
     assessment = services.current(_policy(request), row)
     causes = sorted({e for ids in assessment.causes.values() for e in ids})
     return AssessmentPublic(
-        uscc=row.uscc,
-        score=row.score,
-        tier=row.tier,
+        **_headline(row, assessment),
         raw_tier=assessment.raw_tier,
         components=_components(assessment),
-        exit_rules=[ExitRulePublic(**r) for r in assessment.exit_rules],
-        vehicles=assessment.vehicles,
         exports=assessment.exports,
         events_counted=state.events,
         events_by_type=state.by_type,
         policy_version=row.policy_version,
-        window=_window(assessment),
         updated_at=row.updated_at,
         causes=causes[-domain.MAX_CAUSES :],
         causes_by_component=assessment.causes,
@@ -139,26 +153,26 @@ def explain(uscc: str, session: SessionDep, request: Request) -> Explanation:
         for name, c in assessment.components.items()
     }
     return Explanation(
-        uscc=row.uscc,
-        score=row.score,
-        tier=row.tier,
+        **_headline(row, assessment),
         policy_version=policy.version,
-        window=_window(assessment),
-        vehicles=assessment.vehicles,
         components=components,
-        exit_rules=[ExitRulePublic(**r) for r in assessment.exit_rules],
         tier_boundaries=domain.boundaries(policy, row.tier),
     )
 
 
-@router.post("/enterprises/{uscc}/what-if")
-def what_if(uscc: str, body: WhatIf, session: SessionDep, request: Request) -> WhatIfResult:
-    """The assessment that would result from hypothetical events now; nothing is stored."""
-    policy = _policy(request)
-    uscc = uscc.strip().upper()
-    row = session.get(EnterpriseAssessment, uscc)
-    state = domain.State.from_json(row.state) if row else domain.State()
-    now = clock.now()
+@router.post("/enterprises/{uscc}/what-if", response_model=WhatIfResult)
+def what_if(uscc: str, body: WhatIf, request: Request, attempt: AttemptDep) -> Response:
+    """The assessment that would result from hypothetical events now; nothing is stored
+    (under an Idempotency-Key, the first answer is remembered and replayed)."""
+
+    def unit(session: Session) -> Answer:
+        return Answer.of(_what_if(session, _policy(request), uscc.strip().upper(), body))
+
+    return answer_once(request, attempt, unit)
+
+
+def _hypothetical(uscc: str, body: WhatIf, now: datetime) -> list[domain.Entry]:
+    """The hypothetical events as ledger entries folded now, one microsecond apart."""
     entries = []
     for index, hypothetical in enumerate(body.events):
         model = events.BY_TYPE[hypothetical.type]
@@ -182,6 +196,13 @@ def what_if(uscc: str, body: WhatIf, session: SessionDep, request: Request) -> W
                 now + timedelta(microseconds=index),
             )
         )
+    return entries
+
+
+def _what_if(session: Session, policy: Policy, uscc: str, body: WhatIf) -> WhatIfResult:
+    row = session.get(EnterpriseAssessment, uscc)
+    state = domain.State.from_json(row.state) if row else domain.State()
+    entries = _hypothetical(uscc, body, clock.now())
     exports = services.known_exports(session, services.exported_vins(entries))
     result = domain.what_if(policy, state, entries, exports)
     return WhatIfResult(
@@ -193,7 +214,7 @@ def what_if(uscc: str, body: WhatIf, session: SessionDep, request: Request) -> W
         score_change=round(result.score - state.score, 2) if state.score is not None else None,
         recommended_action=domain.recommended_action(policy, result.tier, state.tier),
         components=_components(result),
-        exit_rules=[ExitRulePublic(**r) for r in result.exit_rules],
+        exit_rules=_exit_rules(result),
     )
 
 
@@ -249,17 +270,22 @@ def percentile(uscc: str, session: SessionDep) -> Percentile:
     )
 
 
-@router.post("/rescore", status_code=status.HTTP_202_ACCEPTED)
+@router.post("/rescore", status_code=status.HTTP_202_ACCEPTED, response_model=RescoreJobPublic)
 def rescore(
-    body: RescoreRequest, session: SessionDep, request: Request, _admin: AdminDep
-) -> RescoreJobPublic:
+    body: RescoreRequest, request: Request, _admin: AdminDep, attempt: AttemptDep
+) -> Response:
     """Recompute every enterprise (or one) from the ledger with the loaded policy; the
     differences are emitted. The job is stored here and run by the scoring worker (within
     ``SCORING_RESCORE_POLL_INTERVAL_S``, resumed after a crash); poll
-    ``GET /v1/rescore/{id}``."""
+    ``GET /v1/rescore/{id}``. Under an Idempotency-Key the answer is remembered in the job's
+    own transaction: a retry gets the first job, never a second."""
     settings: Settings = request.app.state.settings
-    job = rescoring.start(session, _policy(request), body.uscc, chunk=settings.rescore_chunk)
-    return RescoreJobPublic.model_validate(job, from_attributes=True)
+
+    def unit(session: Session) -> Answer:
+        job = rescoring.start(session, _policy(request), body.uscc, chunk=settings.rescore_chunk)
+        return Answer.of(RescoreJobPublic.model_validate(job, from_attributes=True), 202)
+
+    return answer_once(request, attempt, unit)
 
 
 @router.get("/rescore/{job_id}")
