@@ -153,6 +153,47 @@ def test_the_clock_ages_events_out_and_records_the_moment(engine: Engine) -> Non
         assert domain.State.from_json(after.state) == replayed
 
 
+def at(made: CloudEvent, moment: datetime) -> CloudEvent:
+    return made.model_copy(update={"time": moment})
+
+
+def ticks(engine: Engine) -> list[str]:
+    with Session(engine) as session:
+        ledger = select(LedgerEntry.event_id).where(LedgerEntry.type == domain.TICK)
+        return list(session.scalars(ledger.order_by(LedgerEntry.seq)))
+
+
+def test_the_clock_ticks_an_enterprise_once_a_day_whichever_worker_found_it_due(
+    engine: Engine,
+) -> None:
+    """Every worker process runs the clock. One finds the enterprise due, another ticks it
+    (its first day left the window), and a boundary passes before the first gets the lock (a
+    complaint leaves the window later that day): the first writes nothing. A tick's id is
+    its enterprise's and day's; the next day's is the next day's tick."""
+    reset(engine)
+    uscc = USCCS[1]
+    history = [at(scoring_events.registered(uscc), START) for _ in range(3)]
+    history += [at(scoring_events.inspected(uscc, "fail"), START) for _ in range(3)]
+    history.append(at(scoring_events.complaint(uscc), START + timedelta(hours=12)))
+    on_clock(engine, [START + timedelta(hours=13)]).apply(records(history))
+    morning, evening = START + timedelta(days=365, hours=1), START + timedelta(days=365, hours=13)
+    with Session(engine) as session, session.begin():
+        found = services.due(session, morning)  # before the other worker's tick commits
+    assert found == [uscc]
+    with Session(engine) as session, session.begin():
+        assert services.reevaluate(session, POLICY, morning) == 1  # the other worker
+    with Session(engine) as session, session.begin():
+        assert services.tick(session, POLICY, found, evening) == 0
+    assert ticks(engine) == [f"tick-{uscc}-2026-01-01"] == [domain.tick_id(uscc, evening)]
+
+    with Session(engine) as session, session.begin():  # the next day: the complaint is out
+        assert services.reevaluate(session, POLICY, evening + timedelta(hours=12)) == 1
+    assert ticks(engine) == [f"tick-{uscc}-2026-01-01", f"tick-{uscc}-2026-01-02"]
+    with Session(engine) as session:
+        stored = domain.State.from_json(services.get_row(session, uscc).state)
+        assert stored == domain.replay(POLICY, services.ledger_entries(session))[uscc]
+
+
 def test_tampering_with_the_ledger_is_detected(engine: Engine) -> None:
     reset(engine)
     rng = random.Random(7)

@@ -162,8 +162,17 @@ class Assessment:
     policy_version: str
 
 
-def _day(moment: datetime) -> int:
+def day_of(moment: datetime) -> int:
+    """The day a moment falls on, as the window counts days (UTC), by ordinal."""
     return moment.astimezone(UTC).date().toordinal()
+
+
+def tick_id(uscc: str, now: datetime) -> str:
+    """The ledger id of the clock's evaluation of ``uscc`` on ``now``'s day. The clock
+    evaluates an enterprise once a day at most (only one whose window ends before the day),
+    so the id is its day's: a repeated tick is the same entry, which the ledger's unique key
+    keeps once, and no consumed event's id (a uuid7) can be one."""
+    return f"tick-{uscc}-{date.fromordinal(day_of(now)).isoformat()}"
 
 
 def _iso(moment: datetime) -> str:
@@ -183,7 +192,7 @@ def _cause(state: State, component: str, event_id: str) -> None:
 
 def advance(policy: Policy, state: State, now: datetime) -> None:
     """Move the window's end to ``now``: buckets that left it stop counting."""
-    today = _day(now)
+    today = day_of(now)
     if today <= state.as_of:
         return
     state.as_of = today
@@ -313,7 +322,7 @@ def _record(policy: Policy, state: State, entry: Entry, exports: Exports) -> Non
             state.exits.append([_iso(entry.time), "forged_inspection", entry.event_id])
     else:
         delta = _counts(policy, entry, state, exports)
-        day = _day(entry.time)
+        day = day_of(entry.time)
         if delta is None or day <= state.as_of - policy.window_days:
             return  # nothing to count, or already out of the window
         if not state.days or day < state.low:
@@ -467,7 +476,7 @@ def evaluate(policy: Policy, state: State, now: datetime) -> Assessment:
     exit_rules = _exit_rules(policy, state, now)
     tier = _tier(policy, state, score, bool(exit_rules), now)
     n, exports = state.totals[VEHICLES], state.totals[EXPORTS]
-    end = date.fromordinal(max(state.as_of, _day(now)))
+    end = date.fromordinal(max(state.as_of, day_of(now)))
     return Assessment(
         score=score,
         tier=tier,
@@ -588,7 +597,7 @@ def counted_events(
 ) -> dict[str, dict[str, list[str]]]:
     """Per component, the ids of the events in the window counted in its numerator and its
     denominator (the newest ``limit`` of each), classified by the same rules as :func:`fold`."""
-    oldest_day = _day(now) - policy.window_days
+    oldest_day = day_of(now) - policy.window_days
     cutoff = now - timedelta(days=policy.window_days)
     scratch, exports = State(), ExportSet()
     out: dict[str, dict[str, list[str]]] = {
@@ -601,7 +610,7 @@ def counted_events(
                 out["after_sales"]["numerator"].append(entry.event_id)
             continue
         delta = _counts(policy, entry, scratch, exports)
-        if delta is None or _day(entry.time) <= oldest_day:
+        if delta is None or day_of(entry.time) <= oldest_day:
             continue
         pairs = (
             ("quality", "numerator", FIRST_FAILS), ("quality", "denominator", FIRST_INSPECTIONS),

@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any, cast
 
 import orjson
-import uuid_utils
 from sqlalchemy import Select, Table, bindparam, func, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
@@ -279,40 +278,58 @@ def reevaluate(session: Session, policy: Policy, now: datetime | None = None) ->
     where the score or tier moved, a ``scoring.clock-tick`` ledger entry records the moment
     (replay needs it) and the change is emitted. Returns how many moved."""
     now = now or clock.now()
-    today = now.date().toordinal()
-    usccs = list(session.scalars(select(_STATES.c.uscc).where(_STATES.c.window_end < today)))
+    return tick(session, policy, due(session, now), now)
+
+
+def due(session: Session, now: datetime) -> list[str]:
+    """The enterprises whose window ends before ``now``'s day: the clock's to evaluate."""
+    today = domain.day_of(now)
+    return list(session.scalars(select(_STATES.c.uscc).where(_STATES.c.window_end < today)))
+
+
+def tick(session: Session, policy: Policy, usccs: Sequence[str], now: datetime) -> int:
+    """Evaluate ``usccs`` (found :func:`due`) at ``now``, under their states' locks. Every
+    worker process runs the clock: an enterprise another one ticked after this one found it
+    due, or an event moved to today meanwhile, is due no more, so its window is looked at
+    again under the lock; its tick id (:func:`domain.tick_id`, one a day) would be refused by
+    the ledger anyway. Returns how many moved."""
     if not usccs:
         return 0
-    moved = 0
+    today = domain.day_of(now)
     enterprises = _load(session, usccs)
     ledger_rows = []
     for ent in enterprises.values():
-        state = ent.state
-        score, tier = state.score, state.tier
-        probe = domain.copy(state)
-        domain.advance(policy, probe, now)
-        assessment = domain.evaluate(policy, probe, now)
-        if assessment.score == score and assessment.tier == tier:
-            continue  # nothing visible moved: no entry, the next event advances the window
-        tick_id = f"tick-{uuid_utils.uuid7()}"
-        digest = chain_hash(ent.last_hash, tick_id, domain.TICK, "{}")
-        ledger_rows.append(
-            {
-                "event_id": tick_id, "uscc": ent.uscc, "type": domain.TICK, "subject": ent.uscc,
-                "time": now, "data": "{}", "prev_hash": ent.last_hash, "hash": digest,
-                "recorded_at": now,
-            }
-        )  # fmt: skip
-        ent.last_hash = digest
-        domain.fold(
-            policy, state, domain.Entry(tick_id, domain.TICK, ent.uscc, now, {}, now), _NoExports()
-        )
-        ent.causes.append(tick_id)
-        moved += 1
+        if ent.exists and ent.state.as_of < today:
+            row = _tick(policy, ent, now)
+            if row is not None:
+                ledger_rows.append(row)
     if ledger_rows:
         session.connection().execute(_INSERT_LEDGER, ledger_rows)
         _save(session, policy, [enterprises[str(r["uscc"])] for r in ledger_rows], now)
-    return moved
+    return len(ledger_rows)
+
+
+def _tick(policy: Policy, ent: _Enterprise, now: datetime) -> dict[str, Any] | None:
+    """The clock's ledger row for ``ent`` at ``now``, its state folded past it; None (and
+    the state untouched) when nothing visible would move: the next event advances the
+    window."""
+    probe = domain.copy(ent.state)
+    domain.advance(policy, probe, now)
+    assessment = domain.evaluate(policy, probe, now)
+    if assessment.score == ent.state.score and assessment.tier == ent.state.tier:
+        return None
+    tick_id = domain.tick_id(ent.uscc, now)
+    digest = chain_hash(ent.last_hash, tick_id, domain.TICK, "{}")
+    row = {
+        "event_id": tick_id, "uscc": ent.uscc, "type": domain.TICK, "subject": ent.uscc,
+        "time": now, "data": "{}", "prev_hash": ent.last_hash, "hash": digest,
+        "recorded_at": now,
+    }  # fmt: skip
+    ent.last_hash = digest
+    entry = domain.Entry(tick_id, domain.TICK, ent.uscc, now, {}, now)
+    domain.fold(policy, ent.state, entry, _NoExports())
+    ent.causes.append(tick_id)
+    return row
 
 
 class _NoExports:
