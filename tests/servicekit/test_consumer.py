@@ -2,32 +2,42 @@
 service): typed handlers, dedupe, retry, dead letters."""
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import Engine, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, MetaData, String, select, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from contracts import envelope, events, topics
 from servicekit import standing, tables
 from servicekit.consumer import BatchApplier, Outcomes, Record, Subscription
-from servicekit.db import make_engine, new_metadata
+from servicekit.db import new_metadata
 from servicekit.tables import inbox, outbox
 
 import factories
 
 
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    """servicekit's inbox, outbox and standing tables on a fresh database."""
+class Base(DeclarativeBase):
     metadata = new_metadata()
-    tables.define(metadata)
-    standing.define(metadata)
-    engine = make_engine(database_url)
-    metadata.create_all(engine)
-    yield engine
-    engine.dispose()
+
+
+class Seen(Base):
+    """A handler's ORM row: its INSERT waits for the session's next flush."""
+
+    __tablename__ = "seen"
+    uscc: Mapped[str] = mapped_column(String(18), primary_key=True)
+
+
+metadata = Base.metadata
+tables.define(metadata)
+standing.define(metadata)
+
+
+@pytest.fixture
+def engine(engine_with: Callable[[MetaData], Engine]) -> Engine:
+    """servicekit's inbox, outbox and standing tables on a fresh database."""
+    return engine_with(metadata)
 
 
 def status_event(uscc: str, to: str = "admitted") -> envelope.CloudEvent:
@@ -200,7 +210,17 @@ def test_each_event_is_parsed_once_even_when_the_batch_is_redone(
     assert parsed == [e.id for e in batch]
 
 
-def test_an_event_of_a_type_no_handler_takes_is_dead_lettered(engine: Engine) -> None:
+def test_an_event_of_a_type_no_handler_takes_is_dead_lettered_without_a_redo(
+    engine: Engine,
+) -> None:
+    """A missing handler is known before the transaction: that record's own dead letter, in
+    either pass, never a reason to redo the batch (the other events are applied once)."""
+    calls: list[str] = []
+
+    def counting(session: Session, data: events.EnterpriseStatusChanged) -> None:
+        calls.append(data.enterprise_uscc)
+        standing.apply(session, data)
+
     filed = envelope.new_event(
         events.ComplaintFiled(
             enterprise_uscc=factories.uscc(),
@@ -211,9 +231,35 @@ def test_an_event_of_a_type_no_handler_takes_is_dead_lettered(engine: Engine) ->
         ),
         source="ucx/registry",
     )
-    assert applier(engine).apply([record(filed)]).dead_lettered == 1
+    good_uscc = factories.uscc()
+    outcome = applier(engine, counting).apply(
+        [record(filed, 0), record(status_event(good_uscc), 1)]
+    )
+    assert (outcome.processed, outcome.dead_lettered) == (1, 1)
+    assert calls == [good_uscc]
     [(_topic, headers)] = dead_letters(engine)
     assert headers["dlq-error"] == "no handler for type 'enterprise.complaint-filed'"
+
+
+def test_a_constraint_a_handler_violates_only_at_the_flush_is_its_events_own(
+    engine: Engine,
+) -> None:
+    """The handlers' ORM writes are flushed after them: the violation is found there, the
+    batch redone event by event, and the event that violates it dead-lettered (it used to
+    fail the whole batch, retried for ever)."""
+
+    def remember(session: Session, data: events.EnterpriseStatusChanged) -> None:
+        session.add(Seen(uscc=data.enterprise_uscc))
+
+    uscc, other = factories.uscc(), factories.uscc()
+    batch = [status_event(uscc), status_event(uscc, to="suspended"), status_event(other)]
+    outcome = applier(engine, remember).apply([record(e, i) for i, e in enumerate(batch)])
+    assert (outcome.processed, outcome.dead_lettered) == (2, 1)
+    [(_topic, headers)] = dead_letters(engine)
+    assert headers["dlq-error"].startswith("IntegrityError: ")
+    assert headers["dlq-original-offset"] == "1"
+    with Session(engine) as session:
+        assert sorted(session.scalars(select(Seen.uscc))) == sorted([uscc, other])
 
 
 def test_a_subscription_names_each_type_by_its_own_model_once() -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from servicekit import idempotency, tables, writer
 from servicekit.clock import clock
-from servicekit.db import make_engine, new_metadata
+from servicekit.db import new_metadata
 from servicekit.http import WriterDep, answer_once, create_service_app
 from servicekit.idempotency import Answer, AttemptDep, digest, key_scope
 from servicekit.problems import Conflict, Problem
@@ -86,11 +86,8 @@ def post_plain_note(note: Note, request: Request) -> Note:
 
 
 @pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    metadata.create_all(engine)
-    yield engine
-    engine.dispose()
+def engine(engine_with: Callable[[MetaData], Engine]) -> Engine:
+    return engine_with(metadata)
 
 
 def client_for(engine: Engine, **settings: Any) -> TestClient:

@@ -3,18 +3,18 @@
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
 from kafka import KafkaConsumer, TopicPartition
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, MetaData, func, select
 from sqlalchemy.orm import Session
 
 from contracts import envelope, events, topics
 from servicekit import outbox, tables
 from servicekit.broker import EmbeddedBroker
-from servicekit.db import make_engine, new_metadata
+from servicekit.db import new_metadata
 from servicekit.relay import Relay, replay_from
 from servicekit.settings import BaseServiceSettings
 from servicekit.tables import outbox as outbox_table
@@ -35,14 +35,11 @@ def _event(uscc: str = "91350100M000100Y43") -> envelope.CloudEvent:
 
 
 @pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
+def engine(engine_with: Callable[[MetaData], Engine]) -> Engine:
     """servicekit's own tables on a fresh database: no service needed to test the relay."""
     metadata = new_metadata()
     tables.define(metadata)
-    engine = make_engine(database_url)
-    metadata.create_all(engine)
-    yield engine
-    engine.dispose()
+    return engine_with(metadata)
 
 
 def _write(engine: Engine, n: int) -> list[str]:

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import Column, Engine, MetaData, String, Table, insert, select
 from sqlalchemy.orm import Session
 
-from servicekit.db import make_engine, new_metadata
+from servicekit.db import new_metadata
 from servicekit.problems import Conflict, Problem
 from servicekit.writer import Writer
 
@@ -22,11 +22,8 @@ parcels = Table("parcels", metadata, Column("id", String(36), primary_key=True))
 
 
 @pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    metadata.create_all(engine)
-    yield engine
-    engine.dispose()
+def engine(engine_with: Callable[[MetaData], Engine]) -> Engine:
+    return engine_with(metadata)
 
 
 @pytest.fixture

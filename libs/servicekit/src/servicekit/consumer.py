@@ -2,8 +2,10 @@
 
 Each agent reads its topics with ``concurrency=1`` and hands batches to a worker thread, which
 applies them in ONE database transaction: per event, the inbox row (dedupe by CloudEvents id)
-and the handler's effect, in a savepoint. The batch commits before faust acknowledges it, so a
-crash re-delivers and the inbox makes the re-delivery change nothing.
+and the handler's effect; all events together first, each in a savepoint when one fails
+(``servicekit.grouped``, the mechanism the group-commit writer shares). The batch commits
+before faust acknowledges it, so a crash re-delivers and the inbox makes the re-delivery
+change nothing.
 
 A handler that keeps failing (``consumer_max_attempts``), or a record that is not a valid
 CloudEvent, becomes a dead letter: it goes to ``<topic>.dlq`` through the outbox (same
@@ -18,6 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -36,7 +39,7 @@ from tenacity import retry, stop_never, wait_exponential
 from contracts import envelope, topics
 from contracts.envelope import CloudEvent
 from contracts.events import BY_TYPE, EventData
-from servicekit import logs, outbox, tracing
+from servicekit import grouped, logs, outbox, tracing
 from servicekit.clock import clock
 from servicekit.db import make_engine, session_factory
 from servicekit.lifetime import child_pool
@@ -148,8 +151,8 @@ class _Decoded:
     error: str | None
 
 
-class _HandlerFailed(Exception):
-    """A handler raised on the fast path: redo the batch event by event."""
+def _error_text(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 class BatchApplier:
@@ -175,15 +178,25 @@ class BatchApplier:
 
         Each record is decoded and its data parsed once, before the transaction: a record that
         is not a CloudEvent, an event no handler takes, or data that is not what its type
-        promises is a dead letter. Fast path: the whole batch in one transaction, no
-        savepoints. If any handler raises, that attempt rolls back and the batch is applied
-        again with a savepoint and retries per event, so one poison event is isolated and
-        dead-lettered."""
+        promises is a dead letter, decided there and never a reason to redo the batch. The
+        batch is applied with ``grouped.run``: all of it in one transaction, no savepoints;
+        if a handler raises or a constraint is violated, that attempt rolls back and the batch
+        is applied again with each event in a savepoint, tried ``max_attempts`` times, so one
+        poison event is isolated and dead-lettered."""
         decoded = [self._decode(record) for record in records]
-        try:
-            return self._apply(decoded, isolate=False)
-        except _HandlerFailed:
-            return self._apply(decoded, isolate=True)
+        outcomes, applied = grouped.run(
+            self.sessions, partial(self._apply, decoded), attempts=self.max_attempts
+        )
+        if applied:  # after the commit: one line per batch, with the traces it carried
+            log.info(
+                "batch applied",
+                agent=self.subscription.name,
+                processed=outcomes.processed,
+                duplicate=outcomes.duplicate,
+                dead_lettered=outcomes.dead_lettered,
+                trace_ids=tracing.trace_ids(e.traceparent for e in applied),
+            )
+        return outcomes
 
     def _decode(self, record: Record) -> _Decoded:
         try:
@@ -199,52 +212,48 @@ class BatchApplier:
             return _Decoded(record, event, handler, None, f"{type(exc).__name__}: {exc}")
         return _Decoded(record, event, handler, data, None)
 
-    def _apply(self, decoded: Sequence[_Decoded], *, isolate: bool) -> Outcomes:
+    def _apply(
+        self, decoded: Sequence[_Decoded], session: Session, each: grouped.Each
+    ) -> tuple[Outcomes, list[CloudEvent]]:
+        """One pass over the batch: inbox dedupe, each event's handler through ``each``, dead
+        letters, the inbox rows and ``after_batch``; returns the outcomes and the applied
+        events."""
         outcomes = Outcomes()
-        with self.sessions() as session, session.begin():
-            ids = [self.inbox_key(d.event) for d in decoded if d.event is not None]
-            known: dict[str, str] = dict(
-                session.execute(
-                    select(inbox.c.event_id, inbox.c.outcome).where(inbox.c.event_id.in_(ids))
-                ).all()
-            )
-            before = dict(known)
-            topics_of: dict[str, str] = {}
-            applied: list[CloudEvent] = []
-            for item in decoded:
-                error, event = item.error, item.event
-                if event is not None:
-                    key = self.inbox_key(event)
-                    if known.get(key) == "processed":
-                        outcomes.duplicate += 1
-                        continue
-                    if error is None:
-                        error = (
-                            self._apply_one(session, item) if isolate else self._fast(session, item)
-                        )
-                    topics_of[key] = item.record.topic
-                    if error is None:
-                        applied.append(event)
-                        known[key] = "processed"
-                        outcomes.processed += 1
-                        continue
-                    known[key] = "dead_lettered"
-                dead = self._dead_letter(session, item.record, error or "unknown error")
-                outcomes.dead_lettered += 1
-                outcomes.dead_topics[dead] = outcomes.dead_topics.get(dead, 0) + 1
-            self._remember(session, known, before, topics_of)
-            if applied and self.subscription.after_batch is not None:
-                self.subscription.after_batch(session, applied)
-        if applied:  # after the commit: one line per batch, with the traces it carried
-            log.info(
-                "batch applied",
-                agent=self.subscription.name,
-                processed=outcomes.processed,
-                duplicate=outcomes.duplicate,
-                dead_lettered=outcomes.dead_lettered,
-                trace_ids=tracing.trace_ids(e.traceparent for e in applied),
-            )
-        return outcomes
+        known = self._known(session, decoded)
+        before = dict(known)
+        topics_of: dict[str, str] = {}
+        applied: list[CloudEvent] = []
+        for item in decoded:
+            error, event = item.error, item.event
+            if event is not None:
+                key = self.inbox_key(event)
+                if known.get(key) == "processed":
+                    outcomes.duplicate += 1
+                    continue
+                if error is None:
+                    error = self._handle(each, item)
+                topics_of[key] = item.record.topic
+                if error is None:
+                    applied.append(event)
+                    known[key] = "processed"
+                    outcomes.processed += 1
+                    continue
+                known[key] = "dead_lettered"
+            dead = self._dead_letter(session, item.record, error or "unknown error")
+            outcomes.dead_lettered += 1
+            outcomes.dead_topics[dead] = outcomes.dead_topics.get(dead, 0) + 1
+        self._remember(session, known, before, topics_of)
+        if applied and self.subscription.after_batch is not None:
+            self.subscription.after_batch(session, applied)
+        return outcomes, applied
+
+    def _known(self, session: Session, decoded: Sequence[_Decoded]) -> dict[str, str]:
+        """The inbox's outcomes for this batch's events, by inbox key."""
+        ids = [self.inbox_key(d.event) for d in decoded if d.event is not None]
+        rows = session.execute(
+            select(inbox.c.event_id, inbox.c.outcome).where(inbox.c.event_id.in_(ids))
+        )
+        return dict(rows.all())
 
     def inbox_key(self, event: CloudEvent) -> str:
         """Dedupe is per consumer: two subscriptions of one service may read the same event,
@@ -252,44 +261,30 @@ class BatchApplier:
         return f"{self.subscription.name}:{event.id}"
 
     @staticmethod
-    def _fast(session: Session, item: _Decoded) -> None:
-        """Apply without a savepoint; any failure sends the batch to the isolated path."""
-        assert item.event is not None and item.handler is not None
-        apply = item.handler.apply
-        if apply is None:
-            return None
-        tracing.begin(item.event.traceparent)
-        structlog.contextvars.bind_contextvars(event_id=item.event.id)
-        try:
-            apply(session, item.data, item.event)
-        except Exception as exc:
-            raise _HandlerFailed from exc
-        return None
-
-    def _apply_one(self, session: Session, item: _Decoded) -> str | None:
+    def _handle(each: grouped.Each, item: _Decoded) -> str | None:
+        """The event's handler as one item of the batch; returns the error that makes it a
+        dead letter, or None. A type taken with no handler (``after_batch`` does its work) is
+        applied as it is, in either pass."""
         event, handler = item.event, item.handler
         assert event is not None and handler is not None
-        if handler.apply is None:
+        apply = handler.apply
+        if apply is None:
             return None
-        error = "unknown"
         tracing.begin(event.traceparent)
         structlog.contextvars.bind_contextvars(event_id=event.id)
-        for attempt in range(1, self.max_attempts + 1):
-            try:
-                with session.begin_nested():
-                    handler.apply(session, item.data, event)
-                return None
-            except Exception as exc:  # noqa: BLE001 - any handler failure is retried then parked
-                error = f"{type(exc).__name__}: {exc}"
-                log.warning(
-                    "handler failed",
-                    event_id=event.id,
-                    type=event.type,
-                    attempt=attempt,
-                    error=error,
-                    trace_id=envelope.trace_id_of(event.traceparent),
-                )
-        return error
+
+        def failed(attempt: int, exc: Exception) -> None:
+            log.warning(
+                "handler failed",
+                event_id=event.id,
+                type=event.type,
+                attempt=attempt,
+                error=_error_text(exc),
+                trace_id=envelope.trace_id_of(event.traceparent),
+            )
+
+        outcome = each(lambda session: apply(session, item.data, event), failed)
+        return None if outcome.error is None else _error_text(outcome.error)
 
     @staticmethod
     def _remember(
@@ -504,6 +499,10 @@ class ChildApplier:
                 await asyncio.sleep(0.5)
 
 
+Start = Callable[[], Awaitable[None]]
+Apply = Callable[[Sequence[Record]], Awaitable[Outcomes]]
+
+
 def _add_agent(
     app: faust.App,
     settings: BaseServiceSettings,
@@ -511,46 +510,69 @@ def _add_agent(
     subscription: Subscription,
     rebuild: Rebuild | None,
 ) -> None:
+    """One faust agent for ``subscription``: its batches applied in order, each acknowledged
+    after its commit."""
     channel = app.topic(*subscription.topics, key_serializer="raw", value_serializer="raw")
-    if settings.consumer_apply_in_child and rebuild is not None:
-        child = ChildApplier(rebuild, settings, subscription.name)
-        start: Callable[[], Awaitable[None]] = child.start
-        apply: Callable[[Sequence[Record]], Awaitable[Outcomes]] = child.apply
-    else:
-        applier = BatchApplier(engine, subscription, settings.consumer_max_attempts)
-
-        async def start() -> None:
-            return None
-
-        async def apply(records: Sequence[Record]) -> Outcomes:
-            return await asyncio.to_thread(applier.apply, records)
+    start, apply = _applier(settings, engine, subscription, rebuild)
 
     async def apply_and_ack(stream: Any, events: Sequence[Any]) -> None:
-        records = [
-            Record(
-                topic=e.message.topic,
-                partition=e.message.partition,
-                offset=e.message.offset,
-                key=e.message.key,
-                value=e.message.value,
-            )
-            for e in events
-        ]
         started = time.perf_counter()
-        outcomes = await apply(records)
+        outcomes = await apply([_record(e.message) for e in events])
         for event in events:  # only now may faust commit these offsets
             await stream.ack(event)
-        BATCH_SECONDS.labels(subscription.name).observe(time.perf_counter() - started)
-        for outcome in ("processed", "duplicate", "dead_lettered"):
-            if n := getattr(outcomes, outcome):
-                PROCESSED.labels(subscription.name, outcome).inc(n)
-        for topic, n in outcomes.dead_topics.items():
-            DEAD.labels(topic).inc(n)
+        _count(subscription.name, outcomes, time.perf_counter() - started)
+
+    agent = _pipelined(settings, start, apply_and_ack)
+    agent.__name__ = agent.__qualname__ = subscription.name
+    app.agent(channel, name=subscription.name, concurrency=1)(agent)
+
+
+def _applier(
+    settings: BaseServiceSettings,
+    engine: Engine,
+    subscription: Subscription,
+    rebuild: Rebuild | None,
+) -> tuple[Start, Apply]:
+    """How the agent starts its applier and applies a batch: in a child process when the
+    settings say so (and the subscriptions can be rebuilt there), else on a worker thread."""
+    if settings.consumer_apply_in_child and rebuild is not None:
+        child = ChildApplier(rebuild, settings, subscription.name)
+        return child.start, child.apply
+    applier = BatchApplier(engine, subscription, settings.consumer_max_attempts)
+
+    async def start() -> None:
+        return None
+
+    async def apply(records: Sequence[Record]) -> Outcomes:
+        return await asyncio.to_thread(applier.apply, records)
+
+    return start, apply
+
+
+def _record(message: Any) -> Record:
+    return Record(message.topic, message.partition, message.offset, message.key, message.value)
+
+
+def _count(agent: str, outcomes: Outcomes, seconds: float) -> None:
+    """The batch's metrics, kept by the faust process."""
+    BATCH_SECONDS.labels(agent).observe(seconds)
+    for outcome in ("processed", "duplicate", "dead_lettered"):
+        if n := getattr(outcomes, outcome):
+            PROCESSED.labels(agent, outcome).inc(n)
+    for topic, n in outcomes.dead_topics.items():
+        DEAD.labels(topic).inc(n)
+
+
+def _pipelined(
+    settings: BaseServiceSettings,
+    start: Start,
+    apply_and_ack: Callable[[Any, Sequence[Any]], Awaitable[None]],
+) -> Callable[[Any], Awaitable[None]]:
+    """The agent: faust gathers batches while the applier task applies the ones before: in
+    order, what queued up while it worked merged into one transaction (up to
+    ``consumer_merge_max`` records), each acknowledged only after its commit."""
 
     async def agent(stream: Any) -> None:
-        """faust gathers batches while the applier task applies the ones before: in order,
-        what queued up while it worked merged into one transaction (up to
-        ``consumer_merge_max`` records), each acknowledged only after its commit."""
         queue: asyncio.Queue[Sequence[Any]] = asyncio.Queue(maxsize=4)  # then faust waits
 
         async def applier() -> None:
@@ -574,5 +596,4 @@ def _add_agent(
         finally:
             applying.cancel()
 
-    agent.__name__ = agent.__qualname__ = subscription.name
-    app.agent(channel, name=subscription.name, concurrency=1)(agent)
+    return agent

@@ -3,7 +3,8 @@ as many as are waiting, in ONE transaction (each unit in a savepoint), and commi
 
 On SQLite this replaces threads fighting over the write lock (busy waits, a long latency tail)
 with one orderly writer; on PostgreSQL it turns N fsyncs into one. A unit that raises affects
-only itself: its savepoint rolls back and its caller gets the exception.
+only itself: the group is redone unit by unit, its savepoint rolls back and its caller gets the
+exception (``servicekit.grouped``, the mechanism the consumer's batches share).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from servicekit import idempotency
+from servicekit import grouped, idempotency
 from servicekit.db import session_factory
 
 T = TypeVar("T")
@@ -42,9 +43,9 @@ class _Unit:
     future: asyncio.Future[Any]
     on_integrity_error: Callable[[IntegrityError], Exception] | None
 
-
-class _Redo(Exception):
-    """The optimistic pass failed: redo the group unit by unit."""
+    def __call__(self, session: Session) -> Any:
+        """The unit's work, in the context of the request that queued it."""
+        return self.context.run(self.fn, session)
 
 
 class _KeyTaken(Exception):
@@ -130,51 +131,33 @@ class Writer:
             self._commit(group)
 
     def _commit(self, group: list[_Unit]) -> None:
-        """Optimistic first: every unit, one flush, one commit. If any unit raises or the
-        flush violates a constraint, roll back and redo unit by unit in savepoints, so each
-        caller gets exactly its own outcome."""
+        """Every unit together, one flush, one commit; if a unit raises or a constraint is
+        violated, the group is redone unit by unit in savepoints (``grouped.run``), so each
+        caller gets exactly its own outcome. If the group cannot commit at all, every caller
+        gets that error."""
+
+        def body(_session: Session, each: grouped.Each) -> list[grouped.Outcome[Any]]:
+            return [each(unit) for unit in group]
+
+        settled: list[tuple[Any, BaseException | None]]
         try:
-            outcomes = self._all_at_once(group)
-        except _Redo:
-            outcomes = self._one_by_one(group)
+            outcomes = grouped.run(self._sessions, body)
+            settled = [(o.value, _own(u, o.error)) for u, o in zip(group, outcomes, strict=True)]
         except Exception as exc:
             log.exception("group commit failed", units=len(group))
-            outcomes = [(unit, None, exc) for unit in group]
+            settled = [(None, exc)] * len(group)
         if _PAUSE_AFTER_COMMIT_S:
             time.sleep(_PAUSE_AFTER_COMMIT_S)
-        for unit, result, error in outcomes:
+        for unit, (result, error) in zip(group, settled, strict=True):
             unit.loop.call_soon_threadsafe(_settle, unit.future, result, error)
 
-    def _all_at_once(self, group: list[_Unit]) -> list[tuple[_Unit, Any, BaseException | None]]:
-        with self._sessions() as session:
-            with session.begin():
-                results = []
-                for unit in group:
-                    try:
-                        results.append(unit.context.run(unit.fn, session))
-                    except Exception as exc:
-                        raise _Redo from exc
-                try:
-                    session.flush()
-                except IntegrityError as exc:
-                    raise _Redo from exc
-            return [(unit, result, None) for unit, result in zip(group, results, strict=True)]
 
-    def _one_by_one(self, group: list[_Unit]) -> list[tuple[_Unit, Any, BaseException | None]]:
-        outcomes: list[tuple[_Unit, Any, BaseException | None]] = []
-        with self._sessions() as session, session.begin():
-            for unit in group:
-                try:
-                    with session.begin_nested():
-                        result = unit.context.run(unit.fn, session)
-                        session.flush()
-                    outcomes.append((unit, result, None))
-                except IntegrityError as exc:
-                    error = unit.on_integrity_error(exc) if unit.on_integrity_error else exc
-                    outcomes.append((unit, None, error))
-                except Exception as exc:  # noqa: BLE001 - the unit's caller gets it
-                    outcomes.append((unit, None, exc))
-        return outcomes
+def _own(unit: _Unit, error: Exception | None) -> Exception | None:
+    """A unit's error as its caller gets it: its constraint violation through its
+    ``on_integrity_error`` (e.g. a 409), anything else as raised."""
+    if isinstance(error, IntegrityError) and unit.on_integrity_error is not None:
+        return unit.on_integrity_error(error)
+    return error
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
