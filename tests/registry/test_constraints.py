@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import scoring_events
 from fastapi.testclient import TestClient
 
-from contracts import envelope, events
+from contracts import envelope
 from registry.__main__ import SPEC
 from registry.models import Base
 from servicekit.clock import clock
@@ -134,24 +135,10 @@ def test_a_vin_registered_meanwhile_is_409_alone_and_a_rejected_row_in_a_batch(
 
 
 def inspected(uscc: str, vin: str, event_id: str | None = None) -> envelope.CloudEvent:
-    made = envelope.new_event(
-        events.VehicleInspected(
-            enterprise_uscc=uscc,
-            inspection_id="6f1c2a9e-8d4b-4f0e-9a51-3c7d2b8e1f04",
-            vin=vin,
-            station_id="8a3e5f10-2b7c-4d9e-b6a1-0c4f7e2d9b35",
-            inspected_at=clock.now(),
-            odometer_km=38_950,
-            verdict="pass",
-            first_inspection=True,
-            items=[],
-            failed_items=[],
-            certificate_no="EXC-2612-N8ZFSMTAVJVRZ514-I",
-            valid_until=clock.today() + timedelta(days=90),
-        ),
-        source="ucx/inspection",
-    )
-    return made.model_copy(update={"id": event_id}) if event_id else made
+    """A passed inspection of ``vin`` (with ``event_id``, if given)."""
+    made = scoring_events.inspected(uscc)
+    update = {"data": {**made.data, "vin": vin}, "subject": vin, "id": event_id or made.id}
+    return made.model_copy(update=update)
 
 
 def test_a_vehicle_event_delivered_again_or_reusing_an_id_changes_nothing(

@@ -21,6 +21,7 @@ from scoring.models import Base
 import factories
 from helpers import (
     ADMIN,
+    SERVICEKIT_DRAWN,
     Constraint,
     assert_constraints_covered,
     consume,
@@ -36,9 +37,7 @@ SERVER_DRAWN: dict[Constraint, str] = {
     ("rescore_jobs", ("id",)): "a uuid4 the service draws; POST /v1/rescore refuses an `id`",
     ("rescore_chunks", ("job_id", "number")): "the service's job id and the chunk numbers it "
     "plans when the job starts; no input names either",
-    ("outbox", ("id",)): "autoincrement",
-    ("outbox", ("event_id",)): "an id the service draws per record: an event's uuid7, "
-    "dlq-<uuid7> for a dead letter, redrive-<uuid7> for a redriven one",
+    **SERVICEKIT_DRAWN,
 }
 """Constraints on values only the service chooses: no input reaches them."""
 
