@@ -1,4 +1,6 @@
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -24,21 +26,16 @@ def lodged(**kw: object) -> domain.Lodged:
     return domain.Lodged(**{**args, **kw})  # type: ignore[arg-type]
 
 
-FACTS: dict[str, object] = {
-    "vehicle": OWNED,
-    "standing": "admitted",
-    "inspection": PASSED,
-    "open_declaration": None,
-    "policy": V1,
-}
+KNOWN = domain.Known(vehicle=OWNED, standing="admitted", inspection=PASSED)
 
 
-def decide(declaration: domain.Lodged, **kw: object) -> domain.Decision:
-    return domain.decide(declaration, **{**FACTS, **kw})  # type: ignore[arg-type]
+def decide(declaration: domain.Lodged, **known: Any) -> domain.Decision:
+    """The gates with what is known changed by ``known`` (Known's fields)."""
+    return domain.decide(declaration, replace(KNOWN, **known), V1)
 
 
-def settle(declaration: domain.Lodged, **kw: object) -> domain.Decision | None:
-    return domain.settle(declaration, **{**FACTS, **kw})  # type: ignore[arg-type]
+def settle(declaration: domain.Lodged, force: bool = False, **known: Any) -> domain.Decision | None:
+    return domain.settle(declaration, replace(KNOWN, **known), V1, force=force)
 
 
 def test_all_gates_hold_is_accepted() -> None:

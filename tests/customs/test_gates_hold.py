@@ -28,6 +28,7 @@ from customs import domain, services
 from customs.settings import Settings
 from servicekit.clock import clock
 from servicekit.db import make_engine, session_factory
+from servicekit.idempotency import Answer
 
 import factories
 from helpers import ADMIN, sql
@@ -226,7 +227,7 @@ def test_two_lodgings_of_one_vin_at_the_same_moment_leave_one_open(
     second_body, second_headers = broker.signed("declaration.lodged", second)
     engine = make_engine(settings.database_url)
     sessions = session_factory(engine)
-    answers: dict[str, services.Answer] = {}
+    answers: dict[str, Answer] = {}
 
     def lodge_second() -> None:
         with sessions() as session, session.begin():

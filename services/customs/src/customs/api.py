@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import json
+from datetime import datetime
+
 from fastapi import APIRouter, Request, Response, status
 from pydantic import TypeAdapter
+from sqlalchemy.orm import Session
 
 from customs import services, subscriptions
 from customs.models import Declaration, Subscription
@@ -22,7 +26,8 @@ from customs.schemas import (
     WebhookMessage,
 )
 from customs.settings import Settings
-from servicekit.http import AdminDep, SessionDep, WriterDep
+from servicekit.http import AdminDep, SessionDep, WriterDep, answer_once
+from servicekit.idempotency import Answer, Attempt, AttemptDep
 from servicekit.problems import Conflict
 
 router = APIRouter(prefix="/v1")
@@ -52,12 +57,24 @@ WEBHOOK_HEADERS = [
 request: a missing or bad one is the same 401 as a bad signature)."""
 
 
-@router.post("/brokers", status_code=status.HTTP_201_CREATED)
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+# Every admin POST takes an Idempotency-Key: ``answer_once`` remembers its answer in the
+# effect's own transaction (the webhook's key is its ``webhook-id``, remembered likewise).
+
+
+@router.post("/brokers", status_code=status.HTTP_201_CREATED, response_model=BrokerCreated)
 def create_broker(
-    body: BrokerCreate, session: SessionDep, request: Request, _admin: AdminDep
-) -> BrokerCreated:
-    broker, secret = services.create_broker(session, request.app.state.settings, body)
-    return BrokerCreated(id=broker.id, name=broker.name, secret=secret)
+    body: BrokerCreate, request: Request, _admin: AdminDep, attempt: AttemptDep
+) -> Response:
+    def unit(session: Session) -> Answer:
+        broker, secret = services.create_broker(session, _settings(request), body)
+        return Answer.of(BrokerCreated(id=broker.id, name=broker.name, secret=secret), 201)
+
+    return answer_once(request, attempt, unit)
 
 
 @router.post(
@@ -72,7 +89,7 @@ async def broker_webhook(broker_id: str, request: Request, writer: WriterDep) ->
     (a replay returns the first answer and changes nothing), apply, answer."""
     body = await request.body()
     headers = {k.lower(): v for k, v in request.headers.items()}
-    settings: Settings = request.app.state.settings
+    settings = _settings(request)
     answer = await writer.run(
         lambda s: services.receive_webhook(s, settings, broker_id, body, headers),
         on_integrity_error=lambda _exc: Conflict(
@@ -93,26 +110,42 @@ def get_declaration(
     return DeclarationPublic.model_validate(declaration, from_attributes=True)
 
 
-@router.post("/brokers/{broker_id}/secrets", status_code=status.HTTP_201_CREATED)
+def _rotated(secret: str, until: datetime) -> Answer:
+    return Answer.of(SecretRotated(secret=secret, previous_secrets_valid_until=until), 201)
+
+
+@router.post(
+    "/brokers/{broker_id}/secrets",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SecretRotated,
+)
 def rotate_broker_secret(
-    broker_id: str, session: SessionDep, request: Request, _admin: AdminDep
-) -> SecretRotated:
-    secret, until = services.rotate_broker_secret(session, request.app.state.settings, broker_id)
-    return SecretRotated(secret=secret, previous_secrets_valid_until=until)
+    broker_id: str, request: Request, _admin: AdminDep, attempt: AttemptDep
+) -> Response:
+    def unit(session: Session) -> Answer:
+        return _rotated(*services.rotate_broker_secret(session, _settings(request), broker_id))
+
+    return answer_once(request, attempt, unit)
 
 
 def _subscription(subscription: Subscription) -> SubscriptionPublic:
     return SubscriptionPublic.model_validate(subscription, from_attributes=True)
 
 
-@router.post("/subscriptions", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/subscriptions", status_code=status.HTTP_201_CREATED, response_model=SubscriptionCreated
+)
 def create_subscription(
-    body: SubscriptionCreate, session: SessionDep, request: Request, _admin: AdminDep
-) -> SubscriptionCreated:
-    subscription, secret = subscriptions.create(
-        session, request.app.state.settings, body.url, list(body.event_types), body.enterprises
-    )
-    return SubscriptionCreated(**_subscription(subscription).model_dump(), secret=secret)
+    body: SubscriptionCreate, request: Request, _admin: AdminDep, attempt: AttemptDep
+) -> Response:
+    def unit(session: Session) -> Answer:
+        subscription, secret = subscriptions.create(
+            session, _settings(request), body.url, list(body.event_types), body.enterprises
+        )
+        public = _subscription(subscription).model_dump()
+        return Answer.of(SubscriptionCreated(**public, secret=secret), 201)
+
+    return answer_once(request, attempt, unit)
 
 
 @router.get("/subscriptions")
@@ -136,9 +169,7 @@ def update_subscription(
     _admin: AdminDep,
 ) -> SubscriptionPublic:
     changes = body.model_dump(exclude_unset=True)
-    subscription = subscriptions.update(
-        session, request.app.state.settings, subscription_id, changes
-    )
+    subscription = subscriptions.update(session, _settings(request), subscription_id, changes)
     return _subscription(subscription)
 
 
@@ -147,20 +178,34 @@ def delete_subscription(subscription_id: str, session: SessionDep, _admin: Admin
     subscriptions.delete(session, subscription_id)
 
 
-@router.post("/subscriptions/{subscription_id}/secret", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/subscriptions/{subscription_id}/secret",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SecretRotated,
+)
 def rotate_subscription_secret(
-    subscription_id: str, session: SessionDep, request: Request, _admin: AdminDep
-) -> SecretRotated:
-    secret, until = subscriptions.rotate_secret(
-        session, request.app.state.settings, subscription_id
-    )
-    return SecretRotated(secret=secret, previous_secrets_valid_until=until)
+    subscription_id: str, request: Request, _admin: AdminDep, attempt: AttemptDep
+) -> Response:
+    def unit(session: Session) -> Answer:
+        return _rotated(*subscriptions.rotate_secret(session, _settings(request), subscription_id))
+
+    return answer_once(request, attempt, unit)
 
 
-@router.post("/subscriptions/{subscription_id}/test", status_code=status.HTTP_202_ACCEPTED)
-def test_fire(subscription_id: str, session: SessionDep, _admin: AdminDep) -> dict[str, str]:
-    delivery = subscriptions.test_fire(session, subscription_id)
-    return {"webhook_id": delivery.id, "status": delivery.status}
+@router.post(
+    "/subscriptions/{subscription_id}/test",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=dict[str, str],
+)
+def test_fire(
+    subscription_id: str, request: Request, _admin: AdminDep, attempt: AttemptDep
+) -> Response:
+    def unit(session: Session) -> Answer:
+        delivery = subscriptions.test_fire(session, subscription_id)
+        fired = {"webhook_id": delivery.id, "status": delivery.status}
+        return Answer(202, json.dumps(fired, separators=(",", ":")).encode())
+
+    return answer_once(request, attempt, unit)
 
 
 @router.get("/subscriptions/{subscription_id}/deliveries")
@@ -181,15 +226,36 @@ def list_deliveries(
     ]
 
 
-@router.post("/subscriptions/{subscription_id}/deliveries/{delivery_id}/replay")
+def _replay(
+    request: Request,
+    attempt: Attempt | None,
+    subscription_id: str,
+    delivery_id: str | None,
+    since: datetime | None,
+) -> Response:
+    def unit(session: Session) -> Answer:
+        queued = subscriptions.replay(session, subscription_id, delivery_id, since)
+        return Answer.of(ReplayResult(queued=queued))
+
+    return answer_once(request, attempt, unit)
+
+
+@router.post(
+    "/subscriptions/{subscription_id}/deliveries/{delivery_id}/replay",
+    response_model=ReplayResult,
+)
 def replay_one(
-    subscription_id: str, delivery_id: str, session: SessionDep, _admin: AdminDep
-) -> ReplayResult:
-    return ReplayResult(queued=subscriptions.replay(session, subscription_id, delivery_id, None))
+    subscription_id: str, delivery_id: str, request: Request, _admin: AdminDep, attempt: AttemptDep
+) -> Response:
+    return _replay(request, attempt, subscription_id, delivery_id, None)
 
 
-@router.post("/subscriptions/{subscription_id}/replay")
+@router.post("/subscriptions/{subscription_id}/replay", response_model=ReplayResult)
 def replay_failed(
-    subscription_id: str, body: ReplayRequest, session: SessionDep, _admin: AdminDep
-) -> ReplayResult:
-    return ReplayResult(queued=subscriptions.replay(session, subscription_id, None, body.since))
+    subscription_id: str,
+    body: ReplayRequest,
+    request: Request,
+    _admin: AdminDep,
+    attempt: AttemptDep,
+) -> Response:
+    return _replay(request, attempt, subscription_id, None, body.since)

@@ -1,14 +1,18 @@
-"""Customs' own copies of vehicles, latest inspections and enterprise status. A vehicle or
-inspection that arrives late decides the declarations that were waiting for it."""
+"""Customs' own copies of vehicles, latest inspections and enterprise status, written with
+Core like every other write of customs' data path (the gates read them with Core in the
+same transaction). A vehicle or inspection that arrives late decides the declarations that
+were waiting for it."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from contracts import events
-from customs import services
+from customs import outbound, services
 from customs import subscriptions as subscriptions_service
 from customs.delivery import DeliveryTimer
 from customs.models import KnownVehicle, LatestInspection
@@ -18,45 +22,60 @@ from servicekit.clock import clock
 from servicekit.consumer import Subscription, Timer
 from servicekit.settings import BaseServiceSettings
 
-
-def _decide_waiting(session: Session, settings: Settings, vin: str) -> None:
-    for declaration in services.pending_for_vin(session, vin):
-        services.decide_if_possible(session, settings, declaration, force=False)
+_VEHICLES = cast(Table, KnownVehicle.__table__)
+_INSPECTIONS = cast(Table, LatestInspection.__table__)
+_KNOWN = select(_VEHICLES.c.vin).where(_VEHICLES.c.vin == bindparam("vin"))
+_KNOW = insert(_VEHICLES)
+_LATEST_AT = select(_INSPECTIONS.c.inspected_at).where(_INSPECTIONS.c.vin == bindparam("vin"))
+_NEW_LATEST = insert(_INSPECTIONS)
+_NEWER_LATEST = update(_INSPECTIONS).where(_INSPECTIONS.c.vin == bindparam("the_vin"))
+_REVOKE = (
+    update(_INSPECTIONS)
+    .where(
+        _INSPECTIONS.c.vin == bindparam("the_vin"),
+        _INSPECTIONS.c.certificate_no == bindparam("the_certificate"),
+    )
+    .values(revoked=True)
+)
 
 
 def _vehicle_registered(settings: Settings) -> Callable[[Session, events.VehicleRegistered], None]:
     def handle(session: Session, data: events.VehicleRegistered) -> None:
-        if session.get(KnownVehicle, data.vin) is None:
-            session.add(
-                KnownVehicle(
-                    vin=data.vin,
-                    enterprise_uscc=data.enterprise_uscc,
-                    first_registration_date=data.first_registration_date,
-                    exported=False,
-                )
+        connection = session.connection()
+        if connection.execute(_KNOWN, {"vin": data.vin}).first() is None:
+            connection.execute(
+                _KNOW,
+                {
+                    "vin": data.vin,
+                    "enterprise_uscc": data.enterprise_uscc,
+                    "first_registration_date": data.first_registration_date,
+                    "exported": False,
+                },
             )
-            session.flush()
-        _decide_waiting(session, settings, data.vin)
+        services.decide_pending_of_vin(session, settings, data.vin)
 
     return handle
 
 
 def _vehicle_inspected(settings: Settings) -> Callable[[Session, events.VehicleInspected], None]:
     def handle(session: Session, data: events.VehicleInspected) -> None:
-        latest = session.get(LatestInspection, data.vin)
-        if latest is None:
-            latest = LatestInspection(vin=data.vin)
-            session.add(latest)
-        elif latest.inspected_at > data.inspected_at:
+        connection = session.connection()
+        latest_at = connection.execute(_LATEST_AT, {"vin": data.vin}).scalar_one_or_none()
+        if latest_at is not None and latest_at > data.inspected_at:
             return  # an older inspection arriving late changes nothing
-        latest.inspection_id = data.inspection_id
-        latest.verdict = data.verdict
-        latest.certificate_no = data.certificate_no
-        latest.valid_until = data.valid_until
-        latest.inspected_at = data.inspected_at
-        latest.revoked = False
-        session.flush()
-        _decide_waiting(session, settings, data.vin)
+        latest = {
+            "inspection_id": data.inspection_id,
+            "verdict": data.verdict,
+            "certificate_no": data.certificate_no,
+            "valid_until": data.valid_until,
+            "inspected_at": data.inspected_at,
+            "revoked": False,
+        }
+        if latest_at is None:
+            connection.execute(_NEW_LATEST, {"vin": data.vin, **latest})
+        else:
+            connection.execute(_NEWER_LATEST, {"the_vin": data.vin, **latest})
+        services.decide_pending_of_vin(session, settings, data.vin)
 
     return handle
 
@@ -67,36 +86,25 @@ def _standing_changed(
     def handle(session: Session, data: events.EnterpriseStatusChanged) -> None:
         """A known bad standing makes the enterprise's waiting declarations certain."""
         standing.apply(session, data)
-        for declaration in services.pending_of_enterprise(session, data.enterprise_uscc):
-            services.decide_if_possible(session, settings, declaration, force=False)
+        services.decide_pending_of_enterprise(session, settings, data.enterprise_uscc)
 
     return handle
 
 
 def certificate_revoked(session: Session, data: events.CertificateRevoked) -> None:
     """A revoked certificate fails the inspection gate from now on."""
-    latest = session.get(LatestInspection, data.vin)
-    if latest is not None and latest.certificate_no == data.certificate_no:
-        latest.revoked = True
-
-
-OUTBOUND: tuple[type[events.EventData], ...] = (
-    events.VehicleDeclared,
-    events.VehicleExported,
-    events.DepartureRefused,
-    events.VehicleInspected,
-    events.EnterpriseStatusChanged,
-)
-"""The events partners may receive as webhooks."""
+    session.connection().execute(
+        _REVOKE, {"the_vin": data.vin, "the_certificate": data.certificate_no}
+    )
 
 
 def subscriptions(settings: BaseServiceSettings) -> list[Subscription]:
     assert isinstance(settings, Settings)
-    outbound = Subscription("customs-outbound-webhooks")
-    for model in OUTBOUND:
-        outbound = outbound.on_envelope(model, subscriptions_service.enqueue)
+    outbound_webhooks = Subscription("customs-outbound-webhooks")
+    for model in outbound.OUTBOUND:
+        outbound_webhooks = outbound_webhooks.on_envelope(model, subscriptions_service.enqueue)
     return [
-        outbound,
+        outbound_webhooks,
         Subscription("customs-projections")
         .on(events.VehicleRegistered, _vehicle_registered(settings))
         .on(events.VehicleInspected, _vehicle_inspected(settings))

@@ -54,22 +54,27 @@ class Decision:
     details: dict[str, str]
 
 
-def decide(
-    lodged: Lodged,
-    *,
-    vehicle: VehicleFacts | None,
-    standing: str | None,
-    inspection: InspectionFacts | None,
-    open_declaration: str | None,
-    policy: CustomsPolicy,
-) -> Decision:
+@dataclass(frozen=True)
+class Known:
+    """What customs knows of a lodging's vehicle, inspection and enterprise when it judges it.
+    ``standing`` None: no status event received yet; ``open_declaration``: another open
+    declaration of the VIN."""
+
+    vehicle: VehicleFacts | None
+    standing: str | None
+    inspection: InspectionFacts | None
+    open_declaration: str | None = None
+
+
+def decide(lodged: Lodged, known: Known, policy: CustomsPolicy) -> Decision:
     """Every failing gate is a reason, not just the first."""
     reasons: list[str] = []
     details: dict[str, str] = {}
     received_on = civil_date(lodged.received_at)
-    if open_declaration is not None:
+    vehicle, inspection = known.vehicle, known.inspection
+    if known.open_declaration is not None:
         reasons.append("declaration_open")
-        details["declaration_open"] = open_declaration
+        details["declaration_open"] = known.open_declaration
     if vehicle is None:
         reasons.append("vehicle_unknown")
     else:
@@ -81,7 +86,7 @@ def decide(
             lodged.after_sales_letter_ref
         ):
             reasons.append("after_sales_letter_missing")
-    _standing_gate(standing, reasons, details)
+    _standing_gate(known.standing, reasons, details)
     if inspection is None:
         reasons.append("inspection_missing")
     elif inspection.verdict != "pass":
@@ -129,14 +134,7 @@ def _standing_gate(standing: str | None, reasons: list[str], details: dict[str, 
 
 
 def settle(
-    lodged: Lodged,
-    *,
-    vehicle: VehicleFacts | None,
-    standing: str | None,
-    inspection: InspectionFacts | None,
-    open_declaration: str | None,
-    policy: CustomsPolicy,
-    force: bool = False,
+    lodged: Lodged, known: Known, policy: CustomsPolicy, *, force: bool = False
 ) -> Decision | None:
     """The decision now, or None while a missing event could still make it acceptable.
 
@@ -147,22 +145,15 @@ def settle(
     inspection's own reasons are certain when it carries the declared certificate: a revoked
     certificate is not unrevoked, an expired one does not grow younger, and a newer
     inspection would issue a different certificate number."""
-    decision = decide(
-        lodged,
-        vehicle=vehicle,
-        standing=standing,
-        inspection=inspection,
-        open_declaration=open_declaration,
-        policy=policy,
-    )
-    if force or (vehicle is not None and inspection is not None):
+    decision = decide(lodged, known, policy)
+    if force or (known.vehicle is not None and known.inspection is not None):
         return decision
     sure = [
         r
         for r in decision.reasons
         if r in _SURE
-        or (r == "enterprise_not_in_good_standing" and standing is not None)
-        or _sure_of_certificate(r, lodged, inspection)
+        or (r == "enterprise_not_in_good_standing" and known.standing is not None)
+        or _sure_of_certificate(r, lodged, known.inspection)
     ]
     if not sure:
         return None

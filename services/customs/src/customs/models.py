@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -117,16 +118,25 @@ class Declaration(Base):
     departed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
-class BrokerSecret(Base):
-    """A broker's signing secret (encrypted). Rotation gives the old one an expiry."""
+class SigningSecret(Base):
+    """A signing secret, encrypted at rest (``vault``): a broker's, that its inbound webhooks
+    are verified with, or a subscription's, that outbound deliveries are signed with.
+    Rotation gives the old ones an expiry. ``OWNER`` names the owner's column."""
 
-    __tablename__ = "broker_secrets"
+    __abstract__ = True
+    OWNER: ClassVar[str]
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    broker_id: Mapped[str] = mapped_column(ForeignKey("brokers.id"), index=True)
     secret_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class BrokerSecret(SigningSecret):
+    __tablename__ = "broker_secrets"
+    OWNER = "broker_id"
+
+    broker_id: Mapped[str] = mapped_column(ForeignKey("brokers.id"), index=True)
 
 
 class RefusedDeparture(Base):
@@ -161,14 +171,11 @@ class Subscription(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
-class SubscriptionSecret(Base):
+class SubscriptionSecret(SigningSecret):
     __tablename__ = "subscription_secrets"
+    OWNER = "subscription_id"
 
-    id: Mapped[str] = mapped_column(String(36), primary_key=True)
     subscription_id: Mapped[str] = mapped_column(ForeignKey("subscriptions.id"), index=True)
-    secret_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
-    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class Delivery(Base):

@@ -12,20 +12,27 @@ from urllib.parse import urlsplit
 from contracts import events
 from contracts.envelope import CloudEvent
 
+OUTBOUND: tuple[type[events.EventData], ...] = (
+    events.VehicleDeclared,
+    events.VehicleExported,
+    events.DepartureRefused,
+    events.VehicleInspected,
+    events.EnterpriseStatusChanged,
+)
+"""The events partners may receive as webhooks (the outbound subscription consumes these)."""
+
+_DECLARED_AS = {outcome: f"declaration.{outcome}" for outcome in ("accepted", "rejected")}
+"""``vehicle.declared`` goes out by its outcome; every other OUTBOUND event by its own type."""
+_AS_THEMSELVES = frozenset(m.TYPE for m in OUTBOUND) - {events.VehicleDeclared.TYPE}
+WEBHOOK_TYPES = (*_DECLARED_AS.values(), *sorted(_AS_THEMSELVES))
+"""Every webhook ``type`` a subscription may ask for."""
+
 
 def webhook_type(event: CloudEvent) -> str | None:
     """The webhook ``type`` partners subscribe to, for a CloudEvent we consume."""
     if event.type == events.VehicleDeclared.TYPE:
-        outcome = event.data.get("outcome")
-        return f"declaration.{outcome}" if outcome in ("accepted", "rejected") else None
-    if event.type in (
-        events.VehicleExported.TYPE,
-        events.DepartureRefused.TYPE,
-        events.VehicleInspected.TYPE,
-        events.EnterpriseStatusChanged.TYPE,
-    ):
-        return event.type
-    return None
+        return _DECLARED_AS.get(str(event.data.get("outcome")))
+    return event.type if event.type in _AS_THEMSELVES else None
 
 
 def next_attempt_at(

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, cast
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import Connection, Table, and_, bindparam, insert, or_, select
+from sqlalchemy import Connection, Select, Table, and_, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
@@ -43,6 +43,7 @@ from customs.schemas import (
 from customs.settings import Settings
 from servicekit import idempotency, outbox, standing
 from servicekit.clock import Claimed, check_claims, civil_date, clock
+from servicekit.idempotency import Answer
 from servicekit.problems import (
     PROBLEM_JSON,
     Conflict,
@@ -58,7 +59,6 @@ SOURCE = "ucx/customs"
 
 
 def create_broker(session: Session, settings: Settings, data: BrokerCreate) -> tuple[Broker, str]:
-    secret = vault.new_signing_secret()
     now = clock.now()
     try:
         with session.begin():
@@ -67,7 +67,7 @@ def create_broker(session: Session, settings: Settings, data: BrokerCreate) -> t
             )
             session.add(broker)
             session.flush()
-            session.add(_broker_secret(settings, broker.id, secret, now))
+            secret = vault.issue(session, BrokerSecret, broker.id, settings.secret_key, now)
             for uscc in sorted(set(data.enterprises)):
                 session.add(BrokerEnterprise(broker_id=broker.id, uscc=uscc))
     except IntegrityError as exc:
@@ -77,33 +77,15 @@ def create_broker(session: Session, settings: Settings, data: BrokerCreate) -> t
     return broker, secret
 
 
-def _broker_secret(settings: Settings, broker_id: str, secret: str, now: datetime) -> BrokerSecret:
-    return BrokerSecret(
-        id=str(uuid.uuid4()),
-        broker_id=broker_id,
-        secret_encrypted=vault.seal(secret, settings.secret_key),
-        created_at=now,
-    )
-
-
 def rotate_broker_secret(
     session: Session, settings: Settings, broker_id: str
 ) -> tuple[str, datetime]:
     """A new signing secret; the old ones keep verifying during the overlap window."""
-    now = clock.now()
-    until = now + timedelta(hours=settings.secret_overlap_hours)
-    secret = vault.new_signing_secret()
+    overlap = timedelta(hours=settings.secret_overlap_hours)
     with session.begin():
         if session.get(Broker, broker_id) is None:
             raise NotFound("broker-not-found", f"No broker {broker_id}.")
-        for old in session.scalars(
-            select(BrokerSecret).where(
-                BrokerSecret.broker_id == broker_id, BrokerSecret.expires_at.is_(None)
-            )
-        ):
-            old.expires_at = until
-        session.add(_broker_secret(settings, broker_id, secret, now))
-    return secret, until
+        return vault.rotate(session, BrokerSecret, broker_id, settings.secret_key, overlap)
 
 
 _UNSEALED: dict[str, str] = {}
@@ -123,8 +105,10 @@ _VEHICLES, _INSPECTIONS = (
     cast(Table, LatestInspection.__table__),
 )
 _DECLARATIONS = cast(Table, Declaration.__table__)
+_REFUSALS = cast(Table, RefusedDeparture.__table__)
 # Core statements built once with bind parameters (the statement cache finds them as they
-# are), run on the session's connection: the webhook hot path skips the ORM.
+# are), run on the session's connection: every read and write of the data path (webhooks and
+# the worker's projections and decisions) is Core, so each sees the others' writes at once.
 _BROKER_SECRETS = (
     select(_BROKERS.c.name, _SECRETS.c.id, _SECRETS.c.secret_encrypted, _SECRETS.c.expires_at)
     .join_from(_BROKERS, _SECRETS, _SECRETS.c.broker_id == _BROKERS.c.id, isouter=True)
@@ -160,6 +144,28 @@ _RECHECK = select(
 ).where(_INSPECTIONS.c.vin == bindparam("vin"))  # fmt: skip
 """The facts re-checked at release and departure, in one round trip."""
 _INSERT_DECLARATION = insert(_DECLARATIONS)
+_UPDATE_DECLARATION = update(_DECLARATIONS).where(
+    _DECLARATIONS.c.declaration_no == bindparam("declaration")
+)
+"""SET what the parameters other than ``declaration`` name."""
+_DECLARATION = (
+    select(_DECLARATIONS)
+    .where(_DECLARATIONS.c.declaration_no == bindparam("declaration_no"))
+    .with_for_update()
+)
+_PENDING = select(_DECLARATIONS).where(_DECLARATIONS.c.status == "pending").with_for_update()
+_PENDING_OF_VIN = _PENDING.where(_DECLARATIONS.c.vin == bindparam("vin"))
+_PENDING_OF_ENTERPRISE = _PENDING.where(_DECLARATIONS.c.enterprise_uscc == bindparam("uscc"))
+_PENDING_SINCE = _PENDING.where(_DECLARATIONS.c.lodged_at <= bindparam("cutoff"))
+_EXPORTED = (
+    select(_VEHICLES.c.exported).where(_VEHICLES.c.vin == bindparam("vin")).with_for_update()
+)
+_EXPORT = update(_VEHICLES).where(_VEHICLES.c.vin == bindparam("the_vin")).values(exported=True)
+_DEPARTURE_FIELDS = {"bill_of_lading", "vessel_name", "vessel_imo", "departed_at"}
+"""What a departure writes on its declaration, as the broker sent it."""
+_INSERT_REFUSAL = insert(_REFUSALS)
+_REFUSAL_FIELDS = set(_REFUSALS.c.keys()) - {"id"}
+"""A refusal's row is its event's fields (``DepartureRefused``) and an id."""
 
 
 def _unsealed(secret_id: str, sealed: bytes, settings: Settings) -> str:
@@ -197,16 +203,6 @@ def verify_webhook(
 
 
 Message = LodgedMessage | ReleasedMessage | WithdrawnMessage | DepartedMessage
-
-
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    body: bytes
-    content_type: str
-    replayed: bool = False
-
-
 _messages: TypeAdapter[WebhookMessage] = TypeAdapter(WebhookMessage)
 
 
@@ -245,18 +241,16 @@ def receive_webhook(
 def _apply_once_settled(
     session: Session, settings: Settings, broker: BrokerRef, webhook_id: str, message: Message
 ) -> tuple[int, dict[str, Any]]:
-    """Apply in a savepoint (a refusal rolls back what the message began) and flush there, so
-    a constraint violation is this message's own. The checks foresee every constraint; one can
-    still fire when another connection committed the same VIN's lodging a moment earlier (the
-    open-declaration index), so the message is judged once more against what is committed
-    now. A violation that persists is a final 409, remembered like any answer: never a 500,
-    never an answer the broker would retry forever."""
+    """Apply in a savepoint (a refusal rolls back what the message began); every write is a
+    Core statement, so a constraint violation surfaces there and is this message's own. The
+    checks foresee every constraint; one can still fire when another connection committed the
+    same VIN's lodging a moment earlier (the open-declaration index), so the message is judged
+    once more against what is committed now. A violation that persists is a final 409,
+    remembered like any answer: never a 500, never an answer the broker would retry forever."""
     for attempt in (1, 2):
         try:
             with session.begin_nested():
-                answer = _apply(session, settings, broker, webhook_id, message)
-                session.flush()
-            return answer
+                return _apply(session, settings, broker, webhook_id, message)
         except IntegrityError as exc:
             if attempt == 2:
                 raise Conflict(
@@ -328,21 +322,51 @@ def _check_claim(
     )
 
 
+# -- declarations: one value, written with Core ----------------------------------------------
+# A ``Declaration`` here is a value: built from the lodging or read from its row, never added
+# to a session. Its row is written by ``_insert`` (the lodging, decided or pending) and
+# ``_change`` (a decision, a step), nowhere else.
+
+
+def _insert(session: Session, declaration: Declaration) -> None:
+    session.connection().execute(
+        _INSERT_DECLARATION, {c.key: getattr(declaration, c.key) for c in _DECLARATIONS.columns}
+    )
+
+
+def _set(declaration: Declaration, changes: Mapping[str, Any]) -> None:
+    for name, value in changes.items():
+        setattr(declaration, name, value)
+
+
+def _change(session: Session, declaration: Declaration, changes: Mapping[str, Any]) -> None:
+    """Set ``changes`` on the value and on its row."""
+    _set(declaration, changes)
+    session.connection().execute(
+        _UPDATE_DECLARATION, {"declaration": declaration.declaration_no, **changes}
+    )
+
+
+def _read(session: Session, statement: Select[Any], params: dict[str, Any]) -> list[Declaration]:
+    """Declarations as values, their rows locked until the transaction ends."""
+    rows = session.connection().execute(statement, params)
+    return [Declaration(**row._mapping) for row in rows]
+
+
 def _lodge(
     session: Session, settings: Settings, broker: BrokerRef, data: DeclarationLodged
 ) -> Declaration:
-    """Decided at once unless it must wait; inserted with Core once its outcome is known (the
-    ORM object is only the holder the gates fill in). Judged at ``lodged_at``, the moment
-    customs received it; ``declared_at`` is the broker's claim, bounded and kept."""
+    """Decided at once unless it must wait, and inserted as decided (one statement). Judged
+    at ``lodged_at``, the moment customs received it; ``declared_at`` is the broker's claim,
+    bounded and kept."""
     _acts_for(session, broker, data.enterprise_uscc)
     received_at = clock.now()
     _check_claim(settings, "declared_at", data.declared_at, received_at)
-    connection = session.connection()
-    claimed = connection.execute(
+    claimed = session.connection().execute(
         _CLAIMED, {"declaration_no": data.declaration_no, "vin": data.vin}
-    ).scalars()
+    )
     open_declaration = None
-    for declaration_no in claimed:
+    for declaration_no in claimed.scalars():
         if declaration_no == data.declaration_no:
             raise Conflict(
                 "declaration-exists", f"Declaration {data.declaration_no} was lodged already."
@@ -356,12 +380,11 @@ def _lodge(
         reason_details={},
         lodged_at=received_at,
     )
-    decide_if_possible(
-        session, settings, declaration, force=False, open_declaration=open_declaration
-    )
-    connection.execute(
-        _INSERT_DECLARATION, {c.key: getattr(declaration, c.key) for c in _DECLARATIONS.columns}
-    )
+    decided = _decision(session, settings, declaration, open_declaration=open_declaration)
+    _set(declaration, decided or {})
+    _insert(session, declaration)
+    if decided is not None:
+        outbox.emit(session, _declared(declaration), source=SOURCE)
     return declaration
 
 
@@ -371,38 +394,67 @@ def _inspection_facts(row: Any) -> domain.InspectionFacts | None:
     return domain.InspectionFacts(row.verdict, row.certificate_no, row.valid_until, row.revoked)
 
 
-def decide_if_possible(
+def _decision(
     session: Session,
     settings: Settings,
     declaration: Declaration,
     *,
-    force: bool,
+    force: bool = False,
     open_declaration: str | None = None,
-) -> bool:
-    """Decide a pending declaration now, unless a vehicle or inspection event may still be
-    on its way and could make it acceptable (then it stays pending; ``force`` decides with
-    what is known). ``open_declaration``: another open declaration of the VIN."""
-    session.flush()  # a consumer's projection changes, for the Core reads below
-    vehicle, inspection = _facts(session.connection(), declaration.vin)
+) -> dict[str, Any] | None:
+    """What deciding a pending declaration now writes, or None while a vehicle or inspection
+    event may still be on its way and could make it acceptable (``force`` decides with what is
+    known). ``open_declaration``: another open declaration of the VIN."""
+    connection = session.connection()
+    vehicle, inspection = _facts(connection, declaration.vin)
+    enterprise = standing.status_of(session, declaration.enterprise_uscc)
+    known = domain.Known(vehicle, enterprise, inspection, open_declaration)
     policy = _policy(settings)
-    decision = domain.settle(
-        _lodged_of(declaration),
-        vehicle=vehicle,
-        standing=standing.status_of(session, declaration.enterprise_uscc),
-        inspection=inspection,
-        open_declaration=open_declaration,
-        policy=policy,
-        force=force,
-    )
+    decision = domain.settle(_lodged_of(declaration), known, policy, force=force)
     if decision is None:
-        return False
-    declaration.status = decision.outcome
-    declaration.reasons = decision.reasons
-    declaration.reason_details = decision.details
-    declaration.decided_at = clock.now()
-    declaration.policy_version = policy.version
-    outbox.emit(session, _declared(declaration), source=SOURCE)
-    return True
+        return None
+    return {
+        "status": decision.outcome,
+        "reasons": decision.reasons,
+        "reason_details": decision.details,
+        "decided_at": clock.now(),
+        "policy_version": policy.version,
+    }
+
+
+def _decide_pending(
+    session: Session,
+    settings: Settings,
+    statement: Select[Any],
+    params: dict[str, Any],
+    *,
+    force: bool = False,
+) -> int:
+    """Decide the pending declarations ``statement`` selects, where it is certain now (all of
+    them with ``force``); returns how many were judged."""
+    pending = _read(session, statement, params)
+    for declaration in pending:
+        decided = _decision(session, settings, declaration, force=force)
+        if decided is not None:
+            _change(session, declaration, decided)
+            outbox.emit(session, _declared(declaration), source=SOURCE)
+    return len(pending)
+
+
+def decide_pending_of_vin(session: Session, settings: Settings, vin: str) -> None:
+    """The VIN's vehicle or inspection arrived: its waiting declarations may be decided."""
+    _decide_pending(session, settings, _PENDING_OF_VIN, {"vin": vin})
+
+
+def decide_pending_of_enterprise(session: Session, settings: Settings, uscc: str) -> None:
+    """The enterprise's standing changed: a known bad one makes its waiting ones certain."""
+    _decide_pending(session, settings, _PENDING_OF_ENTERPRISE, {"uscc": uscc})
+
+
+def decide_overdue(session: Session, settings: Settings, now: datetime) -> int:
+    """Pending declarations past the timeout are decided with what is known."""
+    cutoff = now - timedelta(seconds=settings.pending_timeout_s)
+    return _decide_pending(session, settings, _PENDING_SINCE, {"cutoff": cutoff}, force=True)
 
 
 def _facts(
@@ -451,11 +503,11 @@ def _declared(declaration: Declaration) -> events.VehicleDeclared:
 
 
 def _declaration_for(session: Session, broker: BrokerRef, declaration_no: str) -> Declaration:
-    declaration = session.get(Declaration, declaration_no, with_for_update=True)
-    if declaration is None:
+    found = _read(session, _DECLARATION, {"declaration_no": declaration_no})
+    if not found:
         raise NotFound("declaration-not-found", f"No declaration {declaration_no} was lodged.")
-    _acts_for(session, broker, declaration.enterprise_uscc)
-    return declaration
+    _acts_for(session, broker, found[0].enterprise_uscc)
+    return found[0]
 
 
 def _require_status(declaration: Declaration, allowed: set[str], doing: str) -> None:
@@ -496,35 +548,24 @@ def _refuse(
     bill_of_lading: str | None,
     now: datetime,
 ) -> Conflict:
-    """Record and emit a refused release or departure: the assessment must see the attempt."""
-    session.add(
-        RefusedDeparture(
-            id=str(uuid.uuid4()),
-            declaration_no=declaration.declaration_no,
-            vin=declaration.vin,
-            enterprise_uscc=declaration.enterprise_uscc,
-            reason=reasons[0],
-            reasons=reasons,
-            step=step,
-            refused_at=now,
-        )
+    """Record and emit a refused release or departure: the assessment must see the attempt.
+    The row is the event's fields."""
+    refused = events.DepartureRefused(
+        enterprise_uscc=declaration.enterprise_uscc,
+        declaration_no=declaration.declaration_no,
+        vin=declaration.vin,
+        broker_id=broker.id,
+        reason=reasons[0],
+        reasons=reasons,
+        step="release" if step == "release" else "departure",
+        declaration_status=declaration.status,
+        bill_of_lading=bill_of_lading,
+        refused_at=now,
     )
-    outbox.emit(
-        session,
-        events.DepartureRefused(
-            enterprise_uscc=declaration.enterprise_uscc,
-            declaration_no=declaration.declaration_no,
-            vin=declaration.vin,
-            broker_id=broker.id,
-            reason=reasons[0],
-            reasons=reasons,
-            step="release" if step == "release" else "departure",
-            declaration_status=declaration.status,
-            bill_of_lading=bill_of_lading,
-            refused_at=now,
-        ),
-        source=SOURCE,
+    session.connection().execute(
+        _INSERT_REFUSAL, {"id": str(uuid.uuid4()), **refused.model_dump(include=_REFUSAL_FIELDS)}
     )
+    outbox.emit(session, refused, source=SOURCE)
     return Conflict(
         reasons[0].replace("_", "-"),
         f"{step.capitalize()} refused for declaration {declaration.declaration_no}: "
@@ -557,15 +598,14 @@ def _release(
         return declaration, _refuse(
             session, broker, declaration, "release", reasons, details, None, now
         )
-    declaration.status = "released"
-    declaration.released_at = data.released_at
+    _change(session, declaration, {"status": "released", "released_at": data.released_at})
     return declaration, None
 
 
 def _withdraw(session: Session, broker: BrokerRef, data: DeclarationWithdrawn) -> Declaration:
     declaration = _declaration_for(session, broker, data.declaration_no)
     _require_status(declaration, {"pending", "accepted"}, "withdraw")
-    declaration.status = "withdrawn"
+    _change(session, declaration, {"status": "withdrawn"})
     return declaration
 
 
@@ -585,25 +625,21 @@ def _depart(
         not_before=declaration.released_at,
         not_before_rule="departed_before_released",
     )
-    vehicle = session.get(KnownVehicle, declaration.vin, with_for_update=True)
+    connection = session.connection()
+    exported = connection.execute(_EXPORTED, {"vin": declaration.vin}).scalar_one_or_none()
     details: dict[str, str] = {}
-    reasons = domain.departure_prerequisites(
-        exported=vehicle is not None and vehicle.exported, status=declaration.status
-    )
+    reasons = domain.departure_prerequisites(exported=bool(exported), status=declaration.status)
     if not reasons:
         reasons, details = _recheck(session, settings, declaration, now)
     if reasons:
         return declaration, _refuse(
             session, broker, declaration, "departure", reasons, details, data.bill_of_lading, now
         )
-    if vehicle is None:
+    if exported is None:
         raise Conflict("vehicle-unknown", f"Vehicle {declaration.vin} is not known to customs.")
-    vehicle.exported = True
-    declaration.status = "exported"
-    declaration.bill_of_lading = data.bill_of_lading
-    declaration.vessel_name = data.vessel_name
-    declaration.vessel_imo = data.vessel_imo
-    declaration.departed_at = data.departed_at
+    connection.execute(_EXPORT, {"the_vin": declaration.vin})
+    departure = data.model_dump(include=_DEPARTURE_FIELDS)
+    _change(session, declaration, {"status": "exported", **departure})
     outbox.emit(session, _exported(declaration, data), source=SOURCE)
     return declaration, None
 
@@ -626,32 +662,3 @@ def get_declaration(session: Session, declaration_no: str) -> Declaration:
     if declaration is None:
         raise NotFound("declaration-not-found", f"No declaration {declaration_no} was lodged.")
     return declaration
-
-
-def pending_for_vin(session: Session, vin: str) -> list[Declaration]:
-    return list(
-        session.scalars(
-            select(Declaration).where(Declaration.vin == vin, Declaration.status == "pending")
-        )
-    )
-
-
-def pending_of_enterprise(session: Session, uscc: str) -> list[Declaration]:
-    return list(
-        session.scalars(
-            select(Declaration).where(
-                Declaration.enterprise_uscc == uscc, Declaration.status == "pending"
-            )
-        )
-    )
-
-
-def decide_overdue(session: Session, settings: Settings, now: datetime) -> int:
-    """Pending declarations past the timeout are decided with what is known."""
-    cutoff = now - timedelta(seconds=settings.pending_timeout_s)
-    overdue = session.scalars(
-        select(Declaration).where(Declaration.status == "pending", Declaration.lodged_at <= cutoff)
-    ).all()
-    for declaration in overdue:
-        decide_if_possible(session, settings, declaration, force=True)
-    return len(overdue)

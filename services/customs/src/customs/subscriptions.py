@@ -44,7 +44,6 @@ def create(
     except outbound.UrlRefused as exc:
         raise _refuse_url(exc) from exc
     now = clock.now()
-    secret = vault.new_signing_secret()
     with session.begin():
         subscription = Subscription(
             id=str(uuid.uuid4()),
@@ -56,19 +55,8 @@ def create(
         )
         session.add(subscription)
         session.flush()
-        session.add(_secret(settings, subscription.id, secret, now))
+        secret = vault.issue(session, SubscriptionSecret, subscription.id, settings.secret_key, now)
     return subscription, secret
-
-
-def _secret(
-    settings: Settings, subscription_id: str, secret: str, now: datetime
-) -> SubscriptionSecret:
-    return SubscriptionSecret(
-        id=str(uuid.uuid4()),
-        subscription_id=subscription_id,
-        secret_encrypted=vault.seal(secret, settings.secret_key),
-        created_at=now,
-    )
 
 
 def get(session: Session, subscription_id: str) -> Subscription:
@@ -113,20 +101,12 @@ def rotate_secret(
     session: Session, settings: Settings, subscription_id: str
 ) -> tuple[str, datetime]:
     """A new secret; deliveries carry both signatures during the overlap window."""
-    now = clock.now()
-    until = now + timedelta(hours=settings.secret_overlap_hours)
-    secret = vault.new_signing_secret()
+    overlap = timedelta(hours=settings.secret_overlap_hours)
     with session.begin():
         get(session, subscription_id)
-        for old in session.scalars(
-            select(SubscriptionSecret).where(
-                SubscriptionSecret.subscription_id == subscription_id,
-                SubscriptionSecret.expires_at.is_(None),
-            )
-        ):
-            old.expires_at = until
-        session.add(_secret(settings, subscription_id, secret, now))
-    return secret, until
+        return vault.rotate(
+            session, SubscriptionSecret, subscription_id, settings.secret_key, overlap
+        )
 
 
 def _queue(
