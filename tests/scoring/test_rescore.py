@@ -54,6 +54,26 @@ def stricter(tmp_path: Path) -> Path:
     return path
 
 
+def assert_states_are_a_replay(
+    database_url: str, rules: policy.Policy, count: int
+) -> list[EnterpriseAssessment]:
+    """``count`` enterprises, each one's stored state, score and tier a replay of the ledger
+    under ``rules``, whose version it carries. The rows, for the caller's own checks."""
+    engine = make_engine(database_url)
+    try:
+        with Session(engine) as session:
+            replayed = domain.replay(rules, services.ledger_entries(session))
+            rows = list(session.scalars(select(EnterpriseAssessment)))
+    finally:
+        engine.dispose()
+    assert {r.uscc for r in rows} == set(replayed) and len(rows) == count
+    for row in rows:
+        state = domain.State.from_json(row.state)
+        assert state == replayed[row.uscc], row.uscc
+        assert (row.score, row.tier, row.policy_version) == (state.score, state.tier, rules.version)
+    return rows
+
+
 def run_jobs(settings: BaseServiceSettings) -> None:
     """One tick of the worker's rescore timer on the worker's engine: it runs the job waiting."""
     engine = make_engine(settings.database_url)
@@ -104,18 +124,8 @@ def test_a_job_folds_enterprises_in_processes_and_equals_a_replay_under_the_new_
     assert len(chunks) == 4 and sum(x["enterprises"] for x in chunks) == 30, lines
     assert os.getpid() not in {x["pid"] for x in chunks}
 
-    engine = make_engine(database_url)
-    try:
-        with Session(engine) as session:
-            replayed = domain.replay(policy.load(path), services.ledger_entries(session))
-            rows = session.scalars(select(EnterpriseAssessment)).all()
-            assert len(rows) == 30
-            for row in rows:
-                assert domain.State.from_json(row.state) == replayed[row.uscc], row.uscc
-                assert row.policy_version == "v2-strict"
-                assert (row.tier == "good") == (row.uscc not in failing)
-    finally:
-        engine.dispose()
+    rows = assert_states_are_a_replay(database_url, policy.load(path), 30)
+    assert {r.uscc for r in rows if r.tier != "good"} == failing
 
 
 def test_enterprises_folded_from_a_snapshot_take_in_what_the_worker_appended_meanwhile(
@@ -183,20 +193,7 @@ def test_rescore_moves_every_enterprise_assessed_under_v1_to_v2(
     assert (body["score"], body["tier"], body["policy_version"]) == (83.5, "good", "v2")
     next(v2_clients, None)
 
-    v2_policy = policy.load(POLICIES / "v2.yaml")
-    engine = make_engine(database_url)
-    try:
-        with Session(engine) as session:
-            replayed = domain.replay(v2_policy, services.ledger_entries(session))
-            rows = session.scalars(select(EnterpriseAssessment)).all()
-            assert {r.uscc for r in rows} == set(replayed) and len(rows) == 4
-            for row in rows:
-                assert row.policy_version == "v2", row.uscc
-                state = domain.State.from_json(row.state)
-                assert state == replayed[row.uscc], row.uscc
-                assert (row.score, row.tier) == (state.score, state.tier)
-    finally:
-        engine.dispose()
+    assert_states_are_a_replay(database_url, policy.load(POLICIES / "v2.yaml"), 4)
 
 
 def enterprises(settings: BaseServiceSettings, count: int, seed: int) -> set[str]:
@@ -348,12 +345,7 @@ def test_a_job_whose_worker_is_sigkilled_mid_way_is_resumed_by_the_next_worker_e
         chunks = session.scalars(select(RescoreChunk).where(RescoreChunk.job_id == job_id)).all()
         assert len(chunks) == 200 and all(c.done for c in chunks)
         assert sum(c.changed or 0 for c in chunks) == len(failing)
-        replayed = domain.replay(policy.load(path), services.ledger_entries(session))
-        rows = session.scalars(select(EnterpriseAssessment)).all()
-        assert len(rows) == 200
-        for row in rows:
-            assert domain.State.from_json(row.state) == replayed[row.uscc], row.uscc
-            assert row.policy_version == "v2-strict"
+    assert_states_are_a_replay(url, policy.load(path), 200)
     with engine.connect() as conn:  # each move emitted once
         assert conn.exec_driver_sql(emitted).scalar() - emitted_before == len(failing)
     engine.dispose()
