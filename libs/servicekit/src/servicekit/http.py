@@ -23,7 +23,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from servicekit import idempotency, problems, tracing
+from servicekit import idempotency, problem_http, tracing
 from servicekit.auth import ADMIN_TOKEN, check_admin
 from servicekit.db import make_engine, session_factory
 from servicekit.idempotency import IdempotencyMiddleware
@@ -96,7 +96,7 @@ class EdgeMiddleware:
         self.max_bytes = max_bytes
 
     def _too_large(self) -> ASGIApp:
-        return problems.problem_response(
+        return problem_http.problem_response(
             413,
             "payload-too-large",
             "Payload too large",
@@ -182,8 +182,8 @@ def create_service_app(
     app.state.engine = engine
     app.state.sessions = session_factory(engine)
     app.state.writer = writer
-    problems.install(app)
-    problems.document_problems(app)
+    problem_http.install(app)
+    problem_http.document_problems(app)
     # The broker is reported but not critical for an API: the outbox absorbs an outage.
     checks: dict[str, tuple[Check, bool]] = {
         "database": (check_database(engine), True),

@@ -30,7 +30,8 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from servicekit.clock import clock
-from servicekit.problems import PROBLEM_JSON, Problem, Unprocessable, problem_response
+from servicekit.problem_http import problem_response
+from servicekit.problems import PROBLEM_JSON, Problem, Unprocessable
 from servicekit.tables import idempotency_keys as keys
 
 HEADER = "idempotency-key"

@@ -1,4 +1,7 @@
-"""RFC 9457 problem+json: one error type for domain code, one set of handlers for every app."""
+"""RFC 9457 problem+json: the error type domain code raises, the body every error is answered
+with, and its OpenAPI description. Pure: no web framework is imported here (the clock and the
+domain raise problems in processes that serve no HTTP); ``servicekit.problem_http`` answers
+them in a FastAPI app."""
 
 from __future__ import annotations
 
@@ -6,14 +9,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-import structlog
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
-from starlette.exceptions import HTTPException as StarletteHTTPException
-
-log = structlog.get_logger("servicekit.problems")
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://ucx.dev/problems/"
@@ -38,7 +34,7 @@ class ProblemDetail(BaseModel):
     errors: list[FieldError] | None = None
 
 
-_DESCRIPTIONS = {
+DESCRIPTIONS = {
     400: "Bad request",
     401: "Missing or invalid credentials",
     403: "Not allowed",
@@ -48,6 +44,11 @@ _DESCRIPTIONS = {
     422: "Invalid input",
     429: "Too many requests (see Retry-After)",
 }
+"""What each error status means, as the OpenAPI documents describe it."""
+
+
+COMMON_ERRORS = (400, 401, 403, 404, 409, 413, 422, 429)
+"""The error statuses every operation's OpenAPI entry documents as problem+json."""
 
 
 def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -56,7 +57,7 @@ def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {
         code: {
             "model": ProblemDetail,
-            "description": _DESCRIPTIONS.get(code, "Error"),
+            "description": DESCRIPTIONS.get(code, "Error"),
             "content": {PROBLEM_JSON: {"schema": schema}},
         }
         for code in codes
@@ -64,7 +65,8 @@ def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 class Problem(Exception):
-    """Raise from domain or service code; ``app`` turns it into problem+json.
+    """Raise from domain or service code; the app (``problem_http.install``) turns it into
+    problem+json.
 
     ``type_`` is a stable slug (e.g. ``vehicle-already-registered``); ``extra`` adds members.
     """
@@ -110,25 +112,14 @@ class Unprocessable(Problem):
 
 
 def problem_body(exc: Problem) -> dict[str, Any]:
-    return {
-        "type": TYPE_BASE + exc.type_,
-        "title": exc.title,
-        "status": exc.status,
-        "detail": exc.detail,
-        **exc.extra,
-    }
+    return problem_document(exc.status, exc.type_, exc.title, exc.detail, **exc.extra)
 
 
-def problem_response(
-    status: int,
-    type_: str,
-    title: str,
-    detail: str,
-    headers: dict[str, str] | None = None,
-    **extra: Any,
-) -> JSONResponse:
-    body = {"type": TYPE_BASE + type_, "title": title, "status": status, "detail": detail, **extra}
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+def problem_document(
+    status: int, type_: str, title: str, detail: str, **extra: Any
+) -> dict[str, Any]:
+    """The problem+json document: ``type_`` is the slug under ``TYPE_BASE``."""
+    return {"type": TYPE_BASE + type_, "title": title, "status": status, "detail": detail, **extra}
 
 
 def field_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
@@ -142,71 +133,3 @@ def field_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
         rule = match.group(1) if match else str(err.get("type", "invalid"))
         out.append({"field": ".".join(loc) or "body", "rule": rule, "message": message})
     return out
-
-
-def install(app: FastAPI) -> None:
-    @app.exception_handler(Problem)
-    async def _problem(_request: Request, exc: Problem) -> JSONResponse:
-        return problem_response(exc.status, exc.type_, exc.title, exc.detail, **exc.extra)
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = field_errors(exc.errors())
-        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
-        return problem_response(422, "validation-error", "Invalid request", detail, errors=errors)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        slug = {404: "not-found", 405: "method-not-allowed", 401: "unauthorized"}.get(
-            exc.status_code, "http-error"
-        )
-        return problem_response(
-            exc.status_code,
-            slug,
-            slug.replace("-", " ").capitalize(),
-            str(exc.detail),
-            headers=getattr(exc, "headers", None),
-        )
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", path=request.url.path)
-        return problem_response(500, "internal-error", "Internal error", "An unexpected error.")
-
-
-COMMON_ERRORS = (400, 401, 403, 404, 409, 413, 422, 429)
-
-
-def document_problems(app: FastAPI) -> None:
-    """Every operation answers errors as problem+json: say so in the OpenAPI document (FastAPI
-    would document its own 422 as application/json), for every common error status."""
-    from fastapi.openapi.utils import get_openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema:
-            return app.openapi_schema
-        schema = get_openapi(
-            title=app.title, version=app.version, description=app.description, routes=app.routes
-        )
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
-        # nested models (FieldError) go beside it, referenced where OpenAPI looks for them:
-        # pydantic's own "#/$defs/..." does not resolve inside an OpenAPI document
-        problem = ProblemDetail.model_json_schema(ref_template="#/components/schemas/{model}")
-        components.update(problem.pop("$defs", {}))
-        components["ProblemDetail"] = problem
-        content = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemDetail"}}}
-        for path in schema.get("paths", {}).values():
-            for operation in path.values():
-                responses = operation.setdefault("responses", {})
-                for code in COMMON_ERRORS:
-                    entry = responses.setdefault(str(code), {})
-                    entry["description"] = _DESCRIPTIONS.get(
-                        code, entry.get("description", "Error")
-                    )
-                    entry["content"] = content
-        for unused in ("HTTPValidationError", "ValidationError"):
-            components.pop(unused, None)
-        app.openapi_schema = schema
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
