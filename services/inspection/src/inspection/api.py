@@ -31,7 +31,7 @@ from servicekit.auth import BearerAuth
 from servicekit.clock import clock
 from servicekit.http import AdminDep, AuthFirstRoute, SessionDep, WriterDep, answer_once
 from servicekit.idempotency import Answer, AttemptDep
-from servicekit.partnerkeys import PartnerKeys
+from servicekit.partnerkeys import partner_key
 from servicekit.problems import Problem, problem_responses
 
 router = APIRouter(
@@ -61,18 +61,8 @@ def _signer(request: Request) -> Signer:
 
 
 STATION_KEY = BearerAuth("stationKey", "An inspection station's API key (shown once).")
-
-
-async def _station_key(request: Request, key: Annotated[str, Depends(STATION_KEY)]) -> str:
-    """The station's API key, judged before the body: 401/403 first, whatever the body."""
-    keys: PartnerKeys | None = getattr(request.app.state, "station_keys", None)
-    if keys is None:
-        keys = request.app.state.station_keys = PartnerKeys(services.judge_station_key)
-    await keys.judge(request.app.state.engine, key)
-    return key
-
-
-StationKeyDep = Annotated[str, Depends(_station_key)]
+StationKeyDep = Annotated[str, Depends(partner_key(STATION_KEY, services.judge_station_key))]
+"""The station's API key, judged before the body: 401/403 first, whatever the body."""
 
 
 @router.post("/stations", status_code=status.HTTP_201_CREATED, response_model=StationCreated)

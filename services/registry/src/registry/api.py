@@ -31,7 +31,7 @@ from servicekit.clock import clock
 from servicekit.http import AdminDep, AuthFirstRoute, SessionDep, WriterDep, answer_once
 from servicekit.idempotency import Answer, AttemptDep
 from servicekit.pagination import MAX_LIMIT, Page
-from servicekit.partnerkeys import PartnerKeys
+from servicekit.partnerkeys import partner_key
 
 router = APIRouter(prefix="/v1", route_class=AuthFirstRoute)
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
@@ -59,18 +59,8 @@ def _policy(request: Request) -> RegistryPolicy:
 
 
 ENTERPRISE_KEY = BearerAuth("enterpriseKey", "An enterprise's API key (shown once, on approval).")
-
-
-async def _enterprise_key(request: Request, key: Annotated[str, Depends(ENTERPRISE_KEY)]) -> str:
-    """The caller's API key, judged before the body: 401/403 first, whatever the body."""
-    keys: PartnerKeys | None = getattr(request.app.state, "enterprise_keys", None)
-    if keys is None:
-        keys = request.app.state.enterprise_keys = PartnerKeys(services.judge_enterprise_key)
-    await keys.judge(request.app.state.engine, key)
-    return key
-
-
-EnterpriseKey = Annotated[str, Depends(_enterprise_key)]
+EnterpriseKey = Annotated[str, Depends(partner_key(ENTERPRISE_KEY, services.judge_enterprise_key))]
+"""The caller's API key, judged before the body: 401/403 first, whatever the body."""
 
 
 def _vehicle(request: Request, vehicle: Vehicle) -> VehiclePublic:
