@@ -102,12 +102,18 @@ class CertificateRevoked(EventData):
     revoked_at: datetime
 
 
-class VehicleDeclared(EventData):
-    TYPE = "vehicle.declared"
-    TOPIC = topics.VEHICLE_DECLARED
+class _DeclarationEvent(EventData):
+    """What customs did with one declaration: its number (the broker's) and the VIN it is for
+    come first in each of these events."""
 
     declaration_no: OpaqueRef
     vin: Vin
+
+
+class VehicleDeclared(_DeclarationEvent):
+    TYPE = "vehicle.declared"
+    TOPIC = topics.VEHICLE_DECLARED
+
     broker_id: str
     outcome: Literal["accepted", "rejected"]
     reasons: list[str] = []
@@ -122,12 +128,10 @@ class VehicleDeclared(EventData):
     policy_version: str | None = None
 
 
-class VehicleExported(EventData):
+class VehicleExported(_DeclarationEvent):
     TYPE = "vehicle.exported"
     TOPIC = topics.VEHICLE_EXPORTED
 
-    declaration_no: OpaqueRef
-    vin: Vin
     bill_of_lading: OpaqueRef
     vessel_name: str
     vessel_imo: str
@@ -135,7 +139,7 @@ class VehicleExported(EventData):
     departed_at: datetime
 
 
-class DepartureRefused(EventData):
+class DepartureRefused(_DeclarationEvent):
     """A release or departure customs refused: no accepted and released declaration, the VIN
     exported already, or a gate re-checked at the step failed (standing, certificate revoked or
     expired). Attempts to export unqualified cars are what the assessment must see."""
@@ -143,8 +147,6 @@ class DepartureRefused(EventData):
     TYPE = "vehicle.departure-refused"
     TOPIC = topics.DEPARTURE_REFUSED
 
-    declaration_no: OpaqueRef
-    vin: Vin
     broker_id: str
     reason: str
     """The first of ``reasons`` (kept for consumers of the first version)."""

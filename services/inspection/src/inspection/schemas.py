@@ -3,23 +3,18 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
 from contracts.identifiers import IsoDate, IsoDateTime, Vin
-
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-
-
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+from contracts.inputs import Province, RequestBody, Text
 
 
-class StationCreate(_In):
+class StationCreate(RequestBody):
     name: Text
     accreditation: Annotated[
         str, StringConstraints(strip_whitespace=True, pattern=r"^(CMA|CNAS)[ -]?[A-Z0-9]{4,30}$")
     ] = Field(description="CMA or CNAS accreditation number, e.g. CNAS L1234")
-    province: Annotated[str, StringConstraints(pattern=r"^[1-8][0-9]0000$")]
+    province: Province
     accreditation_valid_until: IsoDate
 
 
@@ -45,7 +40,7 @@ class StationKeyPublic(BaseModel):
     revoked_at: datetime | None
 
 
-class StationStatusChange(_In):
+class StationStatusChange(RequestBody):
     status: Literal["active", "suspended"]
     reason: Text
 
@@ -59,7 +54,7 @@ class StationPublic(BaseModel):
     status: str
 
 
-class CertificateRevoke(_In):
+class CertificateRevoke(RequestBody):
     reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
     forged: bool = Field(
         default=False, description="A confirmed forgery: scoring counts it as a severe violation."
@@ -89,13 +84,13 @@ class PublicKey(BaseModel):
     pem: str
 
 
-class ItemIn(_In):
+class ItemIn(RequestBody):
     code: Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, max_length=64)]
     result: Literal["pass", "fail", "not_applicable"]
     note: Annotated[str, StringConstraints(max_length=2000)] | None = None
 
 
-class InspectionCreate(_In):
+class InspectionCreate(RequestBody):
     vin: Vin
     inspected_at: IsoDateTime = Field(
         description="When the station inspected the vehicle (kept as its claim). Refused (422 "

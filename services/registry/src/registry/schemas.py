@@ -3,20 +3,15 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
 from contracts.identifiers import CountryCode, HsCode, IsoDate, OpaqueRef, Uscc, Vin
+from contracts.inputs import Province, RequestBody, Text
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
-Province = Annotated[str, StringConstraints(pattern=r"^[1-8][0-9]0000$")]
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class EnterpriseCreate(_In):
+class EnterpriseCreate(RequestBody):
     uscc: Uscc
     name: Text
     kind: Literal["manufacturer", "dealer"]
@@ -45,7 +40,7 @@ class EnterprisePublic(BaseModel):
     updated_at: datetime
 
 
-class DecisionCreate(_In):
+class DecisionCreate(RequestBody):
     action: Literal["approve", "reject", "renew", "warn", "suspend", "reinstate", "exit"]
     reason: LongText
 
@@ -81,7 +76,7 @@ class StatusChangePublic(BaseModel):
     )
 
 
-class VehicleCreate(_In):
+class VehicleCreate(RequestBody):
     vin: Vin
     enterprise_uscc: Uscc
     make: Text
@@ -119,7 +114,7 @@ class VehiclePublic(BaseModel):
     )
 
 
-class VehicleBatch(_In):
+class VehicleBatch(RequestBody):
     vehicles: list[dict[str, Any]] = Field(min_length=1, max_length=500)
 
 
@@ -151,14 +146,14 @@ class TimelinePublic(BaseModel):
     events: list[TimelineEvent]
 
 
-class ComplaintCreate(_In):
+class ComplaintCreate(RequestBody):
     vin: Vin | None = None
     country: CountryCode
     category: Literal["no_spare_parts", "warranty_refused", "misrepresented_condition", "other"]
     description: LongText
 
 
-class ComplaintResolve(_In):
+class ComplaintResolve(RequestBody):
     resolution: LongText
 
 
