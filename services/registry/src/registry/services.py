@@ -6,12 +6,12 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from pydantic import ValidationError
 from sqlalchemy import Connection, Table, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from contracts import events
 from contracts.envelope import CloudEvent
@@ -338,14 +338,19 @@ def list_enterprises(
 
 
 def history(session: Session, uscc: str) -> list[StatusChange]:
-    _get_enterprise(session, uscc)
-    return list(
-        session.scalars(
-            select(StatusChange)
-            .where(StatusChange.uscc == uscc.strip().upper())
-            .order_by(StatusChange.id)
-        )
-    )
+    return _of_enterprise(session, uscc, StatusChange, StatusChange.id)
+
+
+_Owned = TypeVar("_Owned", StatusChange, Complaint)
+
+
+def _of_enterprise(
+    session: Session, uscc: str, model: type[_Owned], order: InstrumentedAttribute[Any]
+) -> list[_Owned]:
+    """An enterprise's rows of ``model`` in ``order``; 404 if no such enterprise applied."""
+    enterprise = _get_enterprise(session, uscc)
+    query = select(model).where(model.uscc == enterprise.uscc).order_by(order)
+    return list(session.scalars(query))
 
 
 # -- vehicles ---------------------------------------------------------------------------------
@@ -748,11 +753,4 @@ def get_complaint(session: Session, uscc: str, complaint_id: str) -> Complaint:
 
 
 def list_complaints(session: Session, uscc: str) -> list[Complaint]:
-    _get_enterprise(session, uscc)
-    return list(
-        session.scalars(
-            select(Complaint)
-            .where(Complaint.uscc == uscc.strip().upper())
-            .order_by(Complaint.filed_at)
-        )
-    )
+    return _of_enterprise(session, uscc, Complaint, Complaint.filed_at)
