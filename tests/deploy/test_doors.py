@@ -1,10 +1,10 @@
 """The deployment's own doors: every k8s manifest passes ``kubernetes-validate --strict``; every
 pod runs as the image's non-root user on a read-only root filesystem, without privilege
 escalation or capabilities, under seccomp RuntimeDefault, with a writable mount wherever the
-processes write; the NetworkPolicies, evaluated here, allow exactly the connections of the
-table in deploy/k8s/network-policies.yaml; the partner Ingress routes exactly the
-partner-facing paths of the services' OpenAPI documents, over TLS; compose runs every ucx
-process hardened alike, on networks that mirror the policies."""
+processes write, in a namespace that enforces Pod Security "restricted"; the NetworkPolicies,
+evaluated here, allow exactly the connections of the table in deploy/k8s/network-policies.yaml;
+the partner Ingress routes exactly the partner-facing paths of the services' OpenAPI documents,
+over TLS; compose runs every ucx process hardened alike, on networks that mirror the policies."""
 
 from __future__ import annotations
 
@@ -103,6 +103,9 @@ def test_every_pod_runs_non_root_read_only_without_privileges() -> None:
     uid, gid = (int(x) for x in dockerfile("USER").split(":"))
     assert uid != 0 and gid != 0
     docs = k8s_docs()
+    [namespace] = [d for d in docs if d["kind"] == "Namespace"]
+    assert namespace["metadata"]["name"] == NAMESPACE
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     pods = [p for doc in docs for p in pod_templates(doc)]
     workloads = {d["metadata"]["name"] for d in docs if d["kind"] in {"Deployment", "Job"}}
     assert {name for name, _ in pods} == workloads and len(workloads) == 17
