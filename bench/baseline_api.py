@@ -1,9 +1,12 @@
-"""The HTTP baseline: a bare FastAPI app, one POST taking a vehicle-shaped body, 201.
+"""The HTTP baseline: a bare FastAPI app, one POST taking a vehicle, 201.
 
 It also has the bare counterparts of the inspection and customs routes the bench drives:
 ``POST /v1/inspections`` (an inspection with its checklist, 201) and
 ``POST /v1/webhooks/brokers/{broker_id}`` (a ``declaration.lodged`` message, 202; headers and
-signature ignored), each as plain as the first.
+signature ignored), each as plain as the first. Each route takes and answers the service's
+own schema models (``registry.schemas``, ``inspection.schemas``, ``customs.schemas``): the
+bare route validates the very body the service validates, so the ratio measures what the
+service does beyond that, and a schema change cannot leave the baseline behind.
 
 ``python -m bench.baseline_api PORT``; served like ``python -m registry api`` (uvicorn, one
 worker, no access log). The handler is sync, so each request hops through the threadpool; the
@@ -16,106 +19,31 @@ from __future__ import annotations
 
 import sys
 import uuid
-from datetime import UTC, date, datetime
-from typing import Literal
+from datetime import UTC, datetime
 
 import uvicorn
 from fastapi import FastAPI, status
-from pydantic import BaseModel, ConfigDict
 
-
-class VehicleIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    vin: str
-    enterprise_uscc: str
-    make: str
-    model: str
-    model_year: int
-    first_registration_date: date
-    registration_certificate_no: str
-    engine_no: str
-    mileage_km: int
-    fuel_type: str
-    hs_code: str
-    destination_country: str
-    transfer_endorsed_on: date
-
-
-class VehicleOut(VehicleIn):
-    stage: str
-    registered_at: datetime
-
-
-class ItemIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    code: str
-    result: Literal["pass", "fail", "not_applicable"]
-    note: str | None = None
-
-
-class InspectionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    vin: str
-    inspected_at: datetime
-    odometer_km: int
-    items: list[ItemIn]
-    inspector: str | None = None
-
-
-class InspectionOut(BaseModel):
-    id: str
-    vin: str
-    verdict: str
-    first_inspection: bool
-    certificate_no: str | None
-    valid_until: date | None
-    failed_items: list[str]
-    inspected_at: datetime
-
-
-class LodgedData(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    declaration_no: str
-    vin: str
-    enterprise_uscc: str
-    export_licence_no: str | None = None
-    certificate_no: str | None = None
-    port_of_loading: str
-    destination_country: str
-    declared_at: datetime
-
-
-class LodgedMessage(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    type: Literal["declaration.lodged"]
-    timestamp: datetime
-    data: LodgedData
-
-
-class WebhookAccepted(BaseModel):
-    webhook_id: str
-    type: str
-    declaration_no: str
-    status: str
-    reasons: list[str]
+from customs.schemas import LodgedMessage, WebhookAccepted
+from inspection.schemas import FailedItem, InspectionCreate, InspectionPublic
+from registry.schemas import VehicleCreate, VehiclePublic
 
 
 def create_app() -> FastAPI:
     app = FastAPI()
 
     @app.post("/v1/vehicles", status_code=status.HTTP_201_CREATED)
-    def register(body: VehicleIn) -> VehicleOut:
-        return VehicleOut(**body.model_dump(), stage="registered", registered_at=datetime.now(UTC))
+    def register(body: VehicleCreate) -> VehiclePublic:
+        return VehiclePublic(
+            **body.model_dump(), stage="registered", registered_at=datetime.now(UTC)
+        )
 
     @app.post("/v1/inspections", status_code=status.HTTP_201_CREATED)
-    def inspect(body: InspectionIn) -> InspectionOut:
-        failed = [i.code for i in body.items if i.result == "fail"]
-        return InspectionOut(
+    def inspect(body: InspectionCreate) -> InspectionPublic:
+        failed = [
+            FailedItem(code=i.code, severity="major") for i in body.items if i.result == "fail"
+        ]
+        return InspectionPublic(
             id=str(uuid.uuid4()),
             vin=body.vin,
             verdict="fail" if failed else "pass",
@@ -123,7 +51,11 @@ def create_app() -> FastAPI:
             certificate_no=None,
             valid_until=None,
             failed_items=failed,
+            remarks=[],
+            fraud_signals=[],
             inspected_at=body.inspected_at,
+            received_at=datetime.now(UTC),
+            policy_version="baseline",
         )
 
     @app.post("/v1/webhooks/brokers/{broker_id}", status_code=status.HTTP_202_ACCEPTED)

@@ -18,9 +18,8 @@ none is pending.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +27,10 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
 
-from bench import data
+from bench import data, http
 from bench.client import Expect, post
 from bench.http import ADMIN_TOKEN, HOST, WARMUP, Build, Load, Registration, call, drive
-from bench.procs import BenchError, Proc, base_env, run, say
+from bench.procs import Proc, base_env, say
 from contracts import events
 from contracts.envelope import CloudEvent, new_event
 from customs import subscriptions as customs_subscriptions
@@ -47,7 +46,6 @@ EXPECT = Expect(202, b'"status":"accepted"')
 PORT_OF_LOADING = "CNXMN"
 ENQUEUE_BATCH = 500
 DELIVERY_TIMEOUT_S = 90.0
-POLL_S = 0.25
 _BASELINE_SECRET = "whsec_YmVuY2gtYmFzZWxpbmUtc2VjcmV0LWtleQ=="
 """Signs the baseline's messages the same way (the bare route does not verify them)."""
 
@@ -80,13 +78,7 @@ def _status_changed(uscc: str, at: datetime) -> events.EnterpriseStatusChanged:
 
 def _car_events(uscc: str, car: Car, at: datetime) -> list[events.EventData]:
     return [
-        events.VehicleRegistered(
-            enterprise_uscc=uscc, vin=car.vin, make="Volkswagen", model="Lavida Plus 1.5L",
-            model_year=data.MODEL_YEAR, first_registration_date=date(2022, 4, 18),
-            mileage_km=38200, registration_certificate_no="350100123456", engine_no="DMB428761",
-            fuel_type="petrol", hs_code="8703232910", destination_country="KZ",
-            transfer_endorsed_on=at.date() - timedelta(days=3), registered_at=at,
-        ),
+        data.registered(uscc, car.vin, at),
         events.VehicleInspected(
             enterprise_uscc=uscc, inspection_id=f"insp-{car.serial}", vin=car.vin,
             station_id="FZ-MVIC-01", inspected_at=at, odometer_km=38950, verdict="pass",
@@ -173,40 +165,23 @@ def _broker(base: str, uscc: str) -> tuple[str, str]:
     return str(answer["id"]), str(answer["secret"])
 
 
-def _env(name: str, workdir: Path, database_url: str, port: int) -> dict[str, str]:
-    env = base_env(
-        CUSTOMS_DATABASE_URL=database_url,
-        CUSTOMS_PORT=str(port),
-        CUSTOMS_SECRET_KEY=SECRET_KEY,
-        KAFKA_BOOTSTRAP_SERVERS=f"{HOST}:{free_port()}",  # the API only writes the outbox
-        UCX_ADMIN_TOKEN=ADMIN_TOKEN,
-    )
-    run(["-m", "customs", "migrate"], env, workdir, workdir / f"{name}-migrate.log")
-    return env
-
-
 def webhooks(
     name: str, workdir: Path, database_url: str, load: Load, procs: list[Proc]
 ) -> Registration:
     port = free_port(100, 200)
-    env = _env(name, workdir, database_url, port)
+    env = http.api_env("customs", name, workdir, database_url, port, CUSTOMS_SECRET_KEY=SECRET_KEY)
     uscc, known = data.Ids().uscc(), cars(load)
     say(f"{name}: enterprise and {len(known)} vehicles + inspections into the projections")
     seed_projections(database_url, uscc, known)
-    api = Proc(name, ["-m", "customs", "api"], env, workdir)
-    procs.append(api)
-    api.wait_for_port(port)
+    api = http.serve(name, ["-m", "customs", "api"], env, workdir, port, procs)
     broker_id, secret = _broker(f"http://{HOST}:{port}", uscc)
     return drive(name, port, builder(port, broker_id, secret, uscc, known), load, api, EXPECT)
 
 
 def baseline(workdir: Path, load: Load, procs: list[Proc]) -> Registration:
     """The bare webhook route (bench.baseline_api), same signed messages (not verified)."""
-    port = free_port()
     name = "baseline-api-webhooks"
-    api = Proc(name, ["-m", "bench.baseline_api", str(port)], base_env(), workdir)
-    procs.append(api)
-    api.wait_for_port(port)
+    port, api = http.serve_baseline(name, workdir, procs)
     build = builder(port, "broker-bench", _BASELINE_SECRET, data.Ids().uscc(), cars(load))
     return drive(name, port, build, load, api, EXPECT)
 
@@ -283,13 +258,13 @@ def _attempts(engine: Engine) -> tuple[list[float], int, int]:
 
 def deliveries(workdir: Path, count: int, procs: list[Proc]) -> Deliveries:
     database_url = f"sqlite:///{workdir / 'customs-delivery.db'}"
-    _env("customs-delivery", workdir, database_url, free_port())
-    receiver_port = free_port()
-    receiver = Proc(
-        "webhook-receiver", ["-m", "bench.receiver", str(receiver_port)], base_env(), workdir
+    port = free_port()  # nothing listens: api_env migrates the delivery database
+    http.api_env(
+        "customs", "customs-delivery", workdir, database_url, port, CUSTOMS_SECRET_KEY=SECRET_KEY
     )
-    procs.append(receiver)
-    receiver.wait_for_port(receiver_port)
+    receiver_port = free_port()
+    args = ["-m", "bench.receiver", str(receiver_port)]
+    receiver = http.serve("webhook-receiver", args, base_env(), workdir, receiver_port, procs)
     settings = Settings(database_url=database_url, secret_key=SECRET_KEY)
     engine = make_engine(database_url)
     try:
@@ -305,13 +280,7 @@ def deliveries(workdir: Path, count: int, procs: list[Proc]) -> Deliveries:
         say("deliveries: one delivery process (Deliverer.run_once until none is pending)")
         deliverer = Proc("customs-deliverer", ["-m", "bench.deliver"], env, workdir)
         procs.append(deliverer)
-        deadline = time.monotonic() + DELIVERY_TIMEOUT_S
-        while not result.exists():
-            if time.monotonic() > deadline:
-                raise BenchError(f"deliverer did not finish {count} deliveries in time")
-            time.sleep(POLL_S)
-            if deliverer.popen.poll() is not None and not result.exists():
-                deliverer.check_alive()
+        deliverer.wait_for_file(result, DELIVERY_TIMEOUT_S, f"did not finish {count} deliveries")
         deliverer.stop()
         summary = json.loads(result.read_text())
         latencies, delivered, failed = _attempts(engine)

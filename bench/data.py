@@ -1,4 +1,5 @@
-"""Valid, vivid, unique test data: VINs and USCCs with correct check characters."""
+"""Valid, vivid, unique bench data: VINs and USCCs with correct check characters, the one car
+every target registers, inspects, declares and exports, and the bodies the APIs take."""
 
 from __future__ import annotations
 
@@ -6,15 +7,17 @@ import itertools
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from contracts import events
 from contracts.envelope import encode, headers, new_event
 from contracts.identifiers import USCC_ALPHABET, uscc_check_char, vin_check_digit
+from registry.schemas import EnterpriseCreate
 
 _VIN_CHARS = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"
 MODEL_YEAR = 2022
+MILEAGE_KM = 38200
 _YEAR_CODE = "N"  # ISO 3779 position 10 for 2022
 CHECKLIST = (
     "VIN_MATCHES_CERTIFICATE", "ENGINE_NO_MATCHES_CERTIFICATE", "TRANSFER_ENDORSED",
@@ -50,33 +53,32 @@ class Ids:
 
 
 def enterprise(uscc: str) -> dict[str, Any]:
-    return {
-        "uscc": uscc,
-        "name": "Fujian Haixi Used Vehicle Export Co., Ltd.",
-        "kind": "dealer",
-        "province": "350000",
-        "address": "88 Wuyi Road, Gulou District, Fuzhou",
-        "appraiser_count": 4,
-        "contact": "export@haixi-auto.cn",
-    }
+    """The registry's ``POST /v1/enterprises`` body for a bench enterprise, checked by the
+    registry's own schema as it is built."""
+    return EnterpriseCreate(
+        uscc=uscc, name="Fujian Haixi Used Vehicle Export Co., Ltd.", kind="dealer",
+        province="350000", address="88 Wuyi Road, Gulou District, Fuzhou", appraiser_count=4,
+        contact="export@haixi-auto.cn",
+    ).model_dump(mode="json")  # fmt: skip
+
+
+def registered(uscc: str, vin: str, at: datetime) -> events.VehicleRegistered:
+    """The bench's car (a 2022 Lavida, endorsed for transfer three days before), registered
+    at ``at``: every target's vehicle, as events and as the registry's body."""
+    return events.VehicleRegistered(
+        enterprise_uscc=uscc, vin=vin, make="Volkswagen", model="Lavida Plus 1.5L",
+        model_year=MODEL_YEAR, first_registration_date=date(2022, 4, 18),
+        mileage_km=MILEAGE_KM, registration_certificate_no="350100123456",
+        engine_no="DMB428761", fuel_type="petrol", hs_code="8703232910",
+        destination_country="KZ", transfer_endorsed_on=at.date() - timedelta(days=3),
+        registered_at=at,
+    )  # fmt: skip
 
 
 def vehicle(uscc: str, vin: str, today: date) -> dict[str, Any]:
-    return {
-        "vin": vin,
-        "enterprise_uscc": uscc,
-        "make": "Volkswagen",
-        "model": "Lavida Plus 1.5L",
-        "model_year": MODEL_YEAR,
-        "first_registration_date": "2022-04-18",
-        "registration_certificate_no": "350100123456",
-        "engine_no": "DMB428761",
-        "mileage_km": 38200,
-        "fuel_type": "petrol",
-        "hs_code": "8703232910",
-        "destination_country": "KZ",
-        "transfer_endorsed_on": (today - timedelta(days=3)).isoformat(),
-    }
+    """The registry's ``POST /v1/vehicles`` body for the bench's car."""
+    registration = registered(uscc, vin, datetime.combine(today, time(), UTC))
+    return registration.model_dump(mode="json", exclude={"registered_at"})
 
 
 def lifecycle(ids: Ids, uscc: str, now: datetime) -> list[events.EventData]:
@@ -89,13 +91,7 @@ def lifecycle(ids: Ids, uscc: str, now: datetime) -> list[events.EventData]:
     rejected = bool(failed) or ids.rng.random() < 0.03
     declaration_no = f"350120250{serial}"
     story: list[events.EventData] = [
-        events.VehicleRegistered(
-            enterprise_uscc=uscc, vin=vin, make="Volkswagen", model="Lavida Plus 1.5L",
-            model_year=MODEL_YEAR, first_registration_date=date(2022, 4, 18), mileage_km=38200,
-            registration_certificate_no="350100123456", engine_no="DMB428761",
-            fuel_type="petrol", hs_code="8703232910", destination_country="KZ",
-            transfer_endorsed_on=now.date() - timedelta(days=3), registered_at=now,
-        ),
+        registered(uscc, vin, now),
         events.VehicleInspected(
             enterprise_uscc=uscc, inspection_id=f"insp-{serial}", vin=vin,
             station_id="FZ-MVIC-01", inspected_at=now, odometer_km=38950, verdict=verdict,

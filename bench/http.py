@@ -161,20 +161,46 @@ def _admitted_enterprise(base: str, ids: data.Ids) -> tuple[str, str]:
     return uscc, str(answer["api_key"])
 
 
+def api_env(
+    service: str, name: str, workdir: Path, database_url: str, port: int, **extra: str
+) -> dict[str, str]:
+    """A service api's environment, its database migrated: its port, a broker nobody listens
+    on (the API only writes the outbox), the bench's admin token, and ``extra``."""
+    prefix = service.upper()
+    env = base_env(
+        **{f"{prefix}_DATABASE_URL": database_url, f"{prefix}_PORT": str(port)},
+        KAFKA_BOOTSTRAP_SERVERS=f"{HOST}:{free_port()}",
+        UCX_ADMIN_TOKEN=ADMIN_TOKEN,
+        **extra,
+    )
+    run(["-m", service, "migrate"], env, workdir, workdir / f"{name}-migrate.log")
+    return env
+
+
+def serve(
+    name: str, args: list[str], env: dict[str, str], workdir: Path, port: int, procs: list[Proc]
+) -> Proc:
+    """Start ``python <args>`` (an api) and wait until it listens on ``port``."""
+    api = Proc(name, args, env, workdir)
+    procs.append(api)
+    api.wait_for_port(port)
+    return api
+
+
+def serve_baseline(name: str, workdir: Path, procs: list[Proc]) -> tuple[int, Proc]:
+    """The bare routes (:mod:`bench.baseline_api`) on a port of their own."""
+    port = free_port()
+    return port, serve(
+        name, ["-m", "bench.baseline_api", str(port)], base_env(), workdir, port, procs
+    )
+
+
 def registry(
     name: str, workdir: Path, database_url: str, load: Load, procs: list[Proc]
 ) -> Registration:
     port = free_port(100, 200)
-    env = base_env(
-        REGISTRY_DATABASE_URL=database_url,
-        REGISTRY_PORT=str(port),
-        KAFKA_BOOTSTRAP_SERVERS=f"{HOST}:{free_port()}",  # the API only writes the outbox
-        UCX_ADMIN_TOKEN=ADMIN_TOKEN,
-    )
-    run(["-m", "registry", "migrate"], env, workdir, workdir / f"{name}-migrate.log")
-    api = Proc(name, ["-m", "registry", "api"], env, workdir)
-    procs.append(api)
-    api.wait_for_port(port)
+    env = api_env("registry", name, workdir, database_url, port)
+    api = serve(name, ["-m", "registry", "api"], env, workdir, port, procs)
     ids = data.Ids()
     uscc, api_key = _admitted_enterprise(f"http://{HOST}:{port}", ids)
     count = WARMUP + load.n + load.open_requests
@@ -183,10 +209,7 @@ def registry(
 
 
 def baseline(workdir: Path, load: Load, procs: list[Proc]) -> Registration:
-    port = free_port()
-    api = Proc("baseline-api", ["-m", "bench.baseline_api", str(port)], base_env(), workdir)
-    procs.append(api)
-    api.wait_for_port(port)
+    port, api = serve_baseline("baseline-api", workdir, procs)
     ids = data.Ids()
     count = WARMUP + load.n + load.open_requests
     # The same header block as the registry's requests (the baseline ignores the key).

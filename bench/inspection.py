@@ -9,24 +9,23 @@ request then reports one known VIN, all 19 checklist items passed. Each VIN is i
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from bench import data
+from bench import data, http
 from bench.client import Expect, post
 from bench.http import ADMIN_TOKEN, HOST, WARMUP, Build, Load, Registration, call, drive
-from bench.procs import Proc, base_env, run, say
-from contracts import events
+from bench.procs import Proc, say
 from inspection.consumers import vehicle_registered
 from servicekit.db import make_engine
 from servicekit.ports import free_port
 
 PATH = "/v1/inspections"
-REGISTERED_MILEAGE_KM = 38200
-ODOMETER_KM = 38950
+ODOMETER_KM = data.MILEAGE_KM + 750
+"""A little more than at registration."""
 EXPECT = Expect(201, b'"verdict":"pass"')
 """A 201 that passed: a failed verdict would mean the bench sent a report the service doubts."""
 
@@ -36,17 +35,6 @@ def vins(load: Load) -> list[str]:
     return [ids.vin() for _ in range(WARMUP + load.n + load.open_requests)]
 
 
-def _registered(uscc: str, vin: str, at: datetime) -> events.VehicleRegistered:
-    return events.VehicleRegistered(
-        enterprise_uscc=uscc, vin=vin, make="Volkswagen", model="Lavida Plus 1.5L",
-        model_year=data.MODEL_YEAR, first_registration_date=date(2022, 4, 18),
-        mileage_km=REGISTERED_MILEAGE_KM, registration_certificate_no="350100123456",
-        engine_no="DMB428761", fuel_type="petrol", hs_code="8703232910",
-        destination_country="KZ", transfer_endorsed_on=at.date() - timedelta(days=3),
-        registered_at=at,
-    )  # fmt: skip
-
-
 def seed_vehicles(database_url: str, uscc: str, vins: list[str]) -> None:
     """The service's projection of registered vehicles, filled by its own consumer handler."""
     at = datetime.now(UTC) - timedelta(days=1)
@@ -54,7 +42,7 @@ def seed_vehicles(database_url: str, uscc: str, vins: list[str]) -> None:
     try:
         with Session(engine) as session, session.begin():
             for vin in vins:
-                vehicle_registered(session, _registered(uscc, vin, at))
+                vehicle_registered(session, data.registered(uscc, vin, at))
     finally:
         engine.dispose()
 
@@ -107,31 +95,22 @@ def inspection(
     name: str, workdir: Path, database_url: str, load: Load, procs: list[Proc]
 ) -> Registration:
     port = free_port(100, 200)
-    env = base_env(
-        INSPECTION_DATABASE_URL=database_url,
-        INSPECTION_PORT=str(port),
-        INSPECTION_SIGNING_KEY_FILE=str(workdir / f"{name}-signing-key"),
-        KAFKA_BOOTSTRAP_SERVERS=f"{HOST}:{free_port()}",  # the API only writes the outbox
-        UCX_ADMIN_TOKEN=ADMIN_TOKEN,
+    key_file = str(workdir / f"{name}-signing-key")
+    env = http.api_env(
+        "inspection", name, workdir, database_url, port, INSPECTION_SIGNING_KEY_FILE=key_file
     )
-    run(["-m", "inspection", "migrate"], env, workdir, workdir / f"{name}-migrate.log")
     ids = data.Ids()
     uscc, known = ids.uscc(), vins(load)
     say(f"{name}: {len(known)} vehicles into the projection (its consumer handler, in-process)")
     seed_vehicles(database_url, uscc, known)
-    api = Proc(name, ["-m", "inspection", "api"], env, workdir)
-    procs.append(api)
-    api.wait_for_port(port)
+    api = http.serve(name, ["-m", "inspection", "api"], env, workdir, port, procs)
     api_key = station(f"http://{HOST}:{port}")
     return drive(name, port, builder(port, f"Bearer {api_key}", known), load, api, EXPECT)
 
 
 def baseline(workdir: Path, load: Load, procs: list[Proc]) -> Registration:
     """The bare ``POST /v1/inspections`` (bench.baseline_api) with the same reports."""
-    port = free_port()
     name = "baseline-api-inspections"
-    api = Proc(name, ["-m", "bench.baseline_api", str(port)], base_env(), workdir)
-    procs.append(api)
-    api.wait_for_port(port)
+    port, api = http.serve_baseline(name, workdir, procs)
     build = builder(port, "Bearer bench-baseline-ignores-this-key", vins(load))
     return drive(name, port, build, load, api, EXPECT)

@@ -113,6 +113,17 @@ class Proc:
                     raise BenchError(f"{self.name}: nothing on port {port}") from None
                 time.sleep(0.05)
 
+    def wait_for_file(self, path: Path, timeout_s: float, what: str, poll_s: float = 0.25) -> None:
+        """Until this process has written ``path`` (it may exit once it has); ``what`` it
+        did not do, in the error."""
+        deadline = time.monotonic() + timeout_s
+        while not path.exists():
+            if time.monotonic() > deadline:
+                raise BenchError(f"{self.name} {what} in {timeout_s:.0f} s")
+            time.sleep(poll_s)
+            if not path.exists():
+                self.check_alive()
+
     def peak_rss_mib(self) -> float | None:
         return peak_rss_mib(self.pid)
 

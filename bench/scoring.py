@@ -114,12 +114,7 @@ def noop_agent(
     )
     agent = Proc("noop-agent", ["-m", "bench.noop_agent"], env, workdir)
     procs.append(agent)
-    deadline = time.monotonic() + timeout_s
-    while not result.exists():
-        if time.monotonic() > deadline:
-            raise BenchError(f"no-op agent did not see {expected} events in {timeout_s:.0f}s")
-        time.sleep(POLL_S)
-        agent.check_alive()
+    agent.wait_for_file(result, timeout_s, f"did not see {expected} events")
     summary = json.loads(result.read_text())
     return StreamResult(
         summary["events"],
