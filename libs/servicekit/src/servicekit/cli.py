@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -20,17 +21,35 @@ from servicekit.consumer import Subscription, Timer
 from servicekit.db import make_engine
 from servicekit.settings import BaseServiceSettings
 
+Subscriptions = Callable[[BaseServiceSettings], Sequence[Subscription]]
+Timers = Callable[[BaseServiceSettings], Sequence[Timer]]
+
 
 @dataclass(frozen=True)
 class ServiceSpec:
+    """A service's parts, named by its package: ``services/<name>/src/<name>``, its Alembic
+    migrations in ``services/<name>/migrations``."""
+
     name: str
     settings: Callable[[], BaseServiceSettings]
     create_app: Callable[[BaseServiceSettings], FastAPI]
-    migrations: Path
-    subscriptions: Callable[[BaseServiceSettings], Sequence[Subscription]] = field(
-        default=lambda _s: ()
-    )
-    timers: Callable[[BaseServiceSettings], Sequence[Timer]] = field(default=lambda _s: ())
+    subscriptions: Subscriptions = field(default=lambda _s: ())
+    timers: Timers = field(default=lambda _s: ())
+
+    @property
+    def migrations(self) -> Path:
+        package = importlib.util.find_spec(self.name)
+        if package is None or not package.submodule_search_locations:
+            raise LookupError(f"{self.name} is not an importable package")
+        source = Path(next(iter(package.submodule_search_locations))).resolve()
+        return source.parents[1] / "migrations"
+
+
+def run(spec: ServiceSpec, module: str) -> None:
+    """What every service's ``__main__`` does: when it runs as the program (``module`` is its
+    ``__name__``), the process the command line names; imported, nothing."""
+    if module == "__main__":
+        sys.exit(main(spec))
 
 
 def main(spec: ServiceSpec, argv: Sequence[str] | None = None) -> int:

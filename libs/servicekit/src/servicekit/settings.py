@@ -6,36 +6,32 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-class BaseServiceSettings(BaseSettings):
-    """Defaults are the embedded stack's. Shared names (``KAFKA_BOOTSTRAP_SERVERS``,
-    ``UCX_ADMIN_TOKEN``) are read without the service prefix."""
+class KafkaSettings(BaseSettings):
+    """The broker and the topics' layout (every process that talks to Kafka)."""
 
-    model_config = SettingsConfigDict(env_prefix="UCX_", populate_by_name=True, extra="ignore")
-
-    service_name: str = "service"
-    database_url: str = "sqlite:///var/service.db"
-    port: int = 8000
-    host: str = "127.0.0.1"
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:9092",
         validation_alias=AliasChoices("kafka_bootstrap_servers", "KAFKA_BOOTSTRAP_SERVERS"),
-    )
-    admin_token: str = Field(
-        default="", validation_alias=AliasChoices("admin_token", "UCX_ADMIN_TOKEN")
     )
     kafka_idempotent_producer: bool = True
     partitions: int = 6
     replication_factor: int = 1
 
-    # Relay: polling interval bounds end-to-end freshness; see DESIGN.md §6.
+
+class RelaySettings(BaseSettings):
+    """The outbox relay's: its polling interval bounds end-to-end freshness (DESIGN.md §6)."""
+
     relay_poll_interval_s: float = 0.02
     relay_batch_size: int = 500
     relay_backoff_max_s: float = 5.0
     relay_ready_max_backlog: int = 10_000
     """The relay's /readyz fails at this many unpublished records (it is falling behind)."""
 
-    # Consumers (faust). The embedded broker holds joins for session_timeout/2 and does
-    # not wake waiting fetches: keep these small there, defaults of Kafka in production.
+
+class ConsumerSettings(BaseSettings):
+    """The worker's (faust). The embedded broker holds joins for session_timeout/2 and does
+    not wake waiting fetches: keep these small there, defaults of Kafka in production."""
+
     consumer_fetch_max_wait_ms: int = 100
     consumer_session_timeout_s: float = 6.0
     consumer_heartbeat_interval_s: float = 1.0
@@ -46,11 +42,28 @@ class BaseServiceSettings(BaseSettings):
     """Batches that queued while the one before was applied go into one transaction, up to
     this many records."""
     consumer_max_attempts: int = 3
+    """How often the redo tries a failing event's handler before it is a dead letter."""
     consumer_apply_in_child: bool = False
     """Apply batches in a child process (its own core and GIL) instead of a thread."""
     worker_port: int = 0
     """faust web port for the worker's /healthz, /readyz, /metrics (0 = api port + 100)."""
 
+
+class BaseServiceSettings(ConsumerSettings, RelaySettings, KafkaSettings):
+    """Defaults are the embedded stack's; each service subclasses with its own env prefix and
+    reads every group's settings (Kafka, relay, consumer) flat, e.g. ``relay_batch_size``.
+    Shared names (``KAFKA_BOOTSTRAP_SERVERS``, ``UCX_ADMIN_TOKEN``) are read without the
+    service prefix."""
+
+    model_config = SettingsConfigDict(env_prefix="UCX_", populate_by_name=True, extra="ignore")
+
+    service_name: str = "service"
+    database_url: str = "sqlite:///var/service.db"
+    port: int = 8000
+    host: str = "127.0.0.1"
+    admin_token: str = Field(
+        default="", validation_alias=AliasChoices("admin_token", "UCX_ADMIN_TOKEN")
+    )
     max_body_bytes: int = 1024 * 1024
     idempotency_retention_h: float = 24.0
     """How long an Idempotency-Key's answer is replayed; older answers are pruned."""

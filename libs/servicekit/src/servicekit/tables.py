@@ -1,11 +1,13 @@
 """Tables every service has: outbox, inbox (consumer dedupe) and idempotency keys.
 
-Each service calls ``define(metadata)`` once so the tables land in its own Alembic history.
-Code that reads or writes them uses the lightweight ``sqlalchemy.table`` twins below, which
-need no metadata, so servicekit works with any service's database.
+They are defined once, here. Each service calls ``define(metadata)`` once so copies of them
+land in its own Alembic history; servicekit's code reads and writes these definitions, which
+name only the table and its columns, so it works with any service's database.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -17,78 +19,62 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    column,
-    table,
     text,
 )
+from sqlalchemy.types import TypeEngine
 
 from servicekit.db import UtcDateTime
 
 _BigId = BigInteger().with_variant(Integer, "sqlite")
+_OWN = MetaData()
+
+
+def _required(name: str, type_: TypeEngine[Any], **kw: Any) -> Column[Any]:
+    """A NOT NULL column (the tables' columns are, unless they say ``Column(...)``)."""
+    return Column(name, type_, nullable=False, **kw)
+
+
+outbox = Table(
+    "outbox",
+    _OWN,
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    _required("event_id", String(64), unique=True),
+    _required("topic", String(200)),
+    _required("key", String(64)),
+    _required("value", LargeBinary()),
+    _required("headers", Text(), server_default="[]"),
+    _required("created_at", UtcDateTime()),
+    Column("sent_at", UtcDateTime()),
+    Index(
+        "ix_outbox_unsent",
+        "id",
+        sqlite_where=text("sent_at IS NULL"),
+        postgresql_where=text("sent_at IS NULL"),
+    ),
+    Index("ix_outbox_created_at", "created_at"),
+)
+inbox = Table(
+    "inbox",
+    _OWN,
+    Column("event_id", String(64), primary_key=True),
+    _required("topic", String(200)),
+    _required("outcome", String(20)),
+    _required("processed_at", UtcDateTime()),
+)
+idempotency_keys = Table(
+    "idempotency_keys",
+    _OWN,
+    Column("scope", String(128), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    _required("request_hash", String(64)),
+    Column("status_code", Integer),
+    Column("content_type", String(100)),
+    Column("body", LargeBinary),
+    _required("created_at", UtcDateTime()),
+)
 
 
 def define(metadata: MetaData) -> None:
-    Table(
-        "outbox",
-        metadata,
-        Column("id", _BigId, primary_key=True, autoincrement=True),
-        Column("event_id", String(64), nullable=False, unique=True),
-        Column("topic", String(200), nullable=False),
-        Column("key", String(64), nullable=False),
-        Column("value", LargeBinary, nullable=False),
-        Column("headers", Text, nullable=False, server_default="[]"),
-        Column("created_at", UtcDateTime(), nullable=False),
-        Column("sent_at", UtcDateTime(), nullable=True),
-        Index(
-            "ix_outbox_unsent",
-            "id",
-            sqlite_where=text("sent_at IS NULL"),
-            postgresql_where=text("sent_at IS NULL"),
-        ),
-        Index("ix_outbox_created_at", "created_at"),
-    )
-    Table(
-        "inbox",
-        metadata,
-        Column("event_id", String(64), primary_key=True),
-        Column("topic", String(200), nullable=False),
-        Column("outcome", String(20), nullable=False),
-        Column("processed_at", UtcDateTime(), nullable=False),
-    )
-    Table(
-        "idempotency_keys",
-        metadata,
-        Column("scope", String(128), primary_key=True),
-        Column("key", String(255), primary_key=True),
-        Column("request_hash", String(64), nullable=False),
-        Column("status_code", Integer, nullable=True),
-        Column("content_type", String(100), nullable=True),
-        Column("body", LargeBinary, nullable=True),
-        Column("created_at", UtcDateTime(), nullable=False),
-    )
-
-
-outbox = table(
-    "outbox",
-    column("id"),
-    column("event_id"),
-    column("topic"),
-    column("key"),
-    column("value"),
-    column("headers"),
-    column("created_at", UtcDateTime()),
-    column("sent_at", UtcDateTime()),
-)
-inbox = table(
-    "inbox", column("event_id"), column("topic"), column("outcome"), column("processed_at")
-)
-idempotency_keys = table(
-    "idempotency_keys",
-    column("scope"),
-    column("key"),
-    column("request_hash"),
-    column("status_code"),
-    column("content_type"),
-    column("body"),
-    column("created_at", UtcDateTime()),
-)
+    """Copies of servicekit's tables in a service's ``metadata`` (its migrations' target)."""
+    for table in _OWN.sorted_tables:
+        table.to_metadata(metadata)

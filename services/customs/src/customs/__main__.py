@@ -1,21 +1,11 @@
-from __future__ import annotations
+"""``python -m customs api | relay | replay | worker | migrate`` (servicekit.cli)."""
 
-import sys
-from pathlib import Path
+from __future__ import annotations
 
 from customs.app import create_app
 from customs.consumers import subscriptions, timers
 from customs.settings import Settings
-from servicekit.cli import ServiceSpec, main
+from servicekit.cli import ServiceSpec, run
 
-SPEC = ServiceSpec(
-    name="customs",
-    settings=Settings,
-    create_app=create_app,
-    migrations=Path(__file__).resolve().parents[2] / "migrations",
-    subscriptions=subscriptions,
-    timers=timers,
-)
-
-if __name__ == "__main__":
-    sys.exit(main(SPEC))
+SPEC = ServiceSpec("customs", Settings, create_app, subscriptions, timers)
+run(SPEC, __name__)

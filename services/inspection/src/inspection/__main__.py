@@ -1,20 +1,11 @@
-from __future__ import annotations
+"""``python -m inspection api | relay | replay | worker | migrate`` (servicekit.cli)."""
 
-import sys
-from pathlib import Path
+from __future__ import annotations
 
 from inspection.app import create_app
 from inspection.consumers import subscriptions
 from inspection.settings import Settings
-from servicekit.cli import ServiceSpec, main
+from servicekit.cli import ServiceSpec, run
 
-SPEC = ServiceSpec(
-    name="inspection",
-    settings=Settings,
-    create_app=create_app,
-    migrations=Path(__file__).resolve().parents[2] / "migrations",
-    subscriptions=subscriptions,
-)
-
-if __name__ == "__main__":
-    sys.exit(main(SPEC))
+SPEC = ServiceSpec("inspection", Settings, create_app, subscriptions)
+run(SPEC, __name__)
