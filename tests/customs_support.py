@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -75,6 +76,44 @@ class Broker:
     def send(self, type_: str, data: dict[str, Any], **kw: Any) -> Any:
         body, headers = self.signed(type_, data, **kw)
         return self.client.post(f"/v1/webhooks/brokers/{self.id}", content=body, headers=headers)
+
+
+@dataclass
+class Ready:
+    """Customs with an admitted enterprise's registered, passed vehicle (as its projections see
+    it at the clock's now) and a broker acting for the enterprise: where most tests start."""
+
+    client: TestClient
+    settings: Settings
+    uscc: str
+    vin: str
+    cert: str
+    broker: Broker
+
+    @classmethod
+    def of(cls, client: TestClient, settings: Settings, **vehicle: Any) -> Ready:
+        """``vehicle``: ``ready_vehicle``'s keywords (first registration, validity)."""
+        uscc = factories.uscc()
+        vin, cert = ready_vehicle(settings, uscc, **vehicle)
+        return cls(client, settings, uscc, vin, cert, Broker(client, [uscc]))
+
+    def another_vehicle(self) -> tuple[str, str]:
+        """One more ready vehicle of the same enterprise: (VIN, certificate)."""
+        return ready_vehicle(self.settings, self.uscc)
+
+    def lodging(self, vehicle: tuple[str, str] | None = None, **data: Any) -> dict[str, Any]:
+        """A ``declaration.lodged`` of the vehicle (or ``vehicle``) that passes every gate,
+        changed by ``data``."""
+        vin, cert = vehicle or (self.vin, self.cert)
+        return factories.declaration(vin, self.uscc, cert, **data)
+
+    def lodged_and_released(self, vehicle: tuple[str, str] | None = None) -> str:
+        """A declaration of the vehicle lodged (accepted) and released; its number."""
+        lodging = self.lodging(vehicle)
+        assert self.broker.send("declaration.lodged", lodging).json()["status"] == "accepted"
+        no: str = lodging["declaration_no"]
+        assert self.broker.send("declaration.released", released(no)).status_code == 202
+        return no
 
 
 def status_changed(uscc: str, to: str, from_: str = "admitted") -> envelope.CloudEvent:

@@ -6,17 +6,16 @@ forever. Constraints no partner input can reach say why."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from customs_support import (
     Broker,
-    customs_app,
+    Ready,
     deliver,
     departed,
     ready_vehicle,
-    released,
     status_changed,
 )
 from fastapi.testclient import TestClient
@@ -28,11 +27,6 @@ import factories
 from helpers import ADMIN, constraint_names, sql
 
 Proof = Callable[[TestClient, Settings], None]
-
-
-@pytest.fixture
-def customs(database_url: str) -> Iterator[tuple[TestClient, Settings]]:
-    yield from customs_app(database_url)
 
 
 def final_problem(r: Any, status: int, type_suffix: str) -> None:
@@ -69,25 +63,19 @@ def enterprise_listed_twice(client: TestClient, _settings: Settings) -> None:
 
 
 def declaration_number_twice(client: TestClient, settings: Settings) -> None:
-    uscc = factories.uscc()
-    vin, cert = ready_vehicle(settings, uscc)
-    broker = Broker(client, [uscc])
-    lodging = factories.declaration(vin, uscc, cert)
-    assert broker.send("declaration.lodged", lodging).status_code == 202
-    again, _retry = twice(broker, "declaration.lodged", lodging, "msg_same_number_new_id")
+    ready = Ready.of(client, settings)
+    lodging = ready.lodging()
+    assert ready.broker.send("declaration.lodged", lodging).status_code == 202
+    again, _retry = twice(ready.broker, "declaration.lodged", lodging, "msg_same_number_new_id")
     final_problem(again, 409, "declaration-exists")
 
 
 def vin_lodged_while_open(client: TestClient, settings: Settings) -> None:
     """Not a problem but a recorded decision (a rejection is what the assessment must see);
     the race between two connections is test_gates_hold's two-lodgings test."""
-    uscc = factories.uscc()
-    vin, cert = ready_vehicle(settings, uscc)
-    broker = Broker(client, [uscc])
-    broker.send("declaration.lodged", factories.declaration(vin, uscc, cert))
-    second, _retry = twice(
-        broker, "declaration.lodged", factories.declaration(vin, uscc, cert), "msg_open_vin"
-    )
+    ready = Ready.of(client, settings)
+    ready.broker.send("declaration.lodged", ready.lodging())
+    second, _retry = twice(ready.broker, "declaration.lodged", ready.lodging(), "msg_open_vin")
     assert (second.status_code, second.json()["reasons"]) == (202, ["declaration_open"])
 
 
@@ -96,12 +84,8 @@ def vin_on_one_bill_twice(client: TestClient, settings: Settings) -> None:
     checked first, under the vehicle's row lock). The safety net every constraint has is shown
     on a state no input can make: an exported declaration of the VIN on the same B/L while
     the vehicle reads as not exported. The departure is a final 409, remembered."""
-    uscc = factories.uscc()
-    vin, cert = ready_vehicle(settings, uscc)
-    broker = Broker(client, [uscc])
-    lodging = factories.declaration(vin, uscc, cert)
-    broker.send("declaration.lodged", lodging)
-    broker.send("declaration.released", released(lodging["declaration_no"]))
+    ready = Ready.of(client, settings)
+    no = ready.lodged_and_released()
     sql(
         client,
         "INSERT INTO declarations (declaration_no, vin, enterprise_uscc, broker_id, status, "
@@ -109,11 +93,9 @@ def vin_on_one_bill_twice(client: TestClient, settings: Settings) -> None:
         "bill_of_lading) SELECT 'D-IMPOSSIBLE', vin, enterprise_uscc, broker_id, 'exported', "
         "reasons, reason_details, port_of_loading, destination_country, declared_at, lodged_at, "
         "'COSU6312458790' FROM declarations WHERE declaration_no = :no",
-        no=lodging["declaration_no"],
+        no=no,
     )
-    r, _retry = twice(
-        broker, "shipment.departed", departed(lodging["declaration_no"]), "msg_impossible_bl"
-    )
+    r, _retry = twice(ready.broker, "shipment.departed", departed(no), "msg_impossible_bl")
     final_problem(r, 409, "constraint-violated")
     assert "bill_of_lading" in r.json()["constraint"]  # as PostgreSQL and SQLite name it
     assert sql(client, "SELECT count(*) FROM known_vehicles WHERE exported") == [(0,)]
@@ -122,10 +104,8 @@ def vin_on_one_bill_twice(client: TestClient, settings: Settings) -> None:
 def webhook_id_twice(client: TestClient, settings: Settings) -> None:
     """A duplicate webhook-id replays the first answer (a concurrent duplicate is told
     ``webhook-in-flight`` until the first commits; then it gets the replay)."""
-    uscc = factories.uscc()
-    vin, cert = ready_vehicle(settings, uscc)
-    broker = Broker(client, [uscc])
-    twice(broker, "declaration.lodged", factories.declaration(vin, uscc, cert), "msg_once")
+    ready = Ready.of(client, settings)
+    twice(ready.broker, "declaration.lodged", ready.lodging(), "msg_once")
 
 
 def projections_twice(client: TestClient, settings: Settings) -> None:

@@ -5,19 +5,16 @@ servicekit's clock, never by rewriting rows."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import pytest
 from customs_support import (
     Broker,
-    customs_app,
+    Ready,
     deliver,
     departed,
     outbox,
     outbox_topics,
-    ready_vehicle,
     released,
     revoked,
     status_changed,
@@ -32,11 +29,6 @@ from servicekit.idempotency import Answer
 
 import factories
 from helpers import ADMIN, sql
-
-
-@pytest.fixture
-def customs(database_url: str) -> Iterator[tuple[TestClient, Settings]]:
-    yield from customs_app(database_url)
 
 
 def declaration_of(client: TestClient, no: str) -> dict[str, Any]:
@@ -57,10 +49,9 @@ def test_declared_at_backdated_to_2025_does_not_skip_the_after_sales_letter(
     customs: tuple[TestClient, Settings],
 ) -> None:
     client, settings = customs
-    uscc = factories.uscc()
-    vin, cert = ready_vehicle(settings, uscc, first_registration=clock.today() - timedelta(days=30))
-    broker = Broker(client, [uscc])
-    lodging = factories.declaration(vin, uscc, cert, declared_at="2025-12-31T10:00:00+08:00")
+    young = Ready.of(client, settings, first_registration=clock.today() - timedelta(days=30))
+    broker = young.broker
+    lodging = young.lodging(declared_at="2025-12-31T10:00:00+08:00")
     r = broker.send("declaration.lodged", lodging, msg_id="msg_backdated_new_year")
     assert problem_fields(r) == [("data.declared_at", "time_out_of_range")]
     retried = broker.send("declaration.lodged", lodging, msg_id="msg_backdated_new_year")
@@ -78,13 +69,11 @@ def test_the_letter_rule_is_judged_on_the_day_customs_received_the_lodging(
 ) -> None:
     client, settings = customs
     clock.set(datetime(2026, 1, 1, 0, 20, tzinfo=UTC))
-    uscc = factories.uscc()
-    vin, cert = ready_vehicle(settings, uscc, first_registration=date(2025, 12, 2))
-    broker = Broker(client, [uscc])
+    young = Ready.of(client, settings, first_registration=date(2025, 12, 2))
     # claimed 30 minutes before the rule's first day: a claim within its allowed age is kept
     claimed = "2025-12-31T23:50:00Z"
-    lodging = factories.declaration(vin, uscc, cert, declared_at=claimed)
-    r = broker.send("declaration.lodged", lodging)
+    lodging = young.lodging(declared_at=claimed)
+    r = young.broker.send("declaration.lodged", lodging)
     assert (r.status_code, r.json()["status"]) == (202, "rejected")
     assert r.json()["reasons"] == ["after_sales_letter_missing"]
     [(_topic, event)] = outbox(settings)
@@ -97,10 +86,8 @@ def test_the_letter_rule_is_judged_on_the_day_customs_received_the_lodging(
         "2026-01-01T00:20:00Z",
         "v1",
     )
-    with_letter = factories.declaration(
-        vin, uscc, cert, declared_at=claimed, after_sales_letter_ref="SVW-AS-2025-12-0417"
-    )
-    assert broker.send("declaration.lodged", with_letter).json()["status"] == "accepted"
+    with_letter = young.lodging(declared_at=claimed, after_sales_letter_ref="SVW-AS-2025-12-0417")
+    assert young.broker.send("declaration.lodged", with_letter).json()["status"] == "accepted"
 
 
 def test_a_backdated_declared_at_does_not_bring_an_expired_certificate_back(
@@ -108,45 +95,33 @@ def test_a_backdated_declared_at_does_not_bring_an_expired_certificate_back(
 ) -> None:
     client, settings = customs
     clock.set(datetime(2026, 8, 3, 9, tzinfo=UTC))
-    uscc = factories.uscc()
-    vin, cert = ready_vehicle(settings, uscc)  # certificate valid until 2026-11-01
-    broker = Broker(client, [uscc])
+    ready = Ready.of(client, settings)  # certificate valid until 2026-11-01
     clock.set(datetime(2026, 11, 2, 0, 30, tzinfo=UTC))
-    while_valid = factories.declaration(vin, uscc, cert, declared_at="2026-10-20T09:00:00+08:00")
-    r = broker.send("declaration.lodged", while_valid)
+    while_valid = ready.lodging(declared_at="2026-10-20T09:00:00+08:00")
+    r = ready.broker.send("declaration.lodged", while_valid)
     assert problem_fields(r) == [("data.declared_at", "time_out_of_range")]
     assert outbox_topics(settings) == []
-    an_hour_before = factories.declaration(vin, uscc, cert, declared_at="2026-11-01T23:30:00Z")
-    r = broker.send("declaration.lodged", an_hour_before)
+    an_hour_before = ready.lodging(declared_at="2026-11-01T23:30:00Z")
+    r = ready.broker.send("declaration.lodged", an_hour_before)
     assert (r.json()["status"], r.json()["reasons"]) == ("rejected", ["inspection_expired"])
     assert [e["outcome"] for _t, e in outbox(settings)] == ["rejected"]
 
 
-def test_a_declared_at_in_the_future_beyond_the_skew_is_refused(
-    customs: tuple[TestClient, Settings],
-) -> None:
-    client, settings = customs
-    uscc = factories.uscc()
-    vin, cert = ready_vehicle(settings, uscc)
-    broker = Broker(client, [uscc])
-    later = (clock.now() + timedelta(seconds=settings.clock_skew_s + 60)).isoformat()
-    r = broker.send("declaration.lodged", factories.declaration(vin, uscc, cert, declared_at=later))
+def test_a_declared_at_in_the_future_beyond_the_skew_is_refused(ready: Ready) -> None:
+    skew = ready.settings.clock_skew_s
+    later = (clock.now() + timedelta(seconds=skew + 60)).isoformat()
+    r = ready.broker.send("declaration.lodged", ready.lodging(declared_at=later))
     assert problem_fields(r) == [("data.declared_at", "time_out_of_range")]
-    within = (clock.now() + timedelta(seconds=settings.clock_skew_s - 60)).isoformat()
-    r = broker.send(
-        "declaration.lodged", factories.declaration(vin, uscc, cert, declared_at=within)
-    )
+    within = (clock.now() + timedelta(seconds=skew - 60)).isoformat()
+    r = ready.broker.send("declaration.lodged", ready.lodging(declared_at=within))
     assert r.json()["status"] == "accepted"
 
 
 def test_claimed_release_and_departure_times_are_bounded_by_our_own_records(
-    customs: tuple[TestClient, Settings],
+    ready: Ready,
 ) -> None:
-    client, settings = customs
-    uscc = factories.uscc()
-    vin, cert = ready_vehicle(settings, uscc)
-    broker = Broker(client, [uscc])
-    lodging = factories.declaration(vin, uscc, cert)
+    client, settings, broker = ready.client, ready.settings, ready.broker
+    lodging = ready.lodging()
     no = lodging["declaration_no"]
     broker.send("declaration.lodged", lodging)
     now, skew = clock.now(), timedelta(seconds=settings.clock_skew_s)
@@ -169,13 +144,10 @@ def test_claimed_release_and_departure_times_are_bounded_by_our_own_records(
 
 # -- one open declaration per VIN -------------------------------------------------------------
 def test_a_vin_has_one_open_declaration_withdrawn_and_rejected_ones_do_not_count(
-    customs: tuple[TestClient, Settings],
+    ready: Ready,
 ) -> None:
-    client, settings = customs
-    uscc = factories.uscc()
-    vin, cert = ready_vehicle(settings, uscc)
-    broker = Broker(client, [uscc])
-    first, second = factories.declaration(vin, uscc, cert), factories.declaration(vin, uscc, cert)
+    client, settings, broker = ready.client, ready.settings, ready.broker
+    first, second = ready.lodging(), ready.lodging()
     assert broker.send("declaration.lodged", first).json()["status"] == "accepted"
     r = broker.send("declaration.lodged", second)
     assert (r.status_code, r.json()["status"], r.json()["reasons"]) == (
@@ -194,10 +166,8 @@ def test_a_vin_has_one_open_declaration_withdrawn_and_rejected_ones_do_not_count
         {"declaration_no": first["declaration_no"], "reason": "buyer cancelled"},
     )
     assert withdrawn.json()["status"] == "withdrawn"
-    third = factories.declaration(vin, uscc, cert)
-    assert broker.send("declaration.lodged", third).json()["status"] == "accepted"
-    broker.send("declaration.released", released(third["declaration_no"]))
-    fourth = broker.send("declaration.lodged", factories.declaration(vin, uscc, cert)).json()
+    ready.lodged_and_released()
+    fourth = broker.send("declaration.lodged", ready.lodging()).json()
     assert (fourth["status"], fourth["reasons"]) == ("rejected", ["declaration_open"])
 
 
@@ -212,17 +182,12 @@ def test_a_pending_declaration_holds_its_vin_too(customs: tuple[TestClient, Sett
     assert (again.json()["status"], again.json()["reasons"]) == ("rejected", ["declaration_open"])
 
 
-def test_two_lodgings_of_one_vin_at_the_same_moment_leave_one_open(
-    customs: tuple[TestClient, Settings],
-) -> None:
+def test_two_lodgings_of_one_vin_at_the_same_moment_leave_one_open(ready: Ready) -> None:
     """Two connections, the second lodging while the first is not yet committed (two api
     replicas): the second waits (SQLite's write lock; PostgreSQL's open-VIN index), then is
     judged against the committed first and rejected."""
-    client, settings = customs
-    uscc = factories.uscc()
-    vin, cert = ready_vehicle(settings, uscc)
-    broker = Broker(client, [uscc])
-    first, second = factories.declaration(vin, uscc, cert), factories.declaration(vin, uscc, cert)
+    client, settings, broker = ready.client, ready.settings, ready.broker
+    first, second = ready.lodging(), ready.lodging()
     first_body, first_headers = broker.signed("declaration.lodged", first)
     second_body, second_headers = broker.signed("declaration.lodged", second)
     engine = make_engine(settings.database_url)
@@ -256,7 +221,7 @@ def test_two_lodgings_of_one_vin_at_the_same_moment_leave_one_open(
     assert rejected["reason_details"] == {"declaration_open": first["declaration_no"]}
     still_open = "SELECT count(*) FROM declarations WHERE vin = :vin AND status IN ({})"
     statuses = ", ".join(f"'{s}'" for s in domain.OPEN_STATUSES)
-    assert sql(client, still_open.format(statuses), vin=vin) == [(1,)]
+    assert sql(client, still_open.format(statuses), vin=ready.vin) == [(1,)]
 
 
 # -- decided as soon as it is certain ---------------------------------------------------------
@@ -298,19 +263,12 @@ def test_a_suspension_decides_the_enterprises_waiting_declarations_at_once(
 
 
 # -- re-checked at release and departure ------------------------------------------------------
-def test_a_suspension_after_acceptance_refuses_release_and_departure(
-    customs: tuple[TestClient, Settings],
-) -> None:
-    client, settings = customs
-    uscc = factories.uscc()
-    (vin_a, cert_a), (vin_b, cert_b) = ready_vehicle(settings, uscc), ready_vehicle(settings, uscc)
-    broker = Broker(client, [uscc])
-    accepted = factories.declaration(vin_a, uscc, cert_a)
-    to_depart = factories.declaration(vin_b, uscc, cert_b)
+def test_a_suspension_after_acceptance_refuses_release_and_departure(ready: Ready) -> None:
+    client, settings, broker = ready.client, ready.settings, ready.broker
+    accepted = ready.lodging()
     broker.send("declaration.lodged", accepted)
-    broker.send("declaration.lodged", to_depart)
-    broker.send("declaration.released", released(to_depart["declaration_no"]))
-    deliver(settings, status_changed(uscc, "suspended"))
+    to_depart = ready.lodged_and_released(ready.another_vehicle())
+    deliver(settings, status_changed(ready.uscc, "suspended"))
 
     release = broker.send("declaration.released", released(accepted["declaration_no"]))
     assert release.status_code == 409
@@ -320,7 +278,7 @@ def test_a_suspension_after_acceptance_refuses_release_and_departure(
         "release",
         ["enterprise_not_in_good_standing"],
     )
-    departure = broker.send("shipment.departed", departed(to_depart["declaration_no"]))
+    departure = broker.send("shipment.departed", departed(to_depart))
     assert departure.status_code == 409
     assert (departure.json()["step"], departure.json()["reasons"]) == (
         "departure",
@@ -328,7 +286,7 @@ def test_a_suspension_after_acceptance_refuses_release_and_departure(
     )
 
     assert declaration_of(client, accepted["declaration_no"])["status"] == "accepted"
-    assert declaration_of(client, to_depart["declaration_no"])["status"] == "released"
+    assert declaration_of(client, to_depart)["status"] == "released"
     assert sql(client, "SELECT count(*) FROM known_vehicles WHERE exported") == [(0,)]
     refusals = [e for t, e in outbox(settings) if t == "vehicle.departure-refused.v1"]
     assert [(e["step"], e["reason"], e["reasons"]) for e in refusals] == [
@@ -344,22 +302,16 @@ def test_a_suspension_after_acceptance_refuses_release_and_departure(
 
 
 def test_a_certificate_revoked_or_expired_after_acceptance_refuses_departure(
-    customs: tuple[TestClient, Settings],
+    ready: Ready,
 ) -> None:
-    client, settings = customs
-    uscc = factories.uscc()
-    (vin_a, cert_a), (vin_b, cert_b) = ready_vehicle(settings, uscc), ready_vehicle(settings, uscc)
-    broker = Broker(client, [uscc])
-    revoked_one = factories.declaration(vin_a, uscc, cert_a)
-    expiring = factories.declaration(vin_b, uscc, cert_b)
-    for lodging in (revoked_one, expiring):
-        broker.send("declaration.lodged", lodging)
-        broker.send("declaration.released", released(lodging["declaration_no"]))
-    deliver(settings, revoked(uscc, vin_a, cert_a))
-    r = broker.send("shipment.departed", departed(revoked_one["declaration_no"]))
+    client, settings, broker = ready.client, ready.settings, ready.broker
+    revoked_one = ready.lodged_and_released()
+    expiring = ready.lodged_and_released(ready.another_vehicle())
+    deliver(settings, revoked(ready.uscc, ready.vin, ready.cert))
+    r = broker.send("shipment.departed", departed(revoked_one))
     assert (r.status_code, r.json()["reasons"]) == (409, ["certificate_revoked"])
     clock.advance(timedelta(days=91))  # the 90-day certificate ran out before the ship left
-    r = broker.send("shipment.departed", departed(expiring["declaration_no"]))
+    r = broker.send("shipment.departed", departed(expiring))
     assert (r.status_code, r.json()["reasons"]) == (409, ["inspection_expired"])
     assert "vehicle.exported.v1" not in outbox_topics(settings)
     assert sql(client, "SELECT count(*) FROM known_vehicles WHERE exported") == [(0,)]
@@ -367,18 +319,11 @@ def test_a_certificate_revoked_or_expired_after_acceptance_refuses_departure(
 
 # -- bills of lading carry many vehicles ------------------------------------------------------
 def test_two_cars_on_one_bill_of_lading_both_depart_and_a_retry_gets_the_first_answer(
-    customs: tuple[TestClient, Settings],
+    ready: Ready,
 ) -> None:
-    client, settings = customs
-    uscc = factories.uscc()
-    cars = [ready_vehicle(settings, uscc), ready_vehicle(settings, uscc)]
-    broker = Broker(client, [uscc])
-    numbers = []
-    for vin, cert in cars:
-        lodging = factories.declaration(vin, uscc, cert)
-        broker.send("declaration.lodged", lodging)
-        broker.send("declaration.released", released(lodging["declaration_no"]))
-        numbers.append(lodging["declaration_no"])
+    settings, broker = ready.settings, ready.broker
+    cars = [(ready.vin, ready.cert), ready.another_vehicle()]
+    numbers = [ready.lodged_and_released(car) for car in cars]
     bill = "COSU6312458790"
     first = broker.send("shipment.departed", departed(numbers[0], bill))
     second = broker.send("shipment.departed", departed(numbers[1], bill), msg_id="msg_car_two")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from customs_receiver import Receiver
@@ -19,6 +19,7 @@ from customs import outbound
 from customs.__main__ import SPEC
 from customs.consumers import timers
 from customs.delivery import Deliverer
+from customs.schemas import WebhookType
 from customs.settings import Settings
 from customs.subscriptions import enqueue
 from servicekit import db
@@ -27,13 +28,6 @@ from servicekit.db import make_engine
 
 import factories
 from helpers import ADMIN, service_client
-
-
-@pytest.fixture
-def customs(database_url: str) -> Iterator[tuple[TestClient, Settings]]:
-    for client, settings in service_client(SPEC, database_url):
-        assert isinstance(settings, Settings)
-        yield client, settings
 
 
 @pytest.fixture
@@ -212,6 +206,23 @@ def test_subscription_urls_are_checked_against_ssrf() -> None:
         with pytest.raises(outbound.UrlRefused):
             outbound.check_url(url, production=production)
     assert outbound.check_url("https://93.184.216.34/hook", production=True)
+
+
+def test_the_webhook_types_are_the_outbound_events_and_what_partners_may_subscribe_to() -> None:
+    def event(type_: str, **data: Any) -> envelope.CloudEvent:
+        return envelope.CloudEvent(
+            id="e1", source="ucx/test", type=type_, time=datetime.now(UTC), enterpriseid="u",
+            data=data,
+        )  # fmt: skip
+
+    sent = {
+        outbound.webhook_type(event(model.TYPE, outcome=outcome))
+        for model in outbound.OUTBOUND
+        for outcome in ("accepted", "rejected")
+    }
+    assert sent == set(outbound.WEBHOOK_TYPES) == set(get_args(WebhookType))
+    assert outbound.webhook_type(event(events.VehicleDeclared.TYPE, outcome="pending")) is None
+    assert outbound.webhook_type(event(events.VehicleRegistered.TYPE)) is None
 
 
 def test_the_schedule_is_jittered_and_ends() -> None:

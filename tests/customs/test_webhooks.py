@@ -1,16 +1,13 @@
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from customs_support import (
     Broker,
-    customs_app,
+    Ready,
     deliver,
     departed,
     outbox_topics,
     ready_vehicle,
-    released,
     revoked,
 )
 from fastapi.testclient import TestClient
@@ -22,17 +19,9 @@ import factories
 from helpers import ADMIN, sql
 
 
-@pytest.fixture
-def customs(database_url: str) -> Iterator[tuple[TestClient, Settings]]:
-    yield from customs_app(database_url)
-
-
-def test_a_vehicle_is_declared_released_and_exported(customs: tuple[TestClient, Settings]) -> None:
-    client, settings = customs
-    uscc = factories.uscc()
-    vin, cert = ready_vehicle(settings, uscc)
-    broker = Broker(client, [uscc])
-    declaration = factories.declaration(vin, uscc, cert)
+def test_a_vehicle_is_declared_released_and_exported(ready: Ready) -> None:
+    client, settings, broker = ready.client, ready.settings, ready.broker
+    declaration = ready.lodging()
     r = broker.send("declaration.lodged", declaration)
     assert r.status_code == 202, r.text
     assert r.json()["status"] == "accepted"
@@ -60,38 +49,27 @@ def test_a_vehicle_is_declared_released_and_exported(customs: tuple[TestClient, 
     assert client.get(f"/v1/declarations/{no}", headers=ADMIN).json()["status"] == "exported"
 
 
-def test_bad_signature_stale_timestamp_and_replay_change_nothing(
-    customs: tuple[TestClient, Settings],
-) -> None:
-    client, settings = customs
-    uscc = factories.uscc()
-    vin, cert = ready_vehicle(settings, uscc)
-    broker = Broker(client, [uscc])
-    data = factories.declaration(vin, uscc, cert)
+def test_bad_signature_stale_timestamp_and_replay_change_nothing(ready: Ready) -> None:
+    broker, data = ready.broker, ready.lodging()
     forged = broker.send("declaration.lodged", data, secret="whsec_" + "A" * 43)
     assert forged.status_code == 401
     stale = broker.send("declaration.lodged", data, at=datetime.now(UTC) - timedelta(minutes=6))
     assert stale.status_code == 401
-    assert outbox_topics(settings) == []
+    assert outbox_topics(ready.settings) == []
     first = broker.send("declaration.lodged", data, msg_id="msg_replayed_once")
     replay = broker.send("declaration.lodged", data, msg_id="msg_replayed_once")
     assert first.status_code == replay.status_code == 202
     assert replay.json() == first.json()
     assert replay.headers["webhook-replayed"] == "true"
-    assert outbox_topics(settings) == ["vehicle.declared.v1"]
+    assert outbox_topics(ready.settings) == ["vehicle.declared.v1"]
 
 
-def test_gates_reject_with_every_reason(customs: tuple[TestClient, Settings]) -> None:
-    client, settings = customs
-    uscc = factories.uscc()
-    vin, _cert = ready_vehicle(settings, uscc)
-    broker = Broker(client, [uscc])
-    r = broker.send(
-        "declaration.lodged", factories.declaration(vin, uscc, "EXC-WRONG", export_licence_no=None)
-    )
+def test_gates_reject_with_every_reason(ready: Ready) -> None:
+    lodging = ready.lodging(certificate_no="EXC-WRONG", export_licence_no=None)
+    r = ready.broker.send("declaration.lodged", lodging)
     assert r.json()["status"] == "rejected"
     assert r.json()["reasons"] == ["certificate_mismatch", "licence_missing"]
-    assert outbox_topics(settings) == ["vehicle.declared.v1"]
+    assert outbox_topics(ready.settings) == ["vehicle.declared.v1"]
 
 
 def test_a_declaration_waits_for_late_events_and_is_decided_when_they_arrive(
@@ -133,69 +111,43 @@ def test_invalid_message_is_422_naming_the_field(customs: tuple[TestClient, Sett
     assert r.json()["errors"][0]["field"] == "declaration.lodged.data.port_of_loading"
 
 
-def test_a_revoked_certificate_fails_the_inspection_gate(
-    customs: tuple[TestClient, Settings],
-) -> None:
-    client, settings = customs
-    uscc = factories.uscc()
-    vin, cert = ready_vehicle(settings, uscc)
-    deliver(settings, revoked(uscc, vin, cert))
-    broker = Broker(client, [uscc])
-    r = broker.send("declaration.lodged", factories.declaration(vin, uscc, cert))
+def test_a_revoked_certificate_fails_the_inspection_gate(ready: Ready) -> None:
+    deliver(ready.settings, revoked(ready.uscc, ready.vin, ready.cert))
+    r = ready.broker.send("declaration.lodged", ready.lodging())
     assert (r.json()["status"], r.json()["reasons"]) == ("rejected", ["certificate_revoked"])
 
 
-def test_departure_without_release_is_refused_recorded_and_emitted(
-    customs: tuple[TestClient, Settings],
-) -> None:
-    client, settings = customs
-    uscc = factories.uscc()
-    vin, cert = ready_vehicle(settings, uscc)
-    broker = Broker(client, [uscc])
-    declaration = factories.declaration(vin, uscc, cert)
-    broker.send("declaration.lodged", declaration)
-    r = broker.send("shipment.departed", departed(declaration["declaration_no"]))
+def test_departure_without_release_is_refused_recorded_and_emitted(ready: Ready) -> None:
+    lodging = ready.lodging()
+    no = lodging["declaration_no"]
+    ready.broker.send("declaration.lodged", lodging)
+    r = ready.broker.send("shipment.departed", departed(no))
     assert r.status_code == 409
     assert r.json()["type"].endswith("declaration-not-released")
-    assert outbox_topics(settings) == ["vehicle.declared.v1", "vehicle.departure-refused.v1"]
-    assert (
-        client.get(f"/v1/declarations/{declaration['declaration_no']}", headers=ADMIN).json()[
-            "status"
-        ]
-        == "accepted"
-    )
+    topics = ["vehicle.declared.v1", "vehicle.departure-refused.v1"]
+    assert outbox_topics(ready.settings) == topics
+    declaration = ready.client.get(f"/v1/declarations/{no}", headers=ADMIN).json()
+    assert declaration["status"] == "accepted"
 
 
-def test_a_vin_is_exported_once(customs: tuple[TestClient, Settings]) -> None:
-    client, settings = customs
-    uscc = factories.uscc()
-    vin, cert = ready_vehicle(settings, uscc)
-    broker = Broker(client, [uscc])
-    first = factories.declaration(vin, uscc, cert)
-    broker.send("declaration.lodged", first)
-    broker.send("declaration.released", released(first["declaration_no"]))
-    assert broker.send("shipment.departed", departed(first["declaration_no"])).status_code == 202
-    second = factories.declaration(vin, uscc, cert)
-    lodged = broker.send("declaration.lodged", second).json()
+def test_a_vin_is_exported_once(ready: Ready) -> None:
+    broker, first = ready.broker, ready.lodged_and_released()
+    assert broker.send("shipment.departed", departed(first)).status_code == 202
+    lodged = broker.send("declaration.lodged", ready.lodging()).json()
     assert (lodged["status"], lodged["reasons"]) == ("rejected", ["already_exported"])
-    again = broker.send("shipment.departed", departed(first["declaration_no"]))
+    again = broker.send("shipment.departed", departed(first))
     assert again.status_code == 409 and again.json()["type"].endswith("already-exported")
-    assert outbox_topics(settings).count("vehicle.exported.v1") == 1
-    assert outbox_topics(settings)[-1] == "vehicle.departure-refused.v1"
+    assert outbox_topics(ready.settings).count("vehicle.exported.v1") == 1
+    assert outbox_topics(ready.settings)[-1] == "vehicle.departure-refused.v1"
 
 
-def test_tampered_body_unknown_type_and_malformed_payload_change_nothing(
-    customs: tuple[TestClient, Settings],
-) -> None:
-    client, settings = customs
-    uscc = factories.uscc()
-    vin, cert = ready_vehicle(settings, uscc)
-    broker = Broker(client, [uscc])
+def test_tampered_body_unknown_type_and_malformed_payload_change_nothing(ready: Ready) -> None:
+    client, settings, broker = ready.client, ready.settings, ready.broker
     body = json.dumps(
         {
             "type": "declaration.lodged",
             "timestamp": datetime.now(UTC).isoformat(),
-            "data": factories.declaration(vin, uscc, cert),
+            "data": ready.lodging(),
         }
     )
     now = datetime.now(UTC)
@@ -228,37 +180,18 @@ def test_tampered_body_unknown_type_and_malformed_payload_change_nothing(
     assert outbox_topics(settings) == []
 
 
-def test_broker_secret_rotation_keeps_both_secrets_valid_during_the_overlap(
-    customs: tuple[TestClient, Settings],
-) -> None:
-    client, settings = customs
-    uscc = factories.uscc()
-    vin, cert = ready_vehicle(settings, uscc)
-    broker = Broker(client, [uscc])
+def test_broker_secret_rotation_keeps_both_secrets_valid_during_the_overlap(ready: Ready) -> None:
+    client, broker = ready.client, ready.broker
     old = broker.secret
     rotated = client.post(f"/v1/brokers/{broker.id}/secrets", headers=ADMIN).json()
-    assert (
-        broker.send(
-            "declaration.lodged", factories.declaration(vin, uscc, cert), secret=old
-        ).status_code
-        == 202
-    )
-    vin2, cert2 = ready_vehicle(settings, uscc)
-    assert (
-        broker.send(
-            "declaration.lodged", factories.declaration(vin2, uscc, cert2), secret=rotated["secret"]
-        ).status_code
-        == 202
-    )
+    assert broker.send("declaration.lodged", ready.lodging(), secret=old).status_code == 202
+    second = ready.lodging(ready.another_vehicle())
+    with_new = broker.send("declaration.lodged", second, secret=rotated["secret"])
+    assert with_new.status_code == 202
     sql(
         client,
         "UPDATE broker_secrets SET expires_at = :t WHERE expires_at IS NOT NULL",
         t=datetime.now(UTC) - timedelta(seconds=1),
     )
-    vin3, cert3 = ready_vehicle(settings, uscc)
-    assert (
-        broker.send(
-            "declaration.lodged", factories.declaration(vin3, uscc, cert3), secret=old
-        ).status_code
-        == 401
-    )
+    third = ready.lodging(ready.another_vehicle())
+    assert broker.send("declaration.lodged", third, secret=old).status_code == 401

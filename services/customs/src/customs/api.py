@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
 from pydantic import TypeAdapter
@@ -110,22 +112,27 @@ def get_declaration(
     return DeclarationPublic.model_validate(declaration, from_attributes=True)
 
 
-def _rotated(secret: str, until: datetime) -> Answer:
-    return Answer.of(SecretRotated(secret=secret, previous_secrets_valid_until=until), 201)
+Rotation = Callable[[Session, Settings, str], tuple[str, datetime]]
+ROTATED: dict[str, Any] = {"status_code": status.HTTP_201_CREATED, "response_model": SecretRotated}
+"""What a rotation route answers (``_rotate``)."""
 
 
-@router.post(
-    "/brokers/{broker_id}/secrets",
-    status_code=status.HTTP_201_CREATED,
-    response_model=SecretRotated,
-)
+def _rotate(request: Request, attempt: Attempt | None, rotate: Rotation, owner: str) -> Response:
+    """A signing secret rotated (a broker's or a subscription's): 201, the new secret once."""
+
+    def unit(session: Session) -> Answer:
+        secret, until = rotate(session, _settings(request), owner)
+        rotated = SecretRotated(secret=secret, previous_secrets_valid_until=until)
+        return Answer.of(rotated, 201)
+
+    return answer_once(request, attempt, unit)
+
+
+@router.post("/brokers/{broker_id}/secrets", **ROTATED)
 def rotate_broker_secret(
     broker_id: str, request: Request, _admin: AdminDep, attempt: AttemptDep
 ) -> Response:
-    def unit(session: Session) -> Answer:
-        return _rotated(*services.rotate_broker_secret(session, _settings(request), broker_id))
-
-    return answer_once(request, attempt, unit)
+    return _rotate(request, attempt, services.rotate_broker_secret, broker_id)
 
 
 def _subscription(subscription: Subscription) -> SubscriptionPublic:
@@ -178,18 +185,11 @@ def delete_subscription(subscription_id: str, session: SessionDep, _admin: Admin
     subscriptions.delete(session, subscription_id)
 
 
-@router.post(
-    "/subscriptions/{subscription_id}/secret",
-    status_code=status.HTTP_201_CREATED,
-    response_model=SecretRotated,
-)
+@router.post("/subscriptions/{subscription_id}/secret", **ROTATED)
 def rotate_subscription_secret(
     subscription_id: str, request: Request, _admin: AdminDep, attempt: AttemptDep
 ) -> Response:
-    def unit(session: Session) -> Answer:
-        return _rotated(*subscriptions.rotate_secret(session, _settings(request), subscription_id))
-
-    return answer_once(request, attempt, unit)
+    return _rotate(request, attempt, subscriptions.rotate_secret, subscription_id)
 
 
 @router.post(
