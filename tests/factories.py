@@ -8,6 +8,7 @@ import uuid
 from datetime import date, timedelta
 from typing import Any
 
+from contracts import events
 from contracts.identifiers import USCC_ALPHABET, uscc_check_char, vin_check_digit
 from servicekit.clock import clock
 
@@ -69,6 +70,14 @@ def vehicle(enterprise_uscc: str, **overrides: Any) -> dict[str, Any]:
     return {**body, **overrides}
 
 
+def vehicle_registered(enterprise_uscc: str, **overrides: Any) -> events.VehicleRegistered:
+    """The registry's ``vehicle.registered`` data for ``vehicle(enterprise_uscc)``, registered
+    now: a registration as the other services' projections learn of it. ``overrides`` replace
+    fields (``transfer_endorsed_on=None``: a vehicle copied before endorsements were kept)."""
+    data = {**vehicle(enterprise_uscc), "registered_at": clock.now(), **overrides}
+    return events.VehicleRegistered.model_validate(data)
+
+
 CHECKLIST_CODES = [
     "VIN_MATCHES_CERTIFICATE",
     "ENGINE_NO_MATCHES_CERTIFICATE",
@@ -103,6 +112,30 @@ def inspection(vin_: str, odometer_km: int = 38950, fail: tuple[str, ...] = ()) 
             for c in CHECKLIST_CODES
         ],
     }
+
+
+def vehicle_inspected(
+    enterprise_uscc: str, vin_: str, fail: tuple[str, ...] = (), **overrides: Any
+) -> events.VehicleInspected:
+    """Inspection's ``vehicle.inspected`` data for a first inspection now: a pass carries a
+    certificate valid for 90 days, a fail names ``fail`` and has none."""
+    passed = not fail
+    certificate = f"EXC-2611-{uuid.uuid4().hex[:16].upper()}-7"
+    data = {
+        "enterprise_uscc": enterprise_uscc,
+        "inspection_id": str(uuid.uuid4()),
+        "vin": vin_,
+        "station_id": str(uuid.uuid4()),
+        "inspected_at": clock.now(),
+        "odometer_km": 38950,
+        "verdict": "pass" if passed else "fail",
+        "first_inspection": True,
+        "items": [],
+        "failed_items": list(fail),
+        "certificate_no": certificate if passed else None,
+        "valid_until": clock.today() + timedelta(days=90) if passed else None,
+    }
+    return events.VehicleInspected.model_validate({**data, **overrides})
 
 
 def declaration(vin_: str, uscc_: str, cert: str = "EXC-NONE", **kw: Any) -> dict[str, Any]:

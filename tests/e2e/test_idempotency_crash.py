@@ -23,7 +23,8 @@ from servicekit import migrate
 from servicekit.ports import free_port
 
 import factories
-from helpers import ADMIN, ADMIN_TOKEN, bearer
+from helpers import ADMIN_TOKEN, bearer
+from stack_support import admitted_enterprise
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -83,18 +84,6 @@ def rows(database_url: str, statement: str, **params: Any) -> list[Any]:
         engine.dispose()
 
 
-def admitted(url: str) -> tuple[str, str]:
-    body = factories.enterprise()
-    assert httpx.post(f"{url}/v1/enterprises", json=body).status_code == 201
-    decided = httpx.post(
-        f"{url}/v1/enterprises/{body['uscc']}/decisions",
-        json={"action": "approve", "reason": "site visit passed"},
-        headers=ADMIN,
-    )
-    assert decided.status_code == 200, decided.text
-    return body["uscc"], decided.json()["api_key"]
-
-
 @pytest.fixture
 def database(database_url: str) -> str:
     migrate.upgrade(SPEC.migrations, database_url)
@@ -105,7 +94,8 @@ def test_a_registration_killed_after_its_commit_is_answered_by_the_retry(databas
     vehicle: dict[str, Any] = {}
     headers: dict[str, str] = {}
     with registry_api(database, UCX_TEST_PAUSE_AFTER_COMMIT_S="60") as (url, process):
-        uscc, key = admitted(url)
+        with httpx.Client(base_url=url) as registry:
+            uscc, key = admitted_enterprise(registry)
         vehicle = factories.vehicle(uscc)
         headers = {**bearer(key), "Idempotency-Key": "3f9c2a71-xm-0001"}
         with pytest.raises(httpx.ReadTimeout):  # committed, then held: no answer comes

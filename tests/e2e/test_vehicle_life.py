@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import secrets
 import time
-import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 from cloudevents.core.bindings import kafka as ce_kafka
@@ -41,21 +41,32 @@ def records_about(bootstrap: str, topic: str, vin: str) -> list[object]:
     return found
 
 
+def broker(customs: httpx.Client, uscc: str, name: str, code: str) -> dict[str, str]:
+    """A customs broker acting for the enterprise: its id and webhook signing secret."""
+    body = {"name": name, "customs_code": code, "enterprises": [uscc]}
+    r = customs.post("/v1/brokers", headers=ADMIN, json=body)
+    assert r.status_code == 201, r.text
+    return dict(r.json())
+
+
+def lodged(customs: httpx.Client, by: dict[str, str], declaration: dict[str, Any]) -> Any:
+    """The broker's signed ``declaration.lodged`` webhook, and customs' decision once made."""
+    body, headers = signed(by["secret"], "declaration.lodged", declaration)
+    hook = f"/v1/webhooks/brokers/{by['id']}"
+    assert customs.post(hook, content=body, headers=headers).status_code == 202
+    url = f"/v1/declarations/{declaration['declaration_no']}"
+    return wait_for(
+        lambda: (d := customs.get(url, headers=ADMIN).json())["status"] != "pending" and d
+    )
+
+
 def test_one_vehicle_from_application_to_departure(stack: RunningStack) -> None:
     registry = stack.client("registry")
     inspection = stack.client("inspection")
     customs = stack.client("customs")
     scoring = stack.client("scoring")
 
-    enterprise = factories.enterprise()
-    uscc = enterprise["uscc"]
-    assert registry.post("/v1/enterprises", json=enterprise).status_code == 201
-    approved = registry.post(
-        f"/v1/enterprises/{uscc}/decisions",
-        headers=ADMIN,
-        json={"action": "approve", "reason": "documents and site verified"},
-    )
-    key = approved.json()["api_key"]
+    uscc, key = admitted_enterprise(registry)
     vehicle = factories.vehicle(uscc)
     vin = vehicle["vin"]
     assert registry.post("/v1/vehicles", json=vehicle, headers=bearer(key)).status_code == 201
@@ -79,48 +90,20 @@ def test_one_vehicle_from_application_to_departure(stack: RunningStack) -> None:
     # Customs waits (pending) for a vehicle or inspection it has not heard of yet, but decides
     # on the standing it knows: lodge once the admission has reached customs' own copy.
     wait_for(lambda: stack.standing("customs", uscc) == "admitted")
-    broker = customs.post(
-        "/v1/brokers",
-        headers=ADMIN,
-        json={
-            "name": "Xiamen Haitong Customs Brokerage",
-            "customs_code": "3502980123",
-            "enterprises": [uscc],
-        },
-    ).json()
-    declaration_no = f"D{uuid.uuid4().int % 10**17:017d}"
-    body, headers = signed(
-        broker["secret"],
-        "declaration.lodged",
-        {
-            "declaration_no": declaration_no,
-            "vin": vin,
-            "enterprise_uscc": uscc,
-            "export_licence_no": "EL-2026-35-00871",
-            "certificate_no": certificate,
-            "port_of_loading": "CNXMN",
-            "destination_country": "KZ",
-            "declared_at": datetime.now(UTC).isoformat(),
-        },
-    )
-    hook = f"/v1/webhooks/brokers/{broker['id']}"
-    assert customs.post(hook, content=body, headers=headers).status_code == 202
-    decided = wait_for(
-        lambda: (
-            (d := customs.get(f"/v1/declarations/{declaration_no}", headers=ADMIN).json())["status"]
-            != "pending"
-            and d
-        )
-    )
+    xiamen = broker(customs, uscc, "Xiamen Haitong Customs Brokerage", "3502980123")
+    declaration = factories.declaration(vin, uscc, certificate)
+    declaration_no = declaration["declaration_no"]
+    decided = lodged(customs, xiamen, declaration)
     assert decided["status"] == "accepted", decided
+    hook = f"/v1/webhooks/brokers/{xiamen['id']}"
     body, headers = signed(
-        broker["secret"],
+        xiamen["secret"],
         "declaration.released",
         {"declaration_no": declaration_no, "released_at": datetime.now(UTC).isoformat()},
     )
     assert customs.post(hook, content=body, headers=headers).json()["status"] == "released"
     body, headers = signed(
-        broker["secret"],
+        xiamen["secret"],
         "shipment.departed",
         {
             "declaration_no": declaration_no,
@@ -242,39 +225,10 @@ def test_failing_inspections_drive_warning_then_suspension_and_customs_refuses(
     # the registry shows it (CI once lodged inside that moment and was, rightly, accepted).
     # The declaration lodged once customs knows must be refused.
     wait_for(lambda: stack.standing("customs", uscc) == "suspended")
-    broker = customs.post(
-        "/v1/brokers",
-        headers=ADMIN,
-        json={"name": "Fuzhou Brokerage", "customs_code": "3501980456", "enterprises": [uscc]},
-    ).json()
-    declaration_no = f"D{uuid.uuid4().int % 10**17:017d}"
-    body, headers = signed(
-        broker["secret"],
-        "declaration.lodged",
-        {
-            "declaration_no": declaration_no,
-            "vin": vehicles[0]["vin"],
-            "enterprise_uscc": uscc,
-            "export_licence_no": "EL-2026-35-00872",
-            "certificate_no": passed.json()["certificate_no"],
-            "port_of_loading": "CNFOC",
-            "destination_country": "KZ",
-            "declared_at": datetime.now(UTC).isoformat(),
-        },
-    )
-    assert (
-        customs.post(
-            f"/v1/webhooks/brokers/{broker['id']}", content=body, headers=headers
-        ).status_code
-        == 202
-    )
-    decided = wait_for(
-        lambda: (
-            (d := customs.get(f"/v1/declarations/{declaration_no}", headers=ADMIN).json())["status"]
-            != "pending"
-            and d
-        )
-    )
+    fuzhou = broker(customs, uscc, "Fuzhou Brokerage", "3501980456")
+    certificate = passed.json()["certificate_no"]
+    declaration = factories.declaration(vehicles[0]["vin"], uscc, certificate)
+    decided = lodged(customs, fuzhou, declaration)
     assert decided["status"] == "rejected"
     assert decided["reasons"] == ["enterprise_not_in_good_standing"]
     assert decided["reason_details"]["enterprise_not_in_good_standing"] == ("enterprise_suspended")

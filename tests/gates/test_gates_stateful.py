@@ -595,16 +595,17 @@ class GateMachine(RuleBasedStateMachine):
         )
         return str(rows[0][0])
 
-    # -- invariants ------------------------------------------------------------------------------
+    def _enterprise_rows(self, query: str) -> list[Any]:
+        """Customs' rows about the enterprise under test (``:uscc`` in ``query``)."""
+        return self.customs.rows(query, uscc=self.model.uscc)
+
+    # -- invariants (hypothesis checks them once the initialize rule has run) --------------------
     @invariant()
     def one_export_and_one_open_declaration_per_vin(self) -> None:
-        if not hasattr(self, "model"):
-            return
-        rows = self.customs.rows(
+        rows = self._enterprise_rows(
             "SELECT d.vin, sum(CASE WHEN d.status = 'exported' THEN 1 ELSE 0 END),"
             " sum(CASE WHEN d.status IN ('pending', 'accepted', 'released') THEN 1 ELSE 0 END)"
-            " FROM declarations d WHERE d.enterprise_uscc = :uscc GROUP BY d.vin",
-            uscc=self.model.uscc,
+            " FROM declarations d WHERE d.enterprise_uscc = :uscc GROUP BY d.vin"
         )
         for vin, exported, open_ in rows:
             assert exported <= 1, f"{vin} exported {exported} times"
@@ -612,41 +613,32 @@ class GateMachine(RuleBasedStateMachine):
 
     @invariant()
     def every_decision_and_refusal_is_emitted_once(self) -> None:
-        if not hasattr(self, "model"):
-            return
-        declared = self.customs.rows(
-            "SELECT value FROM outbox WHERE topic = 'vehicle.declared.v1' AND key = :uscc",
-            uscc=self.model.uscc,
+        declared = self._enterprise_rows(
+            "SELECT value FROM outbox WHERE topic = 'vehicle.declared.v1' AND key = :uscc"
         )
         per_declaration: dict[str, int] = {}
         for (value,) in declared:
             no = envelope.decode(value).data["declaration_no"]
             per_declaration[no] = per_declaration.get(no, 0) + 1
-        decided = self.customs.rows(
+        decided = self._enterprise_rows(
             "SELECT declaration_no FROM declarations WHERE enterprise_uscc = :uscc"
-            " AND decided_at IS NOT NULL",
-            uscc=self.model.uscc,
+            " AND decided_at IS NOT NULL"
         )
         assert sorted(per_declaration) == sorted(no for (no,) in decided)
         assert set(per_declaration.values()) <= {1}, per_declaration
-        refused = self.customs.rows(
-            "SELECT count(*) FROM refused_departures WHERE enterprise_uscc = :uscc",
-            uscc=self.model.uscc,
+        refused = self._enterprise_rows(
+            "SELECT count(*) FROM refused_departures WHERE enterprise_uscc = :uscc"
         )[0][0]
-        emitted = self.customs.rows(
+        emitted = self._enterprise_rows(
             "SELECT count(*) FROM outbox WHERE topic = 'vehicle.departure-refused.v1'"
-            " AND key = :uscc",
-            uscc=self.model.uscc,
+            " AND key = :uscc"
         )[0][0]
         assert refused == emitted
 
     @invariant()
     def exports_only_of_qualified_cars(self) -> None:
-        if not hasattr(self, "model"):
-            return
-        exported = self.customs.rows(
-            "SELECT vin FROM declarations WHERE enterprise_uscc = :uscc AND status = 'exported'",
-            uscc=self.model.uscc,
+        exported = self._enterprise_rows(
+            "SELECT vin FROM declarations WHERE enterprise_uscc = :uscc AND status = 'exported'"
         )
         modelled = {d.car.vin for d in self.model.declarations.values() if d.status == "exported"}
         assert {vin for (vin,) in exported} == modelled

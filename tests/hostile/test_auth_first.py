@@ -18,6 +18,7 @@ from servicekit.cli import ServiceSpec
 
 import factories
 from helpers import ADMIN, bearer, service_client
+from stack_support import admitted_enterprise
 
 PROTECTED: dict[str, dict[str, str]] = {
     "registry": {
@@ -102,14 +103,8 @@ def credentials(name: str, client: TestClient) -> dict[str, dict[str, str]]:
     if name == "inspection":
         station = client.post("/v1/stations", json=factories.station(), headers=ADMIN).json()
         return {"admin": ADMIN, "station": bearer(station["api_key"])}
-    enterprise = factories.enterprise()
-    assert client.post("/v1/enterprises", json=enterprise).status_code == 201
-    approved = client.post(
-        f"/v1/enterprises/{enterprise['uscc']}/decisions",
-        json={"action": "approve", "reason": "site visit passed"},
-        headers=ADMIN,
-    )
-    return {"admin": ADMIN, "enterprise": bearer(approved.json()["api_key"])}
+    _uscc, key = admitted_enterprise(client)
+    return {"admin": ADMIN, "enterprise": bearer(key)}
 
 
 def test_a_known_caller_gets_its_body_judged(service: tuple[str, TestClient]) -> None:

@@ -1,4 +1,4 @@
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
 import pytest
@@ -13,7 +13,7 @@ from servicekit.db import make_engine
 from servicekit.standing import in_good_standing
 
 import factories
-from helpers import ADMIN, bearer, consume, service_client, sql
+from helpers import bearer, service_client, sql
 
 
 @pytest.fixture
@@ -22,42 +22,17 @@ def inspection(database_url: str) -> Iterator[TestClient]:
         yield client
 
 
-def deliver(client: TestClient, event: envelope.CloudEvent) -> None:
-    consume(SPEC, client.app.state.settings, event)  # type: ignore[attr-defined]
+Registered = Callable[..., tuple[str, str]]
+Station = Callable[..., dict[str, str]]
+Deliver = Callable[..., None]
 
 
-def registered(client: TestClient, mileage_km: int = 38_200) -> tuple[str, str]:
-    uscc, vin = factories.uscc(), factories.vin()
-    deliver(
-        client,
-        envelope.new_event(
-            events.VehicleRegistered(
-                enterprise_uscc=uscc,
-                vin=vin,
-                make="Volkswagen",
-                model="Lavida",
-                model_year=2022,
-                first_registration_date="2022-04-18",
-                mileage_km=mileage_km,
-                transfer_endorsed_on=clock.today() - timedelta(days=4),
-                registered_at=clock.now() - timedelta(days=2),
-            ),
-            source="ucx/registry",
-        ),
-    )
-    return uscc, vin
-
-
-def station_key(client: TestClient) -> str:
-    r = client.post("/v1/stations", json=factories.station(), headers=ADMIN)
-    assert r.status_code == 201, r.text
-    return str(r.json()["api_key"])
-
-
-def test_a_passing_inspection_gets_a_certificate_and_one_event(inspection: TestClient) -> None:
-    _uscc, vin = registered(inspection)
+def test_a_passing_inspection_gets_a_certificate_and_one_event(
+    inspection: TestClient, registered: Registered, station: Station
+) -> None:
+    _uscc, vin = registered()
     r = inspection.post(
-        "/v1/inspections", json=factories.inspection(vin), headers=bearer(station_key(inspection))
+        "/v1/inspections", json=factories.inspection(vin), headers=bearer(station()["api_key"])
     )
     assert r.status_code == 201, r.text
     body = r.json()
@@ -71,9 +46,11 @@ def test_a_passing_inspection_gets_a_certificate_and_one_event(inspection: TestC
     engine.dispose()
 
 
-def test_failed_items_are_named_and_a_reinspection_is_not_first(inspection: TestClient) -> None:
-    _uscc, vin = registered(inspection)
-    key = station_key(inspection)
+def test_failed_items_are_named_and_a_reinspection_is_not_first(
+    inspection: TestClient, registered: Registered, station: Station
+) -> None:
+    _uscc, vin = registered()
+    key = station()["api_key"]
     first = inspection.post(
         "/v1/inspections", json=factories.inspection(vin, fail=("BRAKES",)), headers=bearer(key)
     ).json()
@@ -86,13 +63,13 @@ def test_failed_items_are_named_and_a_reinspection_is_not_first(inspection: Test
 
 
 def test_the_answer_the_row_and_the_event_say_the_same_of_one_inspection(
-    inspection: TestClient,
+    inspection: TestClient, registered: Registered, station: Station
 ) -> None:
-    uscc, vin = registered(inspection, mileage_km=41_800)
+    uscc, vin = registered(mileage_km=41_800)
     report = factories.inspection(vin, odometer_km=41_200, fail=("CORROSION",))
     report["items"][0]["note"] = "plate riveted, legible"
     answer = inspection.post(
-        "/v1/inspections", json=report, headers=bearer(station_key(inspection))
+        "/v1/inspections", json=report, headers=bearer(station()["api_key"])
     ).json()
     ((value, event_id),) = sql(
         inspection, "SELECT value, event_id FROM outbox WHERE topic = 'vehicle.inspected.v1'"
@@ -121,25 +98,29 @@ def test_the_answer_the_row_and_the_event_say_the_same_of_one_inspection(
     )
 
 
-def test_odometer_rollback_is_caught(inspection: TestClient) -> None:
-    _uscc, vin = registered(inspection, mileage_km=80_000)
+def test_odometer_rollback_is_caught(
+    inspection: TestClient, registered: Registered, station: Station
+) -> None:
+    _uscc, vin = registered(mileage_km=80_000)
     r = inspection.post(
         "/v1/inspections",
         json=factories.inspection(vin, odometer_km=41_000),
-        headers=bearer(station_key(inspection)),
+        headers=bearer(station()["api_key"]),
     )
     assert r.json()["verdict"] == "fail"
     assert r.json()["fraud_signals"] == ["odometer_rollback"]
 
 
-def test_unknown_vin_is_404_and_incomplete_checklist_is_422(inspection: TestClient) -> None:
-    key = station_key(inspection)
+def test_unknown_vin_is_404_and_incomplete_checklist_is_422(
+    inspection: TestClient, registered: Registered, station: Station
+) -> None:
+    key = station()["api_key"]
     r = inspection.post(
         "/v1/inspections", json=factories.inspection(factories.vin()), headers=bearer(key)
     )
     assert r.status_code == 404
     assert "register" in r.json()["detail"]
-    _uscc, vin = registered(inspection)
+    _uscc, vin = registered()
     body = factories.inspection(vin)
     body["items"] = body["items"][1:]
     r = inspection.post("/v1/inspections", json=body, headers=bearer(key))
@@ -147,10 +128,11 @@ def test_unknown_vin_is_404_and_incomplete_checklist_is_422(inspection: TestClie
     assert r.json()["errors"][0]["rule"] == "checklist_missing_codes"
 
 
-def test_suspended_enterprise_is_409_and_bad_keys_are_401(inspection: TestClient) -> None:
-    uscc, vin = registered(inspection)
+def test_suspended_enterprise_is_409_and_bad_keys_are_401(
+    inspection: TestClient, registered: Registered, station: Station, deliver: Deliver
+) -> None:
+    uscc, vin = registered()
     deliver(
-        inspection,
         envelope.new_event(
             events.EnterpriseStatusChanged.model_validate(
                 {
@@ -165,7 +147,7 @@ def test_suspended_enterprise_is_409_and_bad_keys_are_401(inspection: TestClient
             source="ucx/registry",
         ),
     )
-    key = station_key(inspection)
+    key = station()["api_key"]
     r = inspection.post("/v1/inspections", json=factories.inspection(vin), headers=bearer(key))
     assert r.status_code == 409
     assert r.json()["enterprise_status"] == "suspended"
@@ -175,8 +157,10 @@ def test_suspended_enterprise_is_409_and_bad_keys_are_401(inspection: TestClient
     assert r.status_code == 401
 
 
-def test_a_later_status_change_wins_and_a_late_older_one_does_not(inspection: TestClient) -> None:
-    uscc, vin = registered(inspection)
+def test_a_later_status_change_wins_and_a_late_older_one_does_not(
+    inspection: TestClient, registered: Registered, station: Station, deliver: Deliver
+) -> None:
+    uscc, vin = registered()
     now = clock.now()
 
     def change(to: str, at: datetime) -> envelope.CloudEvent:
@@ -194,13 +178,13 @@ def test_a_later_status_change_wins_and_a_late_older_one_does_not(inspection: Te
             source="ucx/registry",
         )
 
-    deliver(inspection, change("admitted", now - timedelta(minutes=2)))
-    deliver(inspection, change("suspended", now - timedelta(minutes=1)))
-    deliver(inspection, change("admitted", now - timedelta(minutes=3)))  # late, older
-    key = station_key(inspection)
+    deliver(change("admitted", now - timedelta(minutes=2)))
+    deliver(change("suspended", now - timedelta(minutes=1)))
+    deliver(change("admitted", now - timedelta(minutes=3)))  # late, older
+    key = station()["api_key"]
     r = inspection.post("/v1/inspections", json=factories.inspection(vin), headers=bearer(key))
     assert r.status_code == 409
-    deliver(inspection, change("admitted", now))
+    deliver(change("admitted", now))
     r = inspection.post("/v1/inspections", json=factories.inspection(vin), headers=bearer(key))
     assert r.status_code == 201
 
@@ -242,13 +226,18 @@ def status_change(uscc: str, to: str) -> envelope.CloudEvent:
     ],
 )
 def test_the_inspection_gate_allows_good_standing_only(
-    inspection: TestClient, standing: str | None, expected: int
+    inspection: TestClient,
+    registered: Registered,
+    station: Station,
+    deliver: Deliver,
+    standing: str | None,
+    expected: int,
 ) -> None:
-    uscc, vin = registered(inspection)
+    uscc, vin = registered()
     if standing is not None:
-        deliver(inspection, status_change(uscc, standing))
+        deliver(status_change(uscc, standing))
     r = inspection.post(
-        "/v1/inspections", json=factories.inspection(vin), headers=bearer(station_key(inspection))
+        "/v1/inspections", json=factories.inspection(vin), headers=bearer(station()["api_key"])
     )
     assert r.status_code == expected, r.text
     if expected == 409:

@@ -1,18 +1,17 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 
-from contracts import envelope, events
 from inspection.__main__ import SPEC
 from inspection.signing import verify
 from servicekit.clock import clock
 
 import factories
-from helpers import ADMIN, bearer, consume, service_client, sql
+from helpers import ADMIN, bearer, service_client, sql
 
 
 @pytest.fixture
@@ -23,36 +22,8 @@ def inspection(database_url: str, tmp_path: object, now: datetime) -> Iterator[T
         yield client
 
 
-def deliver(client: TestClient, event: envelope.CloudEvent) -> None:
-    consume(SPEC, client.app.state.settings, event)  # type: ignore[attr-defined]
-
-
-def registered(client: TestClient) -> tuple[str, str]:
-    uscc, vin = factories.uscc(), factories.vin()
-    deliver(
-        client,
-        envelope.new_event(
-            events.VehicleRegistered(
-                enterprise_uscc=uscc,
-                vin=vin,
-                make="Toyota",
-                model="Corolla",
-                model_year=2022,
-                first_registration_date="2022-03-01",
-                mileage_km=30_000,
-                transfer_endorsed_on=clock.today() - timedelta(days=3),
-                registered_at=clock.now() - timedelta(days=1),
-            ),
-            source="ucx/registry",
-        ),
-    )
-    return uscc, vin
-
-
-def station(client: TestClient, **overrides: object) -> dict[str, str]:
-    r = client.post("/v1/stations", json={**factories.station(), **overrides}, headers=ADMIN)
-    assert r.status_code == 201, r.text
-    return dict(r.json())
+Registered = Callable[..., tuple[str, str]]
+Station = Callable[..., dict[str, str]]
 
 
 def inspected_events(client: TestClient) -> int:
@@ -62,10 +33,10 @@ def inspected_events(client: TestClient) -> int:
 
 
 def test_rotated_keys_work_for_the_grace_period_then_stop_and_revoked_keys_stop_at_once(
-    inspection: TestClient,
+    inspection: TestClient, registered: Registered, station: Station
 ) -> None:
-    _uscc, vin = registered(inspection)
-    s = station(inspection)
+    _uscc, vin = registered()
+    s = station()
     rotated = inspection.post(f"/v1/stations/{s['id']}/keys", headers=ADMIN).json()
     for key in (s["api_key"], rotated["api_key"]):  # both work during the window
         r = inspection.post("/v1/inspections", json=factories.inspection(vin), headers=bearer(key))
@@ -86,9 +57,11 @@ def test_rotated_keys_work_for_the_grace_period_then_stop_and_revoked_keys_stop_
     assert inspected_events(inspection) == 2
 
 
-def test_suspended_station_and_expired_accreditation_are_403(inspection: TestClient) -> None:
-    _uscc, vin = registered(inspection)
-    s = station(inspection)
+def test_suspended_station_and_expired_accreditation_are_403(
+    inspection: TestClient, registered: Registered, station: Station
+) -> None:
+    _uscc, vin = registered()
+    s = station()
     inspection.post(
         f"/v1/stations/{s['id']}/status",
         headers=ADMIN,
@@ -98,10 +71,7 @@ def test_suspended_station_and_expired_accreditation_are_403(inspection: TestCli
         "/v1/inspections", json=factories.inspection(vin), headers=bearer(s["api_key"])
     )
     assert (r.status_code, r.json()["type"].rsplit("/", 1)[1]) == (403, "station-suspended")
-    lapsed = station(
-        inspection,
-        accreditation_valid_until=(clock.now() - timedelta(days=1)).date().isoformat(),
-    )
+    lapsed = station(accreditation_valid_until=(clock.now() - timedelta(days=1)).date().isoformat())
     r = inspection.post(
         "/v1/inspections", json=factories.inspection(vin), headers=bearer(lapsed["api_key"])
     )
@@ -110,10 +80,10 @@ def test_suspended_station_and_expired_accreditation_are_403(inspection: TestCli
 
 
 def test_idempotency_key_replays_the_first_answer_and_emits_one_event(
-    inspection: TestClient,
+    inspection: TestClient, registered: Registered, station: Station
 ) -> None:
-    _uscc, vin = registered(inspection)
-    s = station(inspection)
+    _uscc, vin = registered()
+    s = station()
     body = factories.inspection(vin)
     headers = {**bearer(s["api_key"]), "Idempotency-Key": "insp-2026-11-27-0001"}
     first = inspection.post("/v1/inspections", json=body, headers=headers)
@@ -128,10 +98,10 @@ def test_idempotency_key_replays_the_first_answer_and_emits_one_event(
 
 
 def test_certificates_verify_valid_expired_revoked_and_not_found_with_a_signature(
-    inspection: TestClient,
+    inspection: TestClient, registered: Registered, station: Station
 ) -> None:
-    _uscc, vin = registered(inspection)
-    s = station(inspection)
+    _uscc, vin = registered(make="Toyota", model="Corolla")
+    s = station()
     cert = inspection.post(
         "/v1/inspections", json=factories.inspection(vin), headers=bearer(s["api_key"])
     ).json()["certificate_no"]

@@ -2,7 +2,7 @@
 policy's posting limit and the vehicle's transfer endorsement. Certificates run from the
 inspection's own day and expire by the server's clock."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -16,7 +16,7 @@ from inspection.settings import Settings
 from servicekit.clock import CIVIL_ZONE, civil_date, clock
 
 import factories
-from helpers import ADMIN, bearer, consume, service_client, sql
+from helpers import bearer, service_client, sql
 
 V1 = policy.load("v1")
 
@@ -27,40 +27,48 @@ def inspection(database_url: str, tmp_path: object, now: datetime) -> Iterator[T
         yield client
 
 
-def register(
-    client: TestClient, *, endorsed_on: date | None, registered_at: datetime
-) -> tuple[str, str]:
-    """A BYD Song Plus registered for export, as the registry's event brings it here."""
-    uscc, vin = factories.uscc(), factories.vin(wmi="LGX", model_year=2023)
-    data: dict[str, Any] = {
-        "enterprise_uscc": uscc,
-        "vin": vin,
-        "make": "BYD",
-        "model": "Song Plus DM-i",
-        "model_year": 2023,
-        "first_registration_date": "2023-06-15",
-        "mileage_km": 21_400,
-        "registered_at": registered_at,
-    }
-    if endorsed_on is not None:
-        data["transfer_endorsed_on"] = endorsed_on
-    event = envelope.new_event(events.VehicleRegistered(**data), source="ucx/registry")
-    consume(SPEC, client.app.state.settings, event)  # type: ignore[attr-defined]
-    return uscc, vin
+Register = Callable[..., tuple[str, str]]
+Post = Callable[[str, datetime], Any]
 
 
-def station_key(client: TestClient) -> str:
-    r = client.post("/v1/stations", json=factories.station(), headers=ADMIN)
-    assert r.status_code == 201, r.text
-    return str(r.json()["api_key"])
+@pytest.fixture
+def register(registered: Register) -> Register:
+    """``register(endorsed_ago)``: a BYD Song Plus whose transfer was endorsed ``endorsed_ago``
+    before now and registered for export a day later (or at ``registered_at``), as the
+    registry's event brings it here; its (USCC, VIN). ``None``: a vehicle copied before
+    endorsements were kept."""
+
+    def byd(
+        endorsed_ago: timedelta | None, registered_at: datetime | None = None
+    ) -> tuple[str, str]:
+        now = clock.now()
+        endorsed = None if endorsed_ago is None else now - endorsed_ago
+        return registered(
+            vin=factories.vin(wmi="LGX", model_year=2023),
+            make="BYD",
+            model="Song Plus DM-i",
+            model_year=2023,
+            first_registration_date="2023-06-15",
+            mileage_km=21_400,
+            transfer_endorsed_on=None if endorsed is None else endorsed.date(),
+            registered_at=registered_at or (endorsed + timedelta(days=1) if endorsed else now),
+        )
+
+    return byd
 
 
-def post(client: TestClient, vin: str, inspected_at: datetime) -> Any:
-    body = {
-        **factories.inspection(vin, odometer_km=21_950),
-        "inspected_at": inspected_at.isoformat(),
-    }
-    return client.post("/v1/inspections", json=body, headers=bearer(station_key(client)))
+@pytest.fixture
+def post(inspection: TestClient, station: Callable[..., dict[str, str]]) -> Post:
+    """``post(vin, inspected_at)``: a new station's passing report, claimed at ``inspected_at``."""
+
+    def send(vin: str, inspected_at: datetime) -> Any:
+        body = {
+            **factories.inspection(vin, odometer_km=21_950),
+            "inspected_at": inspected_at.isoformat(),
+        }
+        return inspection.post("/v1/inspections", json=body, headers=bearer(station()["api_key"]))
+
+    return send
 
 
 def stored(client: TestClient) -> tuple[int, int]:
@@ -86,99 +94,77 @@ def inspected_event(client: TestClient) -> events.VehicleInspected:
 
 
 def test_an_inspection_dated_100_days_ago_is_refused_and_nothing_is_stored(
-    inspection: TestClient, now: datetime
+    register: Register, post: Post, inspection: TestClient, now: datetime
 ) -> None:
-    _uscc, vin = register(
-        inspection,
-        endorsed_on=(now - timedelta(days=101)).date(),
-        registered_at=now - timedelta(days=100),
-    )
-    r = post(inspection, vin, now - timedelta(days=100))
+    _uscc, vin = register(timedelta(days=101))
+    r = post(vin, now - timedelta(days=100))
     assert refusal(r) == (422, "time-out-of-range", [("inspected_at", "time_out_of_range")])
     assert "7 days" in r.json()["detail"]
     assert stored(inspection) == (0, 0)
 
 
-def test_the_posting_limit_is_the_policys_seven_days(inspection: TestClient, now: datetime) -> None:
+def test_the_posting_limit_is_the_policys_seven_days(
+    register: Register, post: Post, inspection: TestClient, now: datetime
+) -> None:
     assert V1.posting_limit == timedelta(days=7)
-    _uscc, vin = register(
-        inspection,
-        endorsed_on=(now - timedelta(days=20)).date(),
-        registered_at=now - timedelta(days=19),
-    )
-    late = post(inspection, vin, now - timedelta(days=7, minutes=1))
+    _uscc, vin = register(timedelta(days=20))
+    late = post(vin, now - timedelta(days=7, minutes=1))
     assert refusal(late)[2] == [("inspected_at", "time_out_of_range")]
-    assert post(inspection, vin, now - timedelta(days=7) + timedelta(minutes=1)).status_code == 201
+    assert post(vin, now - timedelta(days=7) + timedelta(minutes=1)).status_code == 201
     assert stored(inspection) == (1, 1)
 
 
 def test_an_inspection_dated_before_the_transfer_endorsement_is_refused(
-    inspection: TestClient, now: datetime
+    register: Register, post: Post, inspection: TestClient, now: datetime
 ) -> None:
+    _uscc, vin = register(timedelta(days=2))
     endorsed_on = (now - timedelta(days=2)).date()
-    _uscc, vin = register(
-        inspection, endorsed_on=endorsed_on, registered_at=now - timedelta(hours=30)
-    )
-    r = post(
-        inspection,
-        vin,
-        datetime.combine(endorsed_on, datetime.min.time(), CIVIL_ZONE) - timedelta(minutes=1),
-    )
+    on_the_day = datetime.combine(endorsed_on, datetime.min.time(), CIVIL_ZONE)  # in China
+    r = post(vin, on_the_day - timedelta(minutes=1))
     assert refusal(r) == (
         422,
         "time-out-of-range",
         [("inspected_at", "inspected_before_transfer_endorsement")],
     )
     assert stored(inspection) == (0, 0)
-    on_the_day = datetime.combine(endorsed_on, datetime.min.time(), CIVIL_ZONE)  # in China
-    assert post(inspection, vin, on_the_day).status_code == 201
+    assert post(vin, on_the_day).status_code == 201
 
 
 def test_an_inspection_beyond_the_clock_skew_in_the_future_is_refused(
-    inspection: TestClient, now: datetime
+    register: Register, post: Post, inspection: TestClient, now: datetime
 ) -> None:
     skew = timedelta(seconds=Settings().clock_skew_s)
     assert skew == timedelta(minutes=5)
-    _uscc, vin = register(
-        inspection,
-        endorsed_on=(now - timedelta(days=3)).date(),
-        registered_at=now - timedelta(days=2),
-    )
-    r = post(inspection, vin, now + skew + timedelta(seconds=1))
+    _uscc, vin = register(timedelta(days=3))
+    r = post(vin, now + skew + timedelta(seconds=1))
     assert refusal(r) == (422, "time-out-of-range", [("inspected_at", "time_out_of_range")])
     assert stored(inspection) == (0, 0)
     # a station's clock a little ahead of ours is tolerated, and its claim kept as it was
     ahead = now + skew - timedelta(seconds=1)
-    accepted = post(inspection, vin, ahead)
+    accepted = post(vin, ahead)
     assert accepted.status_code == 201
     assert datetime.fromisoformat(accepted.json()["inspected_at"]) == ahead
     assert datetime.fromisoformat(accepted.json()["received_at"]) == now
 
 
 def test_a_vehicle_copied_before_endorsements_were_kept_is_bounded_by_the_posting_limit_alone(
-    inspection: TestClient, now: datetime
+    register: Register, post: Post, inspection: TestClient, now: datetime
 ) -> None:
     """A known vehicle without ``transfer_endorsed_on`` (copied before the column existed) has
     no endorsement bound: registered_at is later than the endorsement and would refuse honest
     inspections. The posting limit still holds."""
-    _uscc, vin = register(inspection, endorsed_on=None, registered_at=now - timedelta(hours=1))
+    _uscc, vin = register(None, registered_at=now - timedelta(hours=1))
     assert sql(inspection, "SELECT transfer_endorsed_on FROM known_vehicles")[0][0] is None
-    assert post(inspection, vin, now - timedelta(days=3)).status_code == 201
-    assert refusal(post(inspection, vin, now - timedelta(days=8)))[2] == [
-        ("inspected_at", "time_out_of_range")
-    ]
+    assert post(vin, now - timedelta(days=3)).status_code == 201
+    assert refusal(post(vin, now - timedelta(days=8)))[2] == [("inspected_at", "time_out_of_range")]
 
 
 def test_a_certificate_runs_from_the_inspection_day_and_expires_by_the_clock(
-    inspection: TestClient, now: datetime
+    register: Register, post: Post, inspection: TestClient, now: datetime
 ) -> None:
-    _uscc, vin = register(
-        inspection,
-        endorsed_on=(now - timedelta(days=9)).date(),
-        registered_at=now - timedelta(days=8),
-    )
+    _uscc, vin = register(timedelta(days=9))
     inspected_at = now - timedelta(days=5)
-    answer = post(inspection, vin, inspected_at).json()
+    answer = post(vin, inspected_at).json()
     valid_until = civil_date(inspected_at) + timedelta(days=90)
     assert date.fromisoformat(answer["valid_until"]) == valid_until == date(2027, 2, 25)
     assert inspected_event(inspection).valid_until == valid_until  # not posting + 90 days
@@ -196,15 +182,11 @@ def test_a_certificate_runs_from_the_inspection_day_and_expires_by_the_clock(
 
 
 def test_the_verdict_records_its_policy_version_and_received_at_in_answer_row_and_event(
-    inspection: TestClient, now: datetime
+    register: Register, post: Post, inspection: TestClient, now: datetime
 ) -> None:
-    _uscc, vin = register(
-        inspection,
-        endorsed_on=(now - timedelta(days=4)).date(),
-        registered_at=now - timedelta(days=3),
-    )
+    _uscc, vin = register(timedelta(days=4))
     inspected_at = now - timedelta(hours=6)
-    answer = post(inspection, vin, inspected_at).json()
+    answer = post(vin, inspected_at).json()
     assert (answer["policy_version"], answer["verdict"]) == ("v1", "pass")
     event = inspected_event(inspection)
     assert (event.policy_version, event.inspected_at, event.received_at) == (
@@ -223,16 +205,16 @@ def test_the_policy_version_is_a_setting_and_an_unknown_one_stops_the_start() ->
 
 
 def test_the_policy_is_read_once_at_start_not_per_request(
-    inspection: TestClient, now: datetime, monkeypatch: pytest.MonkeyPatch
+    register: Register,
+    post: Post,
+    inspection: TestClient,
+    now: datetime,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     def unreadable(*_: object) -> None:
         raise AssertionError("the policy file was read while serving a request")
 
     monkeypatch.setattr(policy, "load_version", unreadable)
     monkeypatch.setattr("servicekit.policyfile.load", unreadable)
-    _uscc, vin = register(
-        inspection,
-        endorsed_on=(now - timedelta(days=4)).date(),
-        registered_at=now - timedelta(days=3),
-    )
-    assert post(inspection, vin, now - timedelta(hours=2)).json()["policy_version"] == "v1"
+    _uscc, vin = register(timedelta(days=4))
+    assert post(vin, now - timedelta(hours=2)).json()["policy_version"] == "v1"

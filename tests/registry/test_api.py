@@ -5,19 +5,7 @@ from servicekit.db import normalise_url
 
 import factories
 from helpers import ADMIN, bearer
-
-
-def admitted(registry: TestClient) -> tuple[str, str]:
-    """An admitted enterprise's USCC and API key."""
-    body = factories.enterprise()
-    assert registry.post("/v1/enterprises", json=body).status_code == 201
-    r = registry.post(
-        f"/v1/enterprises/{body['uscc']}/decisions",
-        json={"action": "approve", "reason": "site visit passed"},
-        headers=ADMIN,
-    )
-    assert r.status_code == 200, r.text
-    return body["uscc"], r.json()["api_key"]
+from stack_support import admitted_enterprise
 
 
 def outbox_types(registry: TestClient) -> list[str]:
@@ -29,7 +17,7 @@ def outbox_types(registry: TestClient) -> list[str]:
 
 
 def test_apply_approve_and_register_a_vehicle_writes_one_event_each(registry: TestClient) -> None:
-    uscc, key = admitted(registry)
+    uscc, key = admitted_enterprise(registry)
     vehicle = factories.vehicle(uscc)
     r = registry.post("/v1/vehicles", json=vehicle, headers=bearer(key))
     assert r.status_code == 201, r.text
@@ -45,7 +33,7 @@ def test_apply_approve_and_register_a_vehicle_writes_one_event_each(registry: Te
 
 
 def test_approval_returns_the_api_key_once(registry: TestClient) -> None:
-    uscc, key = admitted(registry)
+    uscc, key = admitted_enterprise(registry)
     assert key.startswith("ucx_ent_")
     assert "api_key" not in registry.get(f"/v1/enterprises/{uscc}").json()
 
@@ -53,7 +41,7 @@ def test_approval_returns_the_api_key_once(registry: TestClient) -> None:
 def test_invalid_vin_check_digit_is_422_naming_the_field_and_writes_nothing(
     registry: TestClient,
 ) -> None:
-    uscc, key = admitted(registry)
+    uscc, key = admitted_enterprise(registry)
     vin = factories.vin()
     wrong = vin[:8] + ("0" if vin[8] != "0" else "1") + vin[9:]
     r = registry.post("/v1/vehicles", json=factories.vehicle(uscc, vin=wrong), headers=bearer(key))
@@ -78,7 +66,7 @@ def test_invalid_uscc_check_character_is_422(registry: TestClient) -> None:
 
 
 def test_malformed_json_and_missing_fields_are_422_problems(registry: TestClient) -> None:
-    uscc, key = admitted(registry)
+    uscc, key = admitted_enterprise(registry)
     headers = {**bearer(key), "content-type": "application/json"}
     r = registry.post("/v1/vehicles", content=b'{"vin": "LSV', headers=headers)
     assert r.status_code == 422
@@ -93,7 +81,7 @@ def test_malformed_json_and_missing_fields_are_422_problems(registry: TestClient
 
 
 def test_a_vin_is_registered_once(registry: TestClient) -> None:
-    uscc, key = admitted(registry)
+    uscc, key = admitted_enterprise(registry)
     vehicle = factories.vehicle(uscc)
     assert registry.post("/v1/vehicles", json=vehicle, headers=bearer(key)).status_code == 201
     again = registry.post("/v1/vehicles", json=vehicle, headers=bearer(key))
@@ -102,7 +90,7 @@ def test_a_vin_is_registered_once(registry: TestClient) -> None:
 
 
 def test_suspended_enterprise_cannot_register(registry: TestClient) -> None:
-    uscc, key = admitted(registry)
+    uscc, key = admitted_enterprise(registry)
     r = registry.post(
         f"/v1/enterprises/{uscc}/decisions",
         json={"action": "suspend", "reason": "audit"},
@@ -145,7 +133,7 @@ def test_dealer_with_too_few_appraisers_is_refused_with_the_rule(registry: TestC
 
 
 def test_idempotency_key_replays_the_first_answer(registry: TestClient) -> None:
-    uscc, key = admitted(registry)
+    uscc, key = admitted_enterprise(registry)
     vehicle = factories.vehicle(uscc)
     headers = {**bearer(key), "Idempotency-Key": "5e0b1c8e-reg-1"}
     first = registry.post("/v1/vehicles", json=vehicle, headers=headers)
@@ -183,7 +171,7 @@ def test_health_and_readiness(registry: TestClient) -> None:
 def test_applying_again_while_admitted_is_409_and_rejected_may_reapply(
     registry: TestClient,
 ) -> None:
-    uscc, _key = admitted(registry)
+    uscc, _key = admitted_enterprise(registry)
     again = registry.post("/v1/enterprises", json=factories.enterprise(uscc))
     assert again.status_code == 409
     assert again.json()["current_status"] == "admitted"

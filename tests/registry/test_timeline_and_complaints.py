@@ -1,8 +1,7 @@
 from __future__ import annotations
 
 import random
-import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
 
@@ -14,43 +13,26 @@ from servicekit.db import make_engine
 
 import factories
 from helpers import ADMIN, bearer, sql
+from stack_support import admitted_enterprise
 
 
 def admitted_vehicle(registry: TestClient) -> tuple[str, str]:
-    body = factories.enterprise()
-    registry.post("/v1/enterprises", json=body)
-    key = registry.post(
-        f"/v1/enterprises/{body['uscc']}/decisions",
-        headers=ADMIN,
-        json={"action": "approve", "reason": "ok"},
-    ).json()["api_key"]
-    vehicle = factories.vehicle(body["uscc"])
+    uscc, key = admitted_enterprise(registry)
+    vehicle = factories.vehicle(uscc)
     assert registry.post("/v1/vehicles", json=vehicle, headers=bearer(key)).status_code == 201
-    return body["uscc"], vehicle["vin"]
+    return uscc, vehicle["vin"]
 
 
 def life(uscc: str, vin: str) -> list[envelope.CloudEvent]:
     """A failed inspection, a pass, a rejected then an accepted declaration, the departure."""
     t0 = datetime.now(UTC)
 
-    def inspected(verdict: str, minutes: int) -> envelope.CloudEvent:
+    def inspected(fail: tuple[str, ...], minutes: int) -> envelope.CloudEvent:
+        data = factories.vehicle_inspected(
+            uscc, vin, fail, inspected_at=t0, first_inspection=bool(fail)
+        )
         return envelope.new_event(
-            events.VehicleInspected(
-                enterprise_uscc=uscc,
-                inspection_id=str(uuid.uuid4()),
-                vin=vin,
-                station_id="s",
-                inspected_at=t0,
-                odometer_km=40_000,
-                verdict=verdict,
-                first_inspection=verdict == "fail",
-                items=[],
-                failed_items=["BRAKES"] if verdict == "fail" else [],
-                certificate_no="EXC-2611-ABCDEFGHJKMNPQRS-0" if verdict == "pass" else None,
-                valid_until=date.today() + timedelta(days=90) if verdict == "pass" else None,
-            ),
-            source="ucx/inspection",
-            time=t0 + timedelta(minutes=minutes),
+            data, source="ucx/inspection", time=t0 + timedelta(minutes=minutes)
         )
 
     def declared(outcome: str, minutes: int) -> envelope.CloudEvent:
@@ -85,8 +67,8 @@ def life(uscc: str, vin: str) -> list[envelope.CloudEvent]:
         time=t0 + timedelta(minutes=50),
     )
     return [
-        inspected("fail", 10),
-        inspected("pass", 20),
+        inspected(("BRAKES",), 10),
+        inspected((), 20),
         declared("rejected", 30),
         declared("accepted", 40),
         exported,

@@ -13,20 +13,10 @@ from servicekit.clock import clock
 
 import factories
 from helpers import ADMIN, bearer, sql
+from stack_support import admitted_enterprise
 
 # after tomorrow: in the future in China (UTC+8) whatever the hour in UTC
 AFTER_TOMORROW = (datetime.now(UTC) + timedelta(days=2)).date().isoformat()
-
-
-def admitted(registry: TestClient) -> tuple[str, str]:
-    body = factories.enterprise()
-    registry.post("/v1/enterprises", json=body)
-    r = registry.post(
-        f"/v1/enterprises/{body['uscc']}/decisions",
-        headers=ADMIN,
-        json={"action": "approve", "reason": "ok"},
-    )
-    return body["uscc"], r.json()["api_key"]
 
 
 def registrations(registry: TestClient) -> tuple[int, int]:
@@ -89,7 +79,7 @@ BAD_INPUTS: dict[str, tuple[dict[str, Any], str, str]] = {
 def test_each_bad_input_class_is_refused_naming_field_and_rule(
     registry: TestClient, case: str
 ) -> None:
-    uscc, key = admitted(registry)
+    uscc, key = admitted_enterprise(registry)
     override, field, rule = BAD_INPUTS[case]
     r = registry.post(
         "/v1/vehicles", json={**factories.vehicle(uscc), **override}, headers=bearer(key)
@@ -105,7 +95,7 @@ def test_each_bad_input_class_is_refused_naming_field_and_rule(
 def test_a_foreign_vin_with_a_wrong_check_digit_is_accepted_with_a_warning(
     registry: TestClient,
 ) -> None:
-    uscc, key = admitted(registry)
+    uscc, key = admitted_enterprise(registry)
     draft = "JTDBR32E" + "0" + "N" + "0123456"  # Japan: the check digit is advisory
     bad = draft[:8] + ("1" if vin_check_digit(draft) != "1" else "2") + draft[9:]
     r = registry.post("/v1/vehicles", json=factories.vehicle(uscc, vin=bad), headers=bearer(key))
@@ -114,7 +104,7 @@ def test_a_foreign_vin_with_a_wrong_check_digit_is_accepted_with_a_warning(
 
 
 def test_duplicate_vin_unauthorised_key_and_bad_standing(registry: TestClient) -> None:
-    uscc, key = admitted(registry)
+    uscc, key = admitted_enterprise(registry)
     vehicle = factories.vehicle(uscc)
     assert registry.post("/v1/vehicles", json=vehicle, headers=bearer(key)).status_code == 201
     assert registry.post("/v1/vehicles", json=vehicle, headers=bearer(key)).status_code == 409
@@ -125,7 +115,7 @@ def test_duplicate_vin_unauthorised_key_and_bad_standing(registry: TestClient) -
         == 401
     )
     assert registry.post("/v1/vehicles", json=factories.vehicle(uscc)).status_code == 401
-    other_uscc, other_key = admitted(registry)
+    other_uscc, other_key = admitted_enterprise(registry)
     r = registry.post("/v1/vehicles", json=factories.vehicle(uscc), headers=bearer(other_key))
     assert r.status_code == 403
     for action, status in (("suspend", "suspended"), ("exit", "exited")):
@@ -143,7 +133,7 @@ def test_duplicate_vin_unauthorised_key_and_bad_standing(registry: TestClient) -
 
 
 def test_a_batch_of_500_valid_rows_commits_with_500_events(registry: TestClient) -> None:
-    uscc, key = admitted(registry)
+    uscc, key = admitted_enterprise(registry)
     rows = [factories.vehicle(uscc) for _ in range(500)]
     r = registry.post("/v1/vehicles:batch", json={"vehicles": rows}, headers=bearer(key))
     assert r.status_code == 207
@@ -152,7 +142,7 @@ def test_a_batch_of_500_valid_rows_commits_with_500_events(registry: TestClient)
 
 
 def test_a_mixed_batch_reports_each_row_and_commits_the_valid_ones(registry: TestClient) -> None:
-    uscc, key = admitted(registry)
+    uscc, key = admitted_enterprise(registry)
     good = factories.vehicle(uscc)
     rows = [
         good,
@@ -176,7 +166,7 @@ def test_a_mixed_batch_reports_each_row_and_commits_the_valid_ones(registry: Tes
 
 
 def test_a_batch_over_500_is_refused_whole(registry: TestClient) -> None:
-    uscc, key = admitted(registry)
+    uscc, key = admitted_enterprise(registry)
     rows = [factories.vehicle(uscc) for _ in range(501)]
     assert (
         registry.post(
@@ -188,8 +178,8 @@ def test_a_batch_over_500_is_refused_whole(registry: TestClient) -> None:
 
 
 def test_lists_filter_and_page_with_a_cursor(registry: TestClient) -> None:
-    uscc, key = admitted(registry)
-    other, other_key = admitted(registry)
+    uscc, key = admitted_enterprise(registry)
+    other, other_key = admitted_enterprise(registry)
     for _ in range(5):
         registry.post("/v1/vehicles", json=factories.vehicle(uscc), headers=bearer(key))
     registry.post("/v1/vehicles", json=factories.vehicle(other), headers=bearer(other_key))
@@ -210,7 +200,7 @@ def test_lists_filter_and_page_with_a_cursor(registry: TestClient) -> None:
 
 
 def test_vehicles_not_exported_60_days_after_registration_are_stalled(registry: TestClient) -> None:
-    uscc, key = admitted(registry)
+    uscc, key = admitted_enterprise(registry)
     vehicle = factories.vehicle(uscc)
     registry.post("/v1/vehicles", json=vehicle, headers=bearer(key))
     sql(
@@ -235,7 +225,7 @@ def european_vin(year_code: str) -> str:
 def test_a_european_vin_whose_tenth_character_is_no_year_code_registers_with_a_warning(
     registry: TestClient,
 ) -> None:
-    uscc, key = admitted(registry)
+    uscc, key = admitted_enterprise(registry)
     vin = european_vin("U")  # U is no model-year code
     r = registry.post(
         "/v1/vehicles",
@@ -248,7 +238,7 @@ def test_a_european_vin_whose_tenth_character_is_no_year_code_registers_with_a_w
 
 
 def test_a_european_year_code_is_not_judged_against_the_model_year(registry: TestClient) -> None:
-    uscc, key = admitted(registry)
+    uscc, key = admitted_enterprise(registry)
     vin = european_vin("K")  # would be 2019 under the mandatory rule
     body = factories.vehicle(uscc, vin=vin, model_year=2021, first_registration_date="2021-03-02")
     r = registry.post("/v1/vehicles", json=body, headers=bearer(key))
@@ -257,7 +247,7 @@ def test_a_european_year_code_is_not_judged_against_the_model_year(registry: Tes
 
 
 def test_a_chinese_vin_with_a_wrong_year_code_is_still_refused(registry: TestClient) -> None:
-    uscc, key = admitted(registry)
+    uscc, key = admitted_enterprise(registry)
     body = factories.vehicle(uscc, vin=factories.vin(model_year=2019), model_year=2022)
     r = registry.post("/v1/vehicles", json=body, headers=bearer(key))
     assert r.status_code == 422
@@ -271,7 +261,7 @@ def test_a_model_year_one_year_after_the_first_registration_is_accepted(
     registry: TestClient,
 ) -> None:
     """Sold in autumn as next year's model: the limit is one year, no more (policy data)."""
-    uscc, key = admitted(registry)
+    uscc, key = admitted_enterprise(registry)
     body = factories.vehicle(uscc, model_year=2022, first_registration_date="2021-09-20")
     assert registry.post("/v1/vehicles", json=body, headers=bearer(key)).status_code == 201
 
@@ -293,7 +283,7 @@ def test_the_endorsement_date_is_judged_by_the_servers_clock_in_chinas_civil_dat
     registry: TestClient, endorsed_on: str, status: int, rule: str | None
 ) -> None:
     with clock.frozen(EVENING_IN_UTC):
-        uscc, key = admitted(registry)
+        uscc, key = admitted_enterprise(registry)
         body = factories.vehicle(uscc, transfer_endorsed_on=endorsed_on)
         r = registry.post("/v1/vehicles", json=body, headers=bearer(key))
     assert r.status_code == status, r.text
