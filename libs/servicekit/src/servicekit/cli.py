@@ -7,7 +7,7 @@ import asyncio
 import importlib.util
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +35,8 @@ class ServiceSpec:
     create_app: Callable[[BaseServiceSettings], FastAPI]
     subscriptions: Subscriptions = field(default=lambda _s: ())
     timers: Timers = field(default=lambda _s: ())
+    commands: Mapping[str, Callable[[Sequence[str]], int]] = field(default_factory=dict)
+    """The service's own commands besides the processes, e.g. the registry's ``principals``."""
 
     @property
     def migrations(self) -> Path:
@@ -53,6 +55,9 @@ def run(spec: ServiceSpec, module: str) -> None:
 
 
 def main(spec: ServiceSpec, argv: Sequence[str] | None = None) -> int:
+    args_given = list(sys.argv[1:] if argv is None else argv)
+    if args_given and args_given[0] in spec.commands:
+        return spec.commands[args_given[0]](args_given[1:])
     parser = argparse.ArgumentParser(prog=f"python -m {spec.name}")
     sub = parser.add_subparsers(dest="process", required=True)
     sub.add_parser("api", help="serve the HTTP API")

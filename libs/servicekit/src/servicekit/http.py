@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 import anyio
+import httpx
 import structlog
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -23,11 +24,12 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from servicekit import idempotency, problem_http, tracing
+from servicekit import audit, idempotency, officials, problem_http, tracing
 from servicekit.auth import ADMIN_TOKEN, check_admin
 from servicekit.db import make_engine, session_factory
 from servicekit.idempotency import IdempotencyMiddleware
 from servicekit.idempotency import answer_once as _answer_once
+from servicekit.oidc import OidcConfig, OidcVerifier
 from servicekit.settings import BaseServiceSettings
 from servicekit.writer import Writer
 
@@ -182,6 +184,7 @@ def create_service_app(
     app.state.engine = engine
     app.state.sessions = session_factory(engine)
     app.state.writer = writer
+    _add_officials(app, settings)
     problem_http.install(app)
     problem_http.document_problems(app)
     # The broker is reported but not critical for an API: the outbox absorbs an outage.
@@ -193,9 +196,32 @@ def create_service_app(
     _add_ops_endpoints(app, settings, checks, gauges)
     for router in routers:
         app.include_router(router)
+    app.include_router(officials.audit_router(settings.service_name))
     app.add_middleware(IdempotencyMiddleware, engine=engine, routes=app.routes)
     app.add_middleware(EdgeMiddleware, max_bytes=settings.max_body_bytes)
     return app
+
+
+def _add_officials(app: FastAPI, settings: BaseServiceSettings) -> None:
+    """The principals directory (the registry's own replaces it with its database) and, when
+    an issuer is configured, the OpenID Connect verifier."""
+    app.state.directory = officials.RemoteDirectory(
+        httpx.AsyncClient(base_url=settings.registry_url, timeout=5.0)
+    )
+    app.state.oidc = (
+        OidcVerifier(
+            OidcConfig(
+                issuer=settings.oidc_issuer,
+                audience=settings.oidc_audience,
+                role_claim=settings.oidc_role_claim,
+                province_claim=settings.oidc_province_claim,
+                name_claim=settings.oidc_name_claim,
+                refresh_cooldown_s=settings.oidc_jwks_refresh_cooldown_s,
+            )
+        )
+        if settings.oidc_issuer
+        else None
+    )
 
 
 def _lifespan(
@@ -213,6 +239,9 @@ def _lifespan(
         with suppress(asyncio.CancelledError):
             await pruning
         writer.stop()
+        directory = getattr(_app.state, "directory", None)
+        if isinstance(directory, officials.RemoteDirectory):
+            await directory.aclose()
         engine.dispose()
 
     return lifespan
@@ -281,20 +310,13 @@ async def _no_body() -> Message:
 
 
 def get_session(request: Request) -> Any:
+    """The request's session; its first commit records an official's act (servicekit.audit)."""
     sessions: sessionmaker[Session] = request.app.state.sessions
     with sessions() as session:
-        yield session
+        yield audit.watch(session, lambda: getattr(request.state, "act", None))
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
-
-
-def admin(request: Request, token: Annotated[str, Depends(ADMIN_TOKEN)]) -> None:
-    """The admin token, as the ``adminToken`` security scheme of the route that needs it."""
-    check_admin(token, request.app.state.settings.admin_token)
-
-
-AdminDep = Annotated[None, Depends(admin)]
 
 
 async def get_writer(request: Request) -> Writer:
@@ -306,9 +328,20 @@ async def get_writer(request: Request) -> Writer:
 WriterDep = Annotated[Writer, Depends(get_writer)]
 
 
+def admin(request: Request, token: Annotated[str, Depends(ADMIN_TOKEN)]) -> None:
+    """The admin token, as the ``adminToken`` security scheme of the route that needs it."""
+    check_admin(token, request.app.state.settings.admin_token)
+
+
+AdminDep = Annotated[None, Depends(admin)]
+
+
 def answer_once(
     request: Request, attempt: idempotency.Attempt | None, unit: idempotency.Unit
 ) -> Response:
     """A POST outside the writer (its service opens its own transaction): ``unit``'s answer,
     remembered with its effect when the request carries an Idempotency-Key."""
-    return _answer_once(request.app.state.engine, attempt, unit).response()
+    engine = request.app.state.engine
+    return _answer_once(
+        engine, attempt, unit, lambda: getattr(request.state, "act", None)
+    ).response()

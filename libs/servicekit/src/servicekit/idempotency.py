@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from servicekit import audit
 from servicekit.clock import clock
 from servicekit.problem_http import problem_response
 from servicekit.problems import PROBLEM_JSON, Problem, Unprocessable
@@ -194,19 +195,22 @@ def _replayed_or_remembered(
     return answer
 
 
-def answer_once(engine: Engine, attempt: Attempt | None, unit: Unit) -> Answer:
+def answer_once(
+    engine: Engine, attempt: Attempt | None, unit: Unit, act_of: audit.ActOf = lambda: None
+) -> Answer:
     """For a POST that opens its own transaction (``with session.begin()``) instead of going
     through the writer: the unit's session joins an outer transaction as a savepoint, and the
     answer is remembered in that outer transaction. A concurrent duplicate that committed
-    the same key first (primary key) is replayed by a second pass."""
+    the same key first (primary key) is replayed by a second pass. An official's act
+    (``act_of``) is recorded with the unit's commit (servicekit.audit)."""
     if attempt is None:
-        with Session(engine, expire_on_commit=False) as session:
+        with audit.watch(Session(engine, expire_on_commit=False), act_of) as session:
             return unit(session)
     for last in (False, True):
         try:
             with engine.begin() as connection:
                 return _replayed_or_remembered(
-                    Session(connection), attempt, lambda: _joined(connection, unit)
+                    Session(connection), attempt, lambda: _joined(connection, unit, act_of)
                 )
         except IntegrityError:
             if last:
@@ -214,12 +218,11 @@ def answer_once(engine: Engine, attempt: Attempt | None, unit: Unit) -> Answer:
     raise AssertionError("unreachable")
 
 
-def _joined(connection: Connection, unit: Unit) -> Answer:
+def _joined(connection: Connection, unit: Unit, act_of: audit.ActOf) -> Answer:
     """``unit`` on a session whose transactions are savepoints of ``connection``'s: what it
     leaves uncommitted on a refusal is rolled back, the outer transaction stays."""
-    with Session(
-        connection, join_transaction_mode="create_savepoint", expire_on_commit=False
-    ) as session:
+    session = Session(connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    with audit.watch(session, act_of):
         try:
             return unit(session)
         except BaseException:

@@ -49,7 +49,43 @@ class ConsumerSettings(BaseSettings):
     """faust web port for the worker's /healthz, /readyz, /metrics (0 = api port + 100)."""
 
 
-class BaseServiceSettings(ConsumerSettings, RelaySettings, KafkaSettings):
+class IdentitySettings(BaseSettings):
+    """Who officials are (servicekit.officials): the registry's principals directory and,
+    optionally, an OpenID Connect issuer. Read without the service prefix."""
+
+    registry_url: str = Field(
+        default="http://127.0.0.1:8001",
+        validation_alias=AliasChoices("registry_url", "UCX_REGISTRY_URL"),
+    )
+    """Where every other service asks who holds an official's token."""
+    oidc_issuer: str = Field(
+        default="", validation_alias=AliasChoices("oidc_issuer", "UCX_OIDC_ISSUER")
+    )
+    """The identity provider's issuer URL ('' = no OpenID Connect)."""
+    oidc_audience: str = Field(
+        default="ucx", validation_alias=AliasChoices("oidc_audience", "UCX_OIDC_AUDIENCE")
+    )
+    oidc_role_claim: str = Field(
+        default="ucx_role", validation_alias=AliasChoices("oidc_role_claim", "UCX_OIDC_ROLE_CLAIM")
+    )
+    oidc_province_claim: str = Field(
+        default="ucx_province",
+        validation_alias=AliasChoices("oidc_province_claim", "UCX_OIDC_PROVINCE_CLAIM"),
+    )
+    oidc_name_claim: str = Field(
+        default="name", validation_alias=AliasChoices("oidc_name_claim", "UCX_OIDC_NAME_CLAIM")
+    )
+    oidc_jwks_refresh_cooldown_s: float = Field(
+        default=30.0,
+        ge=0,
+        validation_alias=AliasChoices(
+            "oidc_jwks_refresh_cooldown_s", "UCX_OIDC_JWKS_REFRESH_COOLDOWN_S"
+        ),
+    )
+    """At most one JWKS fetch this often for tokens naming a key the issuer did not list."""
+
+
+class BaseServiceSettings(IdentitySettings, ConsumerSettings, RelaySettings, KafkaSettings):
     """Defaults are the embedded stack's; each service subclasses with its own env prefix and
     reads every group's settings (Kafka, relay, consumer) flat, e.g. ``relay_batch_size``.
     Shared names (``KAFKA_BOOTSTRAP_SERVERS``, ``UCX_ADMIN_TOKEN``) are read without the

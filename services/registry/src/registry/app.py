@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from registry import policy
+from registry import policy, principals_api
 from registry.api import router
 from registry.settings import Settings
 from servicekit.http import create_service_app
@@ -16,7 +16,8 @@ def create_app(settings: BaseServiceSettings | None = None) -> FastAPI:
         settings,
         title="ucx registry",
         description="Export enterprises, admission status, vehicles for export.",
-        routers=[router],
+        routers=[router, principals_api.router],
     )
+    app.state.directory = principals_api.LocalDirectory(app.state.engine)  # the registry's own
     app.state.policy = policy.load(settings.policy_path)  # once: the hot path reads it
     return app

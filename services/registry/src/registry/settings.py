@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from registry.policy import POLICIES
@@ -18,3 +19,7 @@ class Settings(BaseServiceSettings):
     database_url: str = "sqlite:///var/registry.db"
     policy_path: Path = POLICIES / "v1.yaml"
     expiry_sweep_interval_s: float = 60.0
+    principal_token_days: float = Field(default=90, gt=0, le=3660)
+    """How long a principal's token is valid from its issue."""
+    principal_rotation_overlap_h: float = Field(default=24, ge=0, le=720)
+    """After a rotation, how long the older tokens stay valid (unless the request says)."""
