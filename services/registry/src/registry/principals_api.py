@@ -196,10 +196,10 @@ def revoke_principal(
     return answer_once(request, attempt, unit)
 
 
-@router.post("/introspect", response_model=PrincipalOut)
+@router.post("/introspect", response_model=PrincipalOut, include_in_schema=False)
 async def introspect(body: Introspect, request: Request) -> PrincipalOut:
     """Who holds this ucx token now (the other services ask on each admin call); 401 when
-    nobody does. The token is the secret: this answers nothing its holder could not learn by
+    nobody does. Service to service: not in the OpenAPI document, not on the partner Ingress. The token is the secret: this answers nothing its holder could not learn by
     calling with it."""
     found = await LocalDirectory(request.app.state.engine).principal(body.token)
     if found is None:
