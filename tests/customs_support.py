@@ -163,25 +163,32 @@ def ready_vehicle(
     )
     deliver(
         settings,
-        envelope.new_event(
-            events.VehicleInspected(
-                enterprise_uscc=uscc,
-                inspection_id=str(uuid.uuid4()),
-                vin=vin,
-                station_id="s1",
-                inspected_at=now,
-                odometer_km=39_000,
-                verdict="pass",
-                first_inspection=True,
-                items=[],
-                failed_items=[],
-                certificate_no=cert,
-                valid_until=now.date() + timedelta(days=valid_days),
-            ),
-            source="ucx/inspection",
-        ),
+        inspected(uscc, vin, cert, now, valid_until=now.date() + timedelta(days=valid_days)),
     )
     return vin, cert
+
+
+def inspected(
+    uscc: str, vin: str, cert: str, at: datetime, *, valid_until: date
+) -> envelope.CloudEvent:
+    """A passed inspection of the vehicle at ``at``, issuing ``cert``."""
+    return envelope.new_event(
+        events.VehicleInspected(
+            enterprise_uscc=uscc,
+            inspection_id=str(uuid.uuid4()),
+            vin=vin,
+            station_id="s1",
+            inspected_at=at,
+            odometer_km=39_000,
+            verdict="pass",
+            first_inspection=True,
+            items=[],
+            failed_items=[],
+            certificate_no=cert,
+            valid_until=valid_until,
+        ),
+        source="ucx/inspection",
+    )
 
 
 def revoked(uscc: str, vin: str, cert: str) -> envelope.CloudEvent:

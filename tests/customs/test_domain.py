@@ -113,7 +113,7 @@ def test_certificate_validity_is_judged_on_the_received_date() -> None:
     assert decide(next_day, inspection=until).reasons == ["inspection_expired"]
 
 
-GATES_ALONE = {
+GATES_ALONE: dict[str, dict[str, Any]] = {
     "declaration_open": {"open_declaration": "D00000000000004711"},
     "vehicle_unknown": {"vehicle": None},
     "vehicle_not_owned": {"lodged": {"enterprise_uscc": "91110000600037341L"}},
@@ -135,7 +135,7 @@ GATES_ALONE = {
 
 def test_each_gate_alone_gives_exactly_its_reason() -> None:
     for reason, change in GATES_ALONE.items():
-        declaration = lodged(**change.get("lodged", {}))  # type: ignore[arg-type]
+        declaration = lodged(**change.get("lodged", {}))
         facts = {k: v for k, v in change.items() if k != "lodged"}
         assert decide(declaration, **facts).reasons == [reason], reason
 
@@ -160,7 +160,7 @@ def test_a_declaration_waits_only_while_a_missing_event_could_make_it_acceptable
     assert settle(lodged(), vehicle=None, standing=None) is None
 
 
-CERTAIN_WHILE_WAITING = {
+CERTAIN_WHILE_WAITING: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "declaration_open": ({"open_declaration": "D00000000000004711"}, {"vehicle": None}),
     "vehicle_not_owned": ({"lodged": {"enterprise_uscc": "91110000600037341L"}}, {}),
     "already_exported": ({"vehicle": domain.VehicleFacts(USCC, date(2022, 4, 18), True)}, {}),
@@ -184,7 +184,7 @@ CERTAIN_WHILE_WAITING = {
 @pytest.mark.parametrize("reason", list(CERTAIN_WHILE_WAITING))
 def test_a_certain_reason_rejects_at_once_with_only_the_certain_reasons(reason: str) -> None:
     change, missing = CERTAIN_WHILE_WAITING[reason]
-    declaration = lodged(**change.get("lodged", {}))  # type: ignore[arg-type]
+    declaration = lodged(**change.get("lodged", {}))
     facts = {k: v for k, v in change.items() if k != "lodged"}
     # the vehicle's or the inspection's event is still missing: no *_unknown/_missing reason
     facts = {"inspection": None, **facts, **missing}

@@ -22,6 +22,7 @@ from customs_support import (
 from fastapi.testclient import TestClient
 
 from customs import domain, services
+from customs.consumers import timers
 from customs.settings import Settings
 from servicekit.clock import clock
 from servicekit.db import make_engine, session_factory
@@ -244,22 +245,61 @@ def test_a_declaration_sure_to_fail_is_rejected_at_once_not_left_pending(
     assert [e["outcome"] for _t, e in outbox(settings)] == ["rejected", "rejected"]
 
 
+def waiting(client: TestClient, settings: Settings) -> tuple[str, str]:
+    """An admitted enterprise's declaration lodged before its vehicle is known: pending.
+    Returns (enterprise, declaration number)."""
+    uscc = factories.uscc()
+    deliver(settings, status_changed(uscc, "admitted", from_="applied"))
+    lodging = factories.declaration(factories.vin(), uscc, "EXC-2611-LATE")
+    lodged = Broker(client, [uscc]).send("declaration.lodged", lodging)
+    assert lodged.json()["status"] == "pending"
+    return uscc, lodging["declaration_no"]
+
+
 def test_a_suspension_decides_the_enterprises_waiting_declarations_at_once(
     customs: tuple[TestClient, Settings],
 ) -> None:
     client, settings = customs
-    uscc = factories.uscc()
-    deliver(settings, status_changed(uscc, "admitted", from_="applied"))
-    broker = Broker(client, [uscc])
-    waiting = factories.declaration(factories.vin(), uscc, "EXC-2611-LATE")
-    assert broker.send("declaration.lodged", waiting).json()["status"] == "pending"
+    uscc, no = waiting(client, settings)
     deliver(settings, status_changed(uscc, "suspended"))
-    decided = declaration_of(client, waiting["declaration_no"])
+    decided = declaration_of(client, no)
     assert (decided["status"], decided["reasons"]) == (
         "rejected",
         ["enterprise_not_in_good_standing"],
     )
     assert [e["outcome"] for _t, e in outbox(settings)] == ["rejected"]
+
+
+def sweep(settings: Settings) -> None:
+    """The worker's pending-timeout timer, once, on its own transaction."""
+    [timer] = [t for t in timers(settings) if t.name == "customs-pending-timeout"]
+    assert timer.run is not None
+    engine = make_engine(settings.database_url)
+    try:
+        with session_factory(engine)() as session, session.begin():
+            timer.run(session)
+    finally:
+        engine.dispose()
+
+
+def test_a_declaration_still_waiting_at_the_timeout_is_decided_with_what_is_known(
+    customs: tuple[TestClient, Settings],
+) -> None:
+    client, settings = customs
+    _uscc, no = waiting(client, settings)
+    clock.advance(timedelta(seconds=settings.pending_timeout_s - 1))
+    sweep(settings)
+    assert declaration_of(client, no)["status"] == "pending"
+    clock.advance(timedelta(seconds=2))
+    sweep(settings)
+    decided = declaration_of(client, no)
+    assert (decided["status"], decided["reasons"]) == (
+        "rejected",
+        ["vehicle_unknown", "inspection_missing"],
+    )
+    assert [(e["declaration_no"], e["outcome"]) for _t, e in outbox(settings)] == [(no, "rejected")]
+    sweep(settings)  # decided once
+    assert len(outbox(settings)) == 1
 
 
 # -- re-checked at release and departure ------------------------------------------------------

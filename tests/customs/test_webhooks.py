@@ -6,6 +6,7 @@ from customs_support import (
     Ready,
     deliver,
     departed,
+    inspected,
     outbox_topics,
     ready_vehicle,
     revoked,
@@ -14,6 +15,7 @@ from fastapi.testclient import TestClient
 from standardwebhooks import Webhook
 
 from customs.settings import Settings
+from servicekit.clock import clock
 
 import factories
 from helpers import ADMIN, sql
@@ -195,3 +197,30 @@ def test_broker_secret_rotation_keeps_both_secrets_valid_during_the_overlap(read
     )
     third = ready.lodging(ready.another_vehicle())
     assert broker.send("declaration.lodged", third, secret=old).status_code == 401
+
+
+def test_the_latest_inspection_is_the_newest_whatever_the_order_they_arrive_in(
+    ready: Ready,
+) -> None:
+    """customs' copy of the vehicle's latest inspection: an older one arriving late changes
+    nothing; a newer one replaces it (its own certificate, not revoked)."""
+    settings, broker, now = ready.settings, ready.broker, clock.now()
+    valid = now.date() + timedelta(days=90)
+    older = inspected(
+        ready.uscc, ready.vin, "EXC-OLDER", now - timedelta(days=2), valid_until=valid
+    )
+    deliver(settings, older, revoked(ready.uscc, ready.vin, ready.cert))
+    r = broker.send("declaration.lodged", ready.lodging())
+    assert (r.json()["status"], r.json()["reasons"]) == ("rejected", ["certificate_revoked"])
+    newer_cert = "EXC-NEWER"
+    deliver(settings, inspected(ready.uscc, ready.vin, newer_cert, clock.now(), valid_until=valid))
+    stale = broker.send("declaration.lodged", ready.lodging())
+    assert (stale.json()["status"], stale.json()["reasons"]) == (
+        "rejected",
+        ["certificate_mismatch"],
+    )
+    current = broker.send("declaration.lodged", ready.lodging(certificate_no=newer_cert))
+    assert current.json()["status"] == "accepted"
+    assert sql(ready.client, "SELECT certificate_no, revoked FROM latest_inspections") == [
+        (newer_cert, False)
+    ]
