@@ -2,9 +2,12 @@
 pod runs as the image's non-root user on a read-only root filesystem, without privilege
 escalation or capabilities, under seccomp RuntimeDefault, with a writable mount wherever the
 processes write, in a namespace that enforces Pod Security "restricted"; the NetworkPolicies,
-evaluated here, allow exactly the connections of the table in deploy/k8s/network-policies.yaml;
-the partner Ingress routes exactly the partner-facing paths of the services' OpenAPI documents,
-over TLS; compose runs every ucx process hardened alike, on networks that mirror the policies."""
+evaluated here, allow exactly the connections of the table in deploy/k8s/network-policies.yaml
+(between ucx pods only the apis' token introspection at the registry api, where UCX_REGISTRY_URL
+leads), and the opt-in deploy/k8s/optional/oidc-egress.yaml adds the apis' https to the OpenID
+Connect issuer and nothing else; the partner Ingress routes exactly the partner-facing paths of
+the services' OpenAPI documents, over TLS; compose runs every ucx process hardened alike, on
+networks that mirror the policies."""
 
 from __future__ import annotations
 
@@ -16,7 +19,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import kubernetes_validate as kv
 import pytest
 import yaml
 
@@ -28,6 +33,8 @@ from servicekit.cli import ServiceSpec
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 K8S = DEPLOY / "k8s"
+OIDC_EGRESS = "optional/oidc-egress.yaml"
+"""Opt-in (not among kustomization.yaml's resources): the apis' https to the OIDC issuer."""
 NAMESPACE = "ucx"
 SPECS: dict[str, ServiceSpec] = {
     "registry": REGISTRY,
@@ -48,17 +55,25 @@ def dockerfile(instruction: str) -> str:
     return str(value)
 
 
+def applied() -> list[str]:
+    """The files kustomize applies (kustomization.yaml's resources)."""
+    resources: list[str] = yaml.safe_load((K8S / "kustomization.yaml").read_text())["resources"]
+    return resources
+
+
 def k8s_files() -> Iterator[tuple[str, dict[str, Any]]]:
-    """(file, resource) for what kustomize applies, and the example Secret."""
-    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
-    for name in [*kustomization["resources"], "secret.example.yaml"]:
+    """(file, resource) for what kustomize applies, the example Secret and the opt-in files."""
+    optional = sorted(str(path.relative_to(K8S)) for path in (K8S / "optional").glob("*.yaml"))
+    assert OIDC_EGRESS in optional
+    for name in [*applied(), "secret.example.yaml", *optional]:
         for doc in yaml.safe_load_all((K8S / name).read_text()):
             if doc:
                 yield name, doc
 
 
 def k8s_docs() -> list[dict[str, Any]]:
-    return [doc for name, doc in k8s_files() if name != "secret.example.yaml"]
+    """What kustomize applies by default."""
+    return [doc for name, doc in k8s_files() if name in applied()]
 
 
 def pod_templates(node: Any, name: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
@@ -78,11 +93,11 @@ def pod_templates(node: Any, name: str = "") -> Iterator[tuple[str, dict[str, An
 
 
 def test_every_manifest_passes_kubernetes_validate_strict() -> None:
-    kv = pytest.importorskip("kubernetes_validate", reason="the dev dependency is not installed")
     version = kv.latest_version()
     resources = list(k8s_files())
     kinds = {doc["kind"] for _, doc in resources}
-    assert {"Deployment", "Job", "NetworkPolicy", "Ingress", "Service"} <= kinds
+    assert {"Deployment", "Job", "NetworkPolicy", "Ingress", "Service", "Secret"} <= kinds
+    assert {name for name, _ in resources} >= {*applied(), "secret.example.yaml", OIDC_EGRESS}
     for name, doc in resources:
         try:
             kv.validate(doc, version, strict=True)
@@ -200,7 +215,10 @@ EGRESS = {
     "postgresql": {"dns"},
 }
 """Who each pod of the namespace may connect to (the table in network-policies.yaml); the
-customs worker also reaches the internet on 443."""
+customs worker also reaches the internet on 443, and REGISTRY_CLIENTS the registry api."""
+REGISTRY_CLIENTS = {"inspection-api", "customs-api", "scoring-api"}
+"""The apis that ask the registry api who holds an official's token, on each admin call
+(POST /v1/principals/introspect at UCX_REGISTRY_URL): the one connection between ucx pods."""
 INGRESS = {
     "api": {"ingress", "internal-ingress", "prometheus"},
     "relay": {"prometheus"},
@@ -308,11 +326,13 @@ def pairs(endpoints: list[Endpoint]) -> Iterator[tuple[Endpoint, Endpoint, int, 
 def documented(client: Endpoint, server: Endpoint, port: int, protocol: str) -> bool:
     """The table of network-policies.yaml: EGRESS and INGRESS on the ports the server serves,
     the brokers among themselves on any port, the customs worker's webhooks (https to public
-    addresses)."""
+    addresses), the registry's clients to the registry api. Not the opt-in OIDC egress."""
     if client.name == server.name == "kafka":
         return True
     if (port, protocol) not in server.ports:
         return False
+    if client.name in REGISTRY_CLIENTS and server.name == "registry-api":
+        return True
     if client.name == "customs-worker" and server.name in {"internet", "internet6"}:
         return port == 443
     if client.namespace == NAMESPACE:
@@ -320,35 +340,118 @@ def documented(client: Endpoint, server: Endpoint, port: int, protocol: str) -> 
     return client.name in INGRESS.get(server.role, set())
 
 
+def connections(
+    policies: list[dict[str, Any]], endpoints: list[Endpoint]
+) -> set[tuple[str, str, str]]:
+    """(client, server, "port/protocol") that the client's egress and the server's ingress allow."""
+    return {
+        (client.name, server.name, f"{port}/{protocol}")
+        for client, server, port, protocol in pairs(endpoints)
+        if admits(policies, client, server, "Egress", port, protocol, server)
+        and admits(policies, server, client, "Ingress", port, protocol, server)
+    }
+
+
+def network_policies() -> list[dict[str, Any]]:
+    """The NetworkPolicies kustomize applies by default."""
+    return [d for d in k8s_docs() if d["kind"] == "NetworkPolicy"]
+
+
 def test_the_network_policies_allow_exactly_the_documented_connections() -> None:
-    policies = [d for d in k8s_docs() if d["kind"] == "NetworkPolicy"]
+    policies = network_policies()
     deny = [p["spec"] for p in policies if p["metadata"]["name"] == "default-deny"]
     assert deny == [{"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}]
     pods = ucx_pods()
     for pod in pods:  # each is let out by a policy of its own, beyond default-deny and DNS
         own = [p["spec"] for p in policies if p["spec"]["podSelector"]]
         assert any("egress" in s and selects(s["podSelector"], pod.labels) for s in own), pod
-    allowed, wanted = set(), set()
-    for client, server, port, protocol in pairs(pods + PEERS):
-        key = (client.name, server.name, f"{port}/{protocol}")
-        if admits(policies, client, server, "Egress", port, protocol, server) and admits(
-            policies, server, client, "Ingress", port, protocol, server
-        ):
-            allowed.add(key)
-        if documented(client, server, port, protocol):
-            wanted.add(key)
+    allowed = connections(policies, pods + PEERS)
+    wanted = {
+        (client.name, server.name, f"{port}/{protocol}")
+        for client, server, port, protocol in pairs(pods + PEERS)
+        if documented(client, server, port, protocol)
+    }
     assert sorted(allowed - wanted) == [] and sorted(wanted - allowed) == []
     assert {
         ("customs-worker", "internet", "443/TCP"), ("registry-api", "kafka", "9092/TCP"),
         ("ingress", "scoring-api", "8004/TCP"), ("prometheus", "customs-relay", "8203/TCP"),
         ("registry-migrate", "dns", "53/UDP"), ("kafka", "kafka", "9092/TCP"),
+        ("customs-api", "registry-api", "8001/TCP"), ("scoring-api", "registry-api", "8001/TCP"),
     } <= allowed  # fmt: skip
     assert not {
         ("customs-worker", "cloud-metadata", "80/TCP"), ("customs-worker", "internet", "80/TCP"),
         ("registry-worker", "internet", "443/TCP"), ("registry-api", "registry-relay", "8201/TCP"),
         ("ingress", "registry-relay", "8201/TCP"), ("stranger", "registry-api", "8001/TCP"),
         ("topics", "postgresql", "5432/TCP"), ("registry-migrate", "kafka", "9092/TCP"),
+        ("inspection-worker", "registry-api", "8001/TCP"),
+        ("customs-relay", "registry-api", "8001/TCP"),
+        ("registry-relay", "registry-api", "8001/TCP"),
+        ("registry-api", "inspection-api", "8002/TCP"),
+        ("inspection-api", "scoring-api", "8004/TCP"),
+        ("customs-api", "registry-worker", "8101/TCP"), ("customs-api", "internet", "443/TCP"),
     } & allowed  # fmt: skip
+
+
+def registry_url(urls: dict[str, str]) -> tuple[str, int]:
+    """(host, port) of the one UCX_REGISTRY_URL the registry's clients are given: a base URL."""
+    assert set(urls) == REGISTRY_CLIENTS
+    [url] = set(urls.values())
+    parts = urlsplit(url)
+    assert parts.scheme == "http" and parts.path in {"", "/"} and not parts.query, url
+    assert parts.hostname and parts.port, url
+    return parts.hostname, parts.port
+
+
+def test_the_registry_url_leads_to_the_registry_api_the_policies_open() -> None:
+    """UCX_REGISTRY_URL is set on exactly the apis the policies let reach the registry api, and
+    it names the Service whose port leads to that api's port."""
+    docs = k8s_docs()
+    urls = {
+        name: env["value"]
+        for doc in docs
+        for name, template in pod_templates(doc)
+        for container in template["spec"]["containers"] + template["spec"].get("initContainers", [])
+        for env in container.get("env", [])
+        if env["name"] == "UCX_REGISTRY_URL"
+    }
+    [config] = [d for d in docs if d["kind"] == "ConfigMap"]  # not on every pod through envFrom
+    assert "UCX_REGISTRY_URL" not in config["data"]
+    host, port = registry_url(urls)
+    [service] = [d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == host]
+    pods = ucx_pods()
+    selected = [p for p in pods if selects({"matchLabels": service["spec"]["selector"]}, p.labels)]
+    assert [p.name for p in selected] == ["registry-api"]
+    [registry_api] = selected
+    [entry] = [e for e in service["spec"]["ports"] if e["port"] == port]
+    target = entry.get("targetPort", port)
+    target = registry_api.named[target] if isinstance(target, str) else target
+    assert (target, entry.get("protocol", "TCP")) in registry_api.ports
+    allowed = connections(network_policies(), pods)
+    reaching = {(client, via) for client, server, via in allowed if server == "registry-api"}
+    assert reaching == {(client, f"{target}/TCP") for client in urls}
+
+
+def test_the_optional_oidc_egress_opens_the_apis_https_to_the_issuer_and_nothing_else() -> None:
+    """optional/oidc-egress.yaml is not applied by default (the table above holds without it);
+    applied, it adds exactly each api's https (443) to the issuer's range, not port 80, not the
+    other ucx pods."""
+    assert OIDC_EGRESS not in applied()
+    [policy] = [doc for name, doc in k8s_files() if name == OIDC_EGRESS]
+    blocks = [peer["ipBlock"] for rule in policy["spec"]["egress"] for peer in rule["to"]]
+    assert blocks
+    issuers = []
+    for i, block in enumerate(blocks):
+        network = ipaddress.ip_network(block["cidr"])
+        address = network[network.num_addresses // 2]
+        issuers.append(
+            Endpoint(f"oidc-issuer-{i}", None, ip=str(address), ports=((443, "TCP"), (80, "TCP")))
+        )
+    endpoints = ucx_pods() + PEERS + issuers
+    before = connections(network_policies(), endpoints)
+    after = connections([*network_policies(), policy], endpoints)
+    apis = {f"{name}-api" for name in SPECS}
+    assert before <= after
+    assert after - before == {(api, issuer.name, "443/TCP") for api in apis for issuer in issuers}
 
 
 # -- ingress -------------------------------------------------------------------------------------
@@ -477,3 +580,25 @@ def test_compose_networks_mirror_the_network_policies(compose: dict[str, Any]) -
     assert members["edge"] == {f"{s}-api" for s in SPECS} | {"prometheus", "grafana"}
     assert members["egress"] == {"customs-worker"}
     assert set(members) == set(compose["networks"])
+
+
+def test_compose_gives_the_registry_url_to_the_registry_clients(compose: dict[str, Any]) -> None:
+    """The inspection, customs and scoring apis are told the registry api's address and port,
+    on a network they share with it."""
+    services = compose["services"]
+    urls = {
+        name: service["environment"]["UCX_REGISTRY_URL"]
+        for name, service in services.items()
+        if "UCX_REGISTRY_URL" in (service.get("environment") or {})
+    }
+    host, port = registry_url(urls)
+    registry = services[host]
+    assert registry["command"] == ["python", "-m", "registry", "api"]
+    assert int(registry["environment"]["REGISTRY_PORT"]) == port
+    for name in urls:
+        assert set(services[name]["networks"]) & set(registry["networks"]), name
+        # the rest of the service's environment is its processes' own (the YAML merge)
+        others = services[name.replace("-api", "-relay")]["environment"]
+        assert {
+            k: v for k, v in services[name]["environment"].items() if k != "UCX_REGISTRY_URL"
+        } == others
