@@ -36,7 +36,13 @@ SETTINGS: dict[str, type[BaseServiceSettings]] = {
     "CUSTOMS": CustomsSettings,
     "SCORING": ScoringSettings,
 }
-SHARED = {"KAFKA_BOOTSTRAP_SERVERS", "UCX_ADMIN_TOKEN"}
+SHARED = {
+    alias
+    for field in BaseServiceSettings.model_fields.values()
+    for alias in getattr(field.validation_alias, "choices", ())
+    if isinstance(alias, str) and alias.isupper()
+}
+"""The settings every service reads without its prefix (their upper-case aliases)."""
 PORTS = {name.lower(): cls().port for name, cls in SETTINGS.items()}
 OFFSETS = {"api": 0, "worker": 100, "relay": 200}
 PROBES = {"/healthz", "/readyz"}

@@ -109,6 +109,10 @@ Dependency = Callable[..., Awaitable[Principal]]
 def Official(operation: str) -> Any:
     """``official: Official("registry.enterprise.decide")``: the calling official, admitted
     for that operation. An operation missing from ``roles.OPERATIONS`` fails at import."""
+    return Annotated[Principal, Depends(_dependency(operation))]
+
+
+def _dependency(operation: str) -> Dependency:
     if operation not in OPERATIONS:
         raise KeyError(f"{operation} has no row in servicekit.roles.OPERATIONS")
 
@@ -118,7 +122,7 @@ def Official(operation: str) -> Any:
         return await admit(request, token, operation)
 
     official.operation = operation  # type: ignore[attr-defined]
-    return Annotated[Principal, Depends(official)]
+    return official
 
 
 def operation_of(dependency: object) -> str | None:
@@ -132,12 +136,12 @@ AuditText = Annotated[str | None, Query(max_length=500)]
 def audit_router(service: str) -> APIRouter:
     """``GET /v1/audit`` for ministry and auditor officials."""
     api = APIRouter(prefix="/v1", tags=["audit"])
-    reader = Official(f"{service}.audit.read")
+    reader = Depends(_dependency(f"{service}.audit.read"))
 
     @api.get("/audit", response_model=pagination.Page[audit.AuditEntry])
     def read_audit(
         request: Request,
-        _official: reader,  # type: ignore[valid-type]
+        _official: Principal = reader,
         actor: AuditText = None,
         target: AuditText = None,
         from_: Annotated[datetime | None, Query(alias="from")] = None,
