@@ -72,8 +72,10 @@ SERVICEKIT_DRAWN: dict[Constraint, str] = {
     ("outbox", ("id",)): "autoincrement",
     ("outbox", ("event_id",)): "an id the service draws per record: an event's uuid7, "
     "dlq-<uuid7> for a dead letter, redrive-<uuid7> for a letter redriven",
+    ("audit_log", ("id",)): "autoincrement",
 }
-"""servicekit's outbox in every service: constraints on values only the service chooses."""
+"""servicekit's outbox and audit log in every service: constraints on values only the service
+chooses."""
 
 
 @contextmanager

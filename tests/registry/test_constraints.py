@@ -38,6 +38,9 @@ SERVER_DRAWN: dict[Constraint, str] = {
     ("status_changes", ("event_id",)): "the CloudEvents id the service draws per change "
     "(null for history entries that are no change: NULLs never collide)",
     ("complaints", ("id",)): "a uuid4 the service draws; POST .../complaints refuses an `id`",
+    ("principals", ("id",)): "p-<uuid7> the service draws; POST /v1/principals refuses an `id`",
+    ("principal_tokens", ("id",)): "a uuid7 the service draws per token",
+    ("principal_tokens", ("digest",)): "SHA-256 of a token the service draws (256 random bits)",
     **SERVICEKIT_DRAWN,
 }
 """Constraints on values only the service chooses: no input reaches them."""

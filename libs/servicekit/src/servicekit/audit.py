@@ -15,65 +15,13 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    Engine,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    column,
-    event,
-    insert,
-    select,
-    table,
-)
+from sqlalchemy import Engine, event, insert, select
 from sqlalchemy.orm import Session
 
 from servicekit import pagination, tracing
 from servicekit.clock import clock
-from servicekit.db import UtcDateTime
 from servicekit.roles import Principal
-
-_BigId = BigInteger().with_variant(Integer, "sqlite")
-
-
-def define(metadata: MetaData) -> None:
-    Table(
-        "audit_log",
-        metadata,
-        Column("id", _BigId, primary_key=True, autoincrement=True),
-        Column("at", UtcDateTime(), nullable=False),
-        Column("actor_id", String(200), nullable=False),
-        Column("actor_name", String(200), nullable=False),
-        Column("actor_role", String(20), nullable=False),
-        Column("operation", String(80), nullable=False),
-        Column("method", String(10), nullable=False),
-        Column("target", String(500), nullable=False),
-        Column("outcome", String(20), nullable=False),
-        Column("status", Integer, nullable=True),
-        Column("trace_id", String(32), nullable=True),
-        Index("ix_audit_log_actor", "actor_id", "id"),
-        Index("ix_audit_log_at", "at"),
-    )
-
-
-audit_log = table(
-    "audit_log",
-    column("id"),
-    column("at", UtcDateTime()),
-    column("actor_id"),
-    column("actor_name"),
-    column("actor_role"),
-    column("operation"),
-    column("method"),
-    column("target"),
-    column("outcome"),
-    column("status"),
-    column("trace_id"),
-)
+from servicekit.tables import audit_log
 
 
 @dataclass

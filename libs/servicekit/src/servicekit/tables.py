@@ -1,4 +1,5 @@
-"""Tables every service has: outbox, inbox (consumer dedupe) and idempotency keys.
+"""Tables every service has: outbox, inbox (consumer dedupe), idempotency keys and the audit
+log.
 
 They are defined once, here. Each service calls ``define(metadata)`` once so copies of them
 land in its own Alembic history; servicekit's code reads and writes these definitions, which
@@ -72,6 +73,24 @@ idempotency_keys = Table(
     Column("body", LargeBinary),
     _required("created_at", UtcDateTime()),
 )
+audit_log = Table(
+    "audit_log",
+    _OWN,
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    _required("at", UtcDateTime()),
+    _required("actor_id", String(200)),
+    _required("actor_name", String(200)),
+    _required("actor_role", String(20)),
+    _required("operation", String(80)),
+    _required("method", String(10)),
+    _required("target", String(500)),
+    _required("outcome", String(20)),
+    Column("status", Integer),
+    Column("trace_id", String(32)),
+    Index("ix_audit_log_actor", "actor_id", "id"),
+    Index("ix_audit_log_at", "at"),
+)
+"""Who did what (servicekit.audit): written with the change it describes."""
 
 
 def define(metadata: MetaData) -> None:

@@ -56,6 +56,9 @@ class StatusChange(Base):
     outcome: Mapped[str] = mapped_column(String(20), default="applied")
     policy_version: Mapped[str | None] = mapped_column(String(20))
     """The registry policy the decision was taken under (None: before policies had versions)."""
+    official_id: Mapped[str | None] = mapped_column(String(200))
+    """The official who decided (actor ``official``); None for the policy and the system."""
+    official_name: Mapped[str | None] = mapped_column(String(200))
 
 
 class Vehicle(Base):
@@ -107,3 +110,30 @@ class Complaint(Base):
     filed_at: Mapped[datetime] = mapped_column(UtcDateTime())
     resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     resolution: Mapped[str | None] = mapped_column(Text)
+
+
+class PrincipalRow(Base):
+    """An official who acts in ucx (servicekit.roles): the registry is their record."""
+
+    __tablename__ = "principals"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    province: Mapped[str | None] = mapped_column(String(6))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    created_by: Mapped[str] = mapped_column(String(200))
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class PrincipalToken(Base):
+    """A principal's API token, kept as its SHA-256 digest only."""
+
+    __tablename__ = "principal_tokens"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    principal_id: Mapped[str] = mapped_column(ForeignKey("principals.id"), index=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

@@ -12,37 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import uuid_utils
-from sqlalchemy import ForeignKey, String, select, update
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
-from registry.models import Base
+from registry.models import PrincipalRow, PrincipalToken
 from servicekit.auth import hash_key, new_api_key
-from servicekit.db import UtcDateTime
 from servicekit.problems import NotFound, Problem
 from servicekit.roles import Principal, Role
-
-
-class PrincipalRow(Base):
-    __tablename__ = "principals"
-
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    name: Mapped[str] = mapped_column(String(200))
-    role: Mapped[str] = mapped_column(String(20))
-    province: Mapped[str | None] = mapped_column(String(6))
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
-    created_by: Mapped[str] = mapped_column(String(200))
-    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
-
-
-class PrincipalToken(Base):
-    __tablename__ = "principal_tokens"
-
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    principal_id: Mapped[str] = mapped_column(ForeignKey("principals.id"), index=True)
-    digest: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
-    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
-    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from registry import principals
+from registry.models import PrincipalRow
 from registry.settings import Settings
 from servicekit import pagination
 from servicekit.clock import clock
@@ -87,7 +88,7 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
-def _public(session: Session, row: principals.PrincipalRow) -> PrincipalPublic:
+def _public(session: Session, row: PrincipalRow) -> PrincipalPublic:
     public = PrincipalPublic.model_validate(row, from_attributes=True)
     tokens = [
         TokenPublic.model_validate(t, from_attributes=True)
