@@ -18,11 +18,11 @@ from typing import Annotated, Any, Protocol
 
 import anyio
 import httpx
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from sqlalchemy import Engine
 
 from servicekit import audit, pagination
-from servicekit.auth import BearerAuth
+from servicekit.auth import BearerAuth, bearer
 from servicekit.oidc import OidcVerifier, looks_like_jwt
 from servicekit.problems import Forbidden, Problem, Unauthorized
 from servicekit.roles import BREAK_GLASS, OPERATIONS, Principal, authorize
@@ -32,6 +32,10 @@ OFFICIAL_TOKEN = BearerAuth(
     "An official's token: a ucx principal token, an OpenID Connect token from the "
     "configured issuer, or `UCX_ADMIN_TOKEN` (break-glass, role ministry).",
 )
+
+
+PRINCIPAL_TOKEN_PREFIX = "ucxo_"
+"""Principal tokens are ``ucxo_<256 random bits>``: anything else is nobody's, unasked."""
 
 
 class Directory(Protocol):
@@ -81,7 +85,8 @@ async def authenticate(request: Request, token: str) -> Principal:
         principal: Principal = await anyio.to_thread.run_sync(verifier.verify, token)
         return principal
     directory: Directory | None = getattr(state, "directory", None)
-    found = await directory.principal(token) if directory is not None else None
+    is_principal_token = token.startswith(PRINCIPAL_TOKEN_PREFIX)
+    found = await directory.principal(token) if directory and is_principal_token else None
     if found is None:
         raise Unauthorized("invalid-credentials", "The token is not valid.")
     return found
@@ -123,6 +128,21 @@ def _dependency(operation: str) -> Dependency:
 
     official.operation = operation  # type: ignore[attr-defined]
     return official
+
+
+def FormOfficial(operation: str) -> Any:
+    """``Official`` for an HTML form (a browser cannot send a header): the token comes from
+    the form's ``token`` field, or else the Authorization header."""
+    if operation not in OPERATIONS:
+        raise KeyError(f"{operation} has no row in servicekit.roles.OPERATIONS")
+
+    async def official(
+        request: Request, token: Annotated[str | None, Form(max_length=4096)] = None
+    ) -> Principal:
+        return await admit(request, token or bearer(request), operation)
+
+    official.operation = operation  # type: ignore[attr-defined]
+    return Annotated[Principal, Depends(official)]
 
 
 def operation_of(dependency: object) -> str | None:

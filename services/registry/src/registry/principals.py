@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from registry.models import PrincipalRow, PrincipalToken
 from servicekit.auth import hash_key, new_api_key
+from servicekit.officials import PRINCIPAL_TOKEN_PREFIX
 from servicekit.problems import NotFound, Problem
 from servicekit.roles import Principal, Role
 
@@ -45,7 +46,7 @@ def _check_province(role: Role, province: str | None) -> None:
 
 
 def _issue(session: Session, principal_id: str, now: datetime, lifetime: timedelta) -> Issued:
-    token = new_api_key("ucxo")
+    token = new_api_key(PRINCIPAL_TOKEN_PREFIX.rstrip("_"))
     row = PrincipalToken(
         id=str(uuid_utils.uuid7()),
         principal_id=principal_id,

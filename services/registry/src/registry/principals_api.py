@@ -200,8 +200,9 @@ def revoke_principal(
 @router.post("/introspect", response_model=PrincipalOut, include_in_schema=False)
 async def introspect(body: Introspect, request: Request) -> PrincipalOut:
     """Who holds this ucx token now (the other services ask on each admin call); 401 when
-    nobody does. Service to service: not in the OpenAPI document, not on the partner Ingress. The token is the secret: this answers nothing its holder could not learn by
-    calling with it."""
+    nobody does. Service to service: not in the OpenAPI document, not on the partner Ingress.
+    The token is the secret: this answers nothing its holder could not learn by calling with
+    it."""
     found = await LocalDirectory(request.app.state.engine).principal(body.token)
     if found is None:
         raise Unauthorized("invalid-credentials", "The token is not valid.")

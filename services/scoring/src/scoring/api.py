@@ -32,8 +32,9 @@ from scoring.schemas import (
 from scoring.settings import Settings
 from servicekit import pagination
 from servicekit.clock import clock
-from servicekit.http import AdminDep, SessionDep, answer_once
+from servicekit.http import SessionDep, answer_once
 from servicekit.idempotency import Answer, AttemptDep
+from servicekit.officials import Official
 from servicekit.pagination import MAX_LIMIT, Page
 from servicekit.problems import NotFound, Problem, field_errors
 
@@ -272,7 +273,10 @@ def percentile(uscc: str, session: SessionDep) -> Percentile:
 
 @router.post("/rescore", status_code=status.HTTP_202_ACCEPTED, response_model=RescoreJobPublic)
 def rescore(
-    body: RescoreRequest, request: Request, _admin: AdminDep, attempt: AttemptDep
+    body: RescoreRequest,
+    request: Request,
+    _official: Official("scoring.rescore.start"),  # type: ignore[valid-type]
+    attempt: AttemptDep,
 ) -> Response:
     """Recompute every enterprise (or one) from the ledger with the loaded policy; the
     differences are emitted. The job is stored here and run by the scoring worker (within
@@ -289,7 +293,11 @@ def rescore(
 
 
 @router.get("/rescore/{job_id}")
-def rescore_job(job_id: str, session: SessionDep, _admin: AdminDep) -> RescoreJobPublic:
+def rescore_job(
+    job_id: str,
+    session: SessionDep,
+    _official: Official("scoring.rescore.read"),  # type: ignore[valid-type]
+) -> RescoreJobPublic:
     job = session.get(RescoreJob, job_id)
     if job is None:
         raise NotFound("rescore-job-not-found", f"No rescore job {job_id}.")
@@ -297,7 +305,10 @@ def rescore_job(job_id: str, session: SessionDep, _admin: AdminDep) -> RescoreJo
 
 
 @router.get("/ledger/verify")
-def verify_ledger(session: SessionDep, _admin: AdminDep) -> LedgerVerification:
+def verify_ledger(
+    session: SessionDep,
+    _official: Official("scoring.ledger.verify"),  # type: ignore[valid-type]
+) -> LedgerVerification:
     """Recompute every hash of the chain: tampered, reordered or removed rows show."""
     checked, broken = services.verify_chain(session)
     return LedgerVerification(ok=not broken, entries_checked=checked, broken_enterprises=broken)

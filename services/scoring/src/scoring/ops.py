@@ -32,10 +32,10 @@ from sqlalchemy.orm import Session
 from contracts import topics
 from scoring.models import DlqRedrive, EnterpriseAssessment, LedgerEntry
 from scoring.settings import Settings
-from servicekit import auth, outbox
+from servicekit import outbox
 from servicekit.clock import clock
 from servicekit.http import SessionDep
-from servicekit.problems import Problem
+from servicekit.officials import FormOfficial
 
 router = APIRouter(include_in_schema=False)
 PROCESSES = (("api", 0), ("worker", 100), ("relay", 200))
@@ -351,15 +351,12 @@ def redrive_letter(
     topic: Annotated[str, Form(max_length=200)],
     partition: Annotated[int, Form(ge=0)],
     offset: Annotated[int, Form(ge=0)],
-    token: Annotated[str, Form(max_length=500)],
+    _official: FormOfficial("scoring.dlq.redrive"),  # type: ignore[valid-type]
 ) -> Response:
-    """Redrive one dead letter (admin). A letter already redriven, also by a request that
-    committed a moment before this one, answers as done: it is published once."""
+    """Redrive one dead letter (an operator, with their token in the form). A letter already
+    redriven, also by a request that committed a moment before this one, answers as done: it
+    is published once."""
     settings: Settings = request.app.state.settings
-    try:
-        auth.check_admin(token, settings.admin_token)
-    except Problem:
-        return _message("Not allowed: the admin token is required.", 401)
     letter = letter_at(settings, topic, partition, offset)  # before the transaction: no lock
     if letter is None:  # held while the broker answers
         return _message("No such dead letter.", 404)
