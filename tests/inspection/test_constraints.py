@@ -20,7 +20,15 @@ from servicekit.clock import clock
 from servicekit.idempotency import digest
 
 import factories
-from helpers import ADMIN, Constraint, assert_constraints_covered, bearer, service_client, sql
+from helpers import (
+    ADMIN,
+    SERVICEKIT_DRAWN,
+    Constraint,
+    assert_constraints_covered,
+    bearer,
+    service_client,
+    sql,
+)
 
 SERVER_DRAWN: dict[Constraint, str] = {
     ("stations", ("id",)): "a uuid4 the service draws; POST /v1/stations refuses an `id` (422)",
@@ -29,8 +37,7 @@ SERVER_DRAWN: dict[Constraint, str] = {
     ("inspections", ("id",)): "a uuid4 the service draws; POST /v1/inspections refuses an `id`",
     ("inspections", ("certificate_no",)): "80 random bits the service draws; a station "
     "cannot send a certificate number (422)",
-    ("outbox", ("id",)): "autoincrement",
-    ("outbox", ("event_id",)): "a CloudEvents id the service draws per event (uuid7)",
+    **SERVICEKIT_DRAWN,
 }
 """Constraints on values only the service chooses: no input reaches them."""
 
