@@ -62,7 +62,7 @@ def test_a_province_official_decides_for_their_province_only(registry: TestClien
     assert OTHER in refused.json()["detail"]
     assert registry.get(f"/v1/enterprises/{other}").json()["status"] == "applied"
 
-    history = registry.get(f"/v1/enterprises/{own}/history").json()["items"]
+    history = registry.get(f"/v1/enterprises/{own}/history").json()
     approval = history[-1]
     assert (approval["actor"], approval["official_id"], approval["official_name"]) == (
         "official", lin["id"], "Lin Hui (Fujian DOC)"

@@ -124,7 +124,7 @@ def test_a_valid_token_acts_with_the_role_and_province_of_its_claims(
     token = issuer.token()
     assert decide(registry, own, token).status_code == 200
     assert decide(registry, other, token).status_code == 403
-    history = registry.get(f"/v1/enterprises/{own}/history").json()["items"]
+    history = registry.get(f"/v1/enterprises/{own}/history").json()
     assert (history[-1]["official_id"], history[-1]["official_name"]) == (
         "oidc:fj-doc-0042", "Lin Hui (Fujian DOC, via IdP)"
     )

@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, inspect, text
 
@@ -27,6 +26,7 @@ from inspection.__main__ import SPEC as INSPECTION
 from registry.__main__ import SPEC as REGISTRY
 from scoring.__main__ import SPEC as SCORING
 from servicekit.db import normalise_url
+from servicekit.idempotency import flat_routes
 from servicekit.officials import operation_of
 from servicekit.roles import OPERATIONS, ROLES, Operation
 
@@ -37,7 +37,7 @@ from identity_support import OTHER, OWN, ask_registry, as_official, officials
 SPECS = {"registry": REGISTRY, "inspection": INSPECTION, "customs": CUSTOMS, "scoring": SCORING}
 
 
-def _dependencies(route: APIRoute) -> Iterator[object]:
+def _dependencies(route: Any) -> Iterator[object]:
     stack = list(route.dependant.dependencies)
     while stack:
         dependant = stack.pop()
@@ -45,16 +45,23 @@ def _dependencies(route: APIRoute) -> Iterator[object]:
         stack.extend(dependant.dependencies)
 
 
+QUERY_VALUES = {"recommended": "reinstate"}
+"""A sample value for each query parameter that makes a public read an official's
+(``OfficialIf``)."""
+
+
 def admin_routes(app: FastAPI) -> Iterator[tuple[str, str, Operation]]:
-    """(method, path, operation) of every route that admits officials."""
-    for route in app.routes:
-        if not isinstance(route, APIRoute):
+    """(method, path?query, operation) of every route that admits officials."""
+    for route in flat_routes(app.routes):
+        if getattr(route, "dependant", None) is None:
             continue
         for call in _dependencies(route):
             name = operation_of(call)
             if name is not None:
+                query = getattr(call, "when_query", None)
+                path = f"{route.path}?{query}={QUERY_VALUES[query]}" if query else route.path
                 for method in sorted(route.methods):
-                    yield method, route.path, OPERATIONS[name]
+                    yield method, path, OPERATIONS[name]
 
 
 ROUTES = [

@@ -182,10 +182,13 @@ class EnterpriseStatusChanged(EventData):
 
     from_status: EnterpriseStatus | None = Field(alias="from")
     to_status: EnterpriseStatus = Field(alias="to")
-    actor: Literal["admin", "policy", "system"]
+    actor: Literal["admin", "official", "policy", "system"]
+    """``official``: a named official's decision (``official_id``); ``admin`` is how decisions
+    before named officials were recorded."""
     reason: str
     cause: str | None = None
     changed_at: datetime
+    official_id: str | None = None
 
 
 class Component(BaseModel):

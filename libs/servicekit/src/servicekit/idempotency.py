@@ -300,7 +300,7 @@ class IdempotencyMiddleware:
             self.running.discard(held)
 
     def _remembers_itself(self, scope: Scope) -> bool:
-        for route in _flat(self.routes):
+        for route in flat_routes(self.routes):
             match, _ = route.matches(scope)
             if match == Match.FULL:
                 return any(getattr(d, "call", None) is attempt_of for d in _dependencies(route))
@@ -334,12 +334,12 @@ class IdempotencyMiddleware:
             await anyio.to_thread.run_sync(_remember, self.engine, attempt, answer)
 
 
-def _flat(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
+def flat_routes(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
     """The routes as matched: FastAPI keeps an included router's routes inside it."""
     for route in routes:
         candidates = getattr(route, "effective_candidates", None)
         if callable(candidates):
-            yield from _flat(candidates())
+            yield from flat_routes(candidates())
         else:
             yield route
 

@@ -145,6 +145,27 @@ def FormOfficial(operation: str) -> Any:
     return Annotated[Principal, Depends(official)]
 
 
+def OfficialIf(operation: str, query: str) -> Any:
+    """A public read that a query parameter widens: with ``?{query}=...`` the caller must be an
+    official admitted for ``operation``; without it, anyone (None). Declare
+    ``openapi_extra={"security": OFFICIAL_OPTIONAL}`` on the route."""
+    if operation not in OPERATIONS:
+        raise KeyError(f"{operation} has no row in servicekit.roles.OPERATIONS")
+
+    async def official(request: Request) -> Principal | None:
+        if request.query_params.get(query) is None:
+            return None
+        return await admit(request, bearer(request), operation)
+
+    official.operation = operation  # type: ignore[attr-defined]
+    official.when_query = query  # type: ignore[attr-defined]
+    return Annotated[Principal | None, Depends(official)]
+
+
+OFFICIAL_OPTIONAL: list[dict[str, list[str]]] = [{}, {"officialToken": []}]
+"""An operation's ``security`` when an official's token only widens it (``OfficialIf``)."""
+
+
 def operation_of(dependency: object) -> str | None:
     """The operation a route's dependency admits for (the role matrix test reads it)."""
     return getattr(dependency, "operation", None)

@@ -29,8 +29,9 @@ from inspection.settings import Settings
 from inspection.signing import Signer
 from servicekit.auth import BearerAuth
 from servicekit.clock import clock
-from servicekit.http import AdminDep, AuthFirstRoute, SessionDep, WriterDep, answer_once
+from servicekit.http import AuthFirstRoute, SessionDep, WriterDep, answer_once
 from servicekit.idempotency import Answer, AttemptDep
+from servicekit.officials import Official
 from servicekit.partnerkeys import partner_key
 from servicekit.problems import Problem, problem_responses
 
@@ -67,7 +68,10 @@ StationKeyDep = Annotated[str, Depends(partner_key(STATION_KEY, services.judge_s
 
 @router.post("/stations", status_code=status.HTTP_201_CREATED, response_model=StationCreated)
 def create_station(
-    body: StationCreate, request: Request, _admin: AdminDep, attempt: AttemptDep
+    body: StationCreate,
+    request: Request,
+    _official: Official("inspection.station.create"),  # type: ignore[valid-type]
+    attempt: AttemptDep,
 ) -> Response:
     def unit(session: Session) -> Answer:
         station, key, api_key = services.create_station(session, body)
@@ -81,7 +85,10 @@ def create_station(
     "/stations/{station_id}/keys", status_code=status.HTTP_201_CREATED, response_model=KeyCreated
 )
 def rotate_key(
-    station_id: str, request: Request, _admin: AdminDep, attempt: AttemptDep
+    station_id: str,
+    request: Request,
+    _official: Official("inspection.station.key-create"),  # type: ignore[valid-type]
+    attempt: AttemptDep,
 ) -> Response:
     """A new key; the station's other keys keep working for 24 h (rotation window)."""
 
@@ -94,7 +101,11 @@ def rotate_key(
 
 
 @router.get("/stations/{station_id}/keys")
-def list_keys(station_id: str, session: SessionDep, _admin: AdminDep) -> list[StationKeyPublic]:
+def list_keys(
+    station_id: str,
+    session: SessionDep,
+    _official: Official("inspection.station.key-read"),  # type: ignore[valid-type]
+) -> list[StationKeyPublic]:
     return [
         StationKeyPublic.model_validate(k, from_attributes=True)
         for k in services.list_keys(session, station_id)
@@ -103,7 +114,10 @@ def list_keys(station_id: str, session: SessionDep, _admin: AdminDep) -> list[St
 
 @router.delete("/stations/{station_id}/keys/{key_id}")
 def revoke_key(
-    station_id: str, key_id: str, session: SessionDep, _admin: AdminDep
+    station_id: str,
+    key_id: str,
+    session: SessionDep,
+    _official: Official("inspection.station.key-revoke"),  # type: ignore[valid-type]
 ) -> StationKeyPublic:
     key = services.revoke_key(session, station_id, key_id)
     return StationKeyPublic.model_validate(key, from_attributes=True)
@@ -114,7 +128,7 @@ def set_station_status(
     station_id: str,
     body: StationStatusChange,
     request: Request,
-    _admin: AdminDep,
+    _official: Official("inspection.station.status"),  # type: ignore[valid-type]
     attempt: AttemptDep,
 ) -> Response:
     def unit(session: Session) -> Answer:
@@ -197,7 +211,7 @@ def revoke_certificate(
     certificate_no: str,
     body: CertificateRevoke,
     request: Request,
-    _admin: AdminDep,
+    _official: Official("inspection.certificate.revoke"),  # type: ignore[valid-type]
     attempt: AttemptDep,
 ) -> Response:
     def unit(session: Session) -> Answer:

@@ -26,10 +26,11 @@ from registry.schemas import (
     VehiclePublic,
 )
 from registry.settings import Settings
-from servicekit.auth import ADMIN_OPTIONAL, BearerAuth, require_admin
+from servicekit.auth import BearerAuth
 from servicekit.clock import clock
-from servicekit.http import AdminDep, AuthFirstRoute, SessionDep, WriterDep, answer_once
+from servicekit.http import AuthFirstRoute, SessionDep, WriterDep, answer_once
 from servicekit.idempotency import Answer, AttemptDep
+from servicekit.officials import OFFICIAL_OPTIONAL, Official, OfficialIf
 from servicekit.pagination import MAX_LIMIT, Page
 from servicekit.partnerkeys import partner_key
 
@@ -78,24 +79,22 @@ def apply(body: EnterpriseCreate, request: Request, attempt: AttemptDep) -> Resp
     return answer_once(request, attempt, unit)
 
 
-@router.get("/enterprises", openapi_extra={"security": ADMIN_OPTIONAL})
+@router.get("/enterprises", openapi_extra={"security": OFFICIAL_OPTIONAL})
 def list_enterprises(
     session: SessionDep,
-    request: Request,
+    _reviewer: OfficialIf("registry.enterprise.review-list", "recommended"),  # type: ignore[valid-type]
     status: EnterpriseStatus = None,
     province: Annotated[str | None, Query(pattern=r"^[0-9]{6}$")] = None,
     recommended: Annotated[
         str | None,
         Query(
             pattern="^reinstate$",
-            description="reinstate: the regulator's review list (admin token required).",
+            description="reinstate: the regulator's review list (an official's token required).",
         ),
     ] = None,
     cursor: str | None = None,
     limit: Limit = 50,
 ) -> Page[EnterprisePublic]:
-    if recommended is not None:
-        require_admin(request, _settings(request).admin_token)
     rows, next_cursor = services.list_enterprises(
         session, status, province, cursor, limit, recommended
     )
@@ -105,11 +104,17 @@ def list_enterprises(
 
 @router.post("/enterprises/{uscc}/decisions", response_model=DecisionPublic)
 def decide(
-    uscc: str, body: DecisionCreate, request: Request, _admin: AdminDep, attempt: AttemptDep
+    uscc: str,
+    body: DecisionCreate,
+    request: Request,
+    official: Official("registry.enterprise.decide"),  # type: ignore[valid-type]
+    attempt: AttemptDep,
 ) -> Response:
     def unit(session: Session) -> Answer:
         policy = _policy(request)
-        enterprise, api_key = services.decide(session, policy, uscc, body.action, body.reason)
+        enterprise, api_key = services.decide(
+            session, policy, uscc, body.action, body.reason, official
+        )
         public = DecisionPublic.model_validate(enterprise, from_attributes=True)
         return Answer.of(public.model_copy(update={"api_key": api_key}))
 
@@ -224,7 +229,11 @@ def timeline(vin: str, session: SessionDep, request: Request) -> TimelinePublic:
     response_model=ComplaintPublic,
 )
 def file_complaint(
-    uscc: str, body: ComplaintCreate, request: Request, _admin: AdminDep, attempt: AttemptDep
+    uscc: str,
+    body: ComplaintCreate,
+    request: Request,
+    _official: Official("registry.complaint.file"),  # type: ignore[valid-type]
+    attempt: AttemptDep,
 ) -> Response:
     def unit(session: Session) -> Answer:
         complaint = services.file_complaint(session, uscc, body)
@@ -255,7 +264,7 @@ def resolve_complaint(
     complaint_id: str,
     body: ComplaintResolve,
     request: Request,
-    _admin: AdminDep,
+    _official: Official("registry.complaint.resolve"),  # type: ignore[valid-type]
     attempt: AttemptDep,
 ) -> Response:
     def unit(session: Session) -> Answer:

@@ -61,7 +61,13 @@ class StatusChangePublic(BaseModel):
     from_status: str | None
     to_status: str
     action: str
-    actor: Literal["admin", "policy", "system"]
+    actor: Literal["admin", "official", "policy", "system"]
+    official_id: str | None = Field(
+        default=None,
+        description="The official who decided (actor official): a principal's id, "
+        "oidc:<subject>, or break-glass.",
+    )
+    official_name: str | None = None
     reason: str
     cause: str | None = Field(description="The event that caused it (an assessment), if any.")
     changed_at: datetime

@@ -33,6 +33,7 @@ from servicekit.problems import (
     Unauthorized,
     field_errors,
 )
+from servicekit.roles import Principal
 
 SOURCE = "ucx/registry"
 
@@ -120,9 +121,14 @@ def _check_may_reapply(
 
 
 def decide(
-    session: Session, policy: RegistryPolicy, uscc: str, action: str, reason: str
+    session: Session,
+    policy: RegistryPolicy,
+    uscc: str,
+    action: str,
+    reason: str,
+    official: Principal,
 ) -> tuple[Enterprise, str | None]:
-    """An admin decision; returns the enterprise and, on approval, its new API key."""
+    """An official's decision; returns the enterprise and, on approval, its new API key."""
     now = clock.now()
     api_key = None
     with session.begin():
@@ -144,8 +150,9 @@ def decide(
             api_key = new_api_key("ucx_ent")
             enterprise.api_key_hash = hash_key(api_key)
         _change_status(
-            session, enterprise, target, action, "admin", reason, None, now, policy.version
-        )
+            session, enterprise, target, action, "official", reason, None, now, policy.version,
+            official,
+        )  # fmt: skip
     return enterprise, api_key
 
 
@@ -190,7 +197,7 @@ def _overruled_at(session: Session, enterprise: Enterprise) -> datetime | None:
         select(StatusChange.changed_at)
         .where(
             StatusChange.uscc == enterprise.uscc,
-            StatusChange.actor == "admin",
+            StatusChange.actor.in_(("admin", "official")),
             StatusChange.outcome == "applied",
             StatusChange.action.not_in(domain.ADMINISTRATIVE_ACTIONS),
         )
@@ -257,8 +264,10 @@ def _change_status(
     cause: str | None,
     now: datetime,
     policy_version: str | None = None,
+    official: Principal | None = None,
 ) -> None:
     """Every change is emitted; it ends any pending recommendation (the review list's entry)."""
+    official_id = official.id if official else None
     from_status = enterprise.status or None
     enterprise.status = to_status
     enterprise.updated_at = now
@@ -274,6 +283,7 @@ def _change_status(
                 "reason": reason,
                 "cause": cause,
                 "changed_at": now,
+                "official_id": official_id,
             }
         ),
         source=SOURCE,
@@ -291,6 +301,8 @@ def _change_status(
             changed_at=now,
             outcome="applied",
             policy_version=policy_version,
+            official_id=official_id,
+            official_name=official.name if official else None,
         )
     )
 
