@@ -25,6 +25,9 @@ PROTECTED: dict[str, dict[str, str]] = {
         "/v1/enterprises/{uscc}/decisions": "admin",
         "/v1/enterprises/{uscc}/complaints": "admin",
         "/v1/enterprises/{uscc}/complaints/{complaint_id}/resolve": "admin",
+        "/v1/principals": "admin",
+        "/v1/principals/{principal_id}/rotate": "admin",
+        "/v1/principals/{principal_id}/revoke": "admin",
         "/v1/vehicles": "enterprise",
         "/v1/vehicles:batch": "enterprise",
     },
@@ -37,8 +40,11 @@ PROTECTED: dict[str, dict[str, str]] = {
     },
 }
 PUBLIC = {"registry": {"/v1/enterprises"}, "inspection": set()}
-"""Applying for admission needs no credential."""
+"""Applying for admission needs no credential. ``admin``: an official's token (the tests'
+``UCX_ADMIN_TOKEN``, break-glass)."""
 
+EMPTY_IS_VALID = {"/v1/principals/{principal_id}/rotate"}
+"""Bodies whose every field is optional: ``{}`` is no invalid body there."""
 SPECS = {"registry": REGISTRY, "inspection": INSPECTION}
 BAD_CREDENTIALS = {
     "none": {},
@@ -114,7 +120,9 @@ def test_a_known_caller_gets_its_body_judged(service: tuple[str, TestClient]) ->
     for path, kind in PROTECTED[name].items():
         if not takes_body[path]:
             continue  # nothing to judge (a key rotation takes no body)
-        for body in INVALID_BODIES.values():
+        for label, body in INVALID_BODIES.items():
+            if label == "empty object" and path in EMPTY_IS_VALID:
+                continue
             r = post(client, concrete(path), body, valid[kind])
             assert r.status_code == 422, (path, body, r.text)
             assert r.json()["type"].endswith("/validation-error")

@@ -26,17 +26,17 @@ SPECS: dict[str, ServiceSpec] = {
     "registry": REGISTRY, "inspection": INSPECTION, "customs": CUSTOMS, "scoring": SCORING,
 }  # fmt: skip
 SCHEMES = {
-    "registry": {"adminToken", "enterpriseKey"},
-    "inspection": {"adminToken", "stationKey"},
-    "customs": {"adminToken"},
-    "scoring": {"adminToken"},
+    "registry": {"officialToken", "enterpriseKey"},
+    "inspection": {"officialToken", "stationKey"},
+    "customs": {"officialToken"},
+    "scoring": {"officialToken"},
 }
-ADMIN_ONLY = [{"adminToken": []}]
+ADMIN_ONLY = [{"officialToken": []}]
 NAMED: dict[str, dict[tuple[str, str], list[dict[str, list[str]]] | None]] = {
     # a few operations by name, so the generic checks below cannot pass on a wrong mapping
     "registry": {
         ("post", "/v1/enterprises"): None,  # applying is open to anyone
-        ("get", "/v1/enterprises"): [{}, {"adminToken": []}],  # the token adds the review list
+        ("get", "/v1/enterprises"): [{}, {"officialToken": []}],  # the token adds the review list
         ("post", "/v1/enterprises/{uscc}/decisions"): ADMIN_ONLY,
         ("post", "/v1/vehicles"): [{"enterpriseKey": []}],
         ("post", "/v1/vehicles:batch"): [{"enterpriseKey": []}],
@@ -124,7 +124,7 @@ def test_each_operation_names_exactly_the_credentials_it_enforces(
 
 
 def test_the_admin_token_widens_the_public_enterprise_list(tmp_path: Path) -> None:
-    """``GET /v1/enterprises`` is open (``security: [{}, adminToken]``); the review list it
+    """``GET /v1/enterprises`` is open (``security: [{}, officialToken]``); the review list it
     gives with ``recommended=reinstate`` needs the token."""
     for client, _ in service_client(REGISTRY, f"sqlite:///{tmp_path / 'registry.db'}"):
         assert client.get("/v1/enterprises").status_code == 200

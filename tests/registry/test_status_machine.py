@@ -88,8 +88,9 @@ def test_every_action_from_every_status(registry: TestClient, status: str) -> No
             assert (last["from_status"], last["to_status"], last["actor"]) == (
                 status,
                 target,
-                "admin",
+                "official",
             )
+            assert last["official_id"] == "break-glass"  # the tests' UCX_ADMIN_TOKEN
 
 
 def test_admission_expires_by_itself_after_a_year_and_is_emitted(registry: TestClient) -> None:

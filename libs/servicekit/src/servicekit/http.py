@@ -30,6 +30,7 @@ from servicekit.db import make_engine, session_factory
 from servicekit.idempotency import IdempotencyMiddleware
 from servicekit.idempotency import answer_once as _answer_once
 from servicekit.oidc import OidcConfig, OidcVerifier
+from servicekit.roles import OPERATIONS
 from servicekit.settings import BaseServiceSettings
 from servicekit.writer import Writer
 
@@ -196,7 +197,8 @@ def create_service_app(
     _add_ops_endpoints(app, settings, checks, gauges)
     for router in routers:
         app.include_router(router)
-    app.include_router(officials.audit_router(settings.service_name))
+    if f"{settings.service_name}.audit.read" in OPERATIONS:  # a service of the role matrix
+        app.include_router(officials.audit_router(settings.service_name))
     app.add_middleware(IdempotencyMiddleware, engine=engine, routes=app.routes)
     app.add_middleware(EdgeMiddleware, max_bytes=settings.max_body_bytes)
     return app

@@ -17,13 +17,13 @@ from registry.models import PrincipalRow
 from registry.settings import Settings
 from servicekit import pagination
 from servicekit.clock import clock
-from servicekit.http import SessionDep, answer_once
+from servicekit.http import AuthFirstRoute, SessionDep, answer_once
 from servicekit.idempotency import Answer, AttemptDep
 from servicekit.officials import Official
 from servicekit.problems import Unauthorized
 from servicekit.roles import Principal, Role
 
-router = APIRouter(prefix="/v1/principals", tags=["principals"])
+router = APIRouter(prefix="/v1/principals", tags=["principals"], route_class=AuthFirstRoute)
 
 Province = Annotated[str, StringConstraints(pattern=r"^[1-8][0-9]0000$")]
 
