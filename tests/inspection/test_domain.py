@@ -9,7 +9,7 @@ from servicekit.problems import Problem
 
 import factories
 
-V1 = policy.load("v1")
+V1 = policy.load(policy.POLICIES / "v1.yaml")
 
 
 def items(fail: tuple[str, ...] = (), na: tuple[str, ...] = ()) -> list[ItemReport]:

@@ -12,13 +12,14 @@ from fastapi.testclient import TestClient
 from contracts import envelope, events
 from inspection import policy
 from inspection.__main__ import SPEC
+from inspection.policy import POLICIES
 from inspection.settings import Settings
 from servicekit.clock import CIVIL_ZONE, civil_date, clock
 
 import factories
 from helpers import bearer, service_client, sql
 
-V1 = policy.load("v1")
+V1 = policy.load(policy.POLICIES / "v1.yaml")
 
 
 @pytest.fixture
@@ -198,10 +199,10 @@ def test_the_verdict_records_its_policy_version_and_received_at_in_answer_row_an
     assert sql(inspection, "SELECT policy_version FROM inspections") == [("v1",)]
 
 
-def test_the_policy_version_is_a_setting_and_an_unknown_one_stops_the_start() -> None:
-    assert Settings().policy_version == "v1"
+def test_the_policy_file_is_a_setting_and_a_missing_one_stops_the_start() -> None:
+    assert Settings().policy_path == POLICIES / "v1.yaml"
     with pytest.raises(FileNotFoundError, match=r"v9\.yaml"):
-        SPEC.create_app(Settings(policy_version="v9"))
+        SPEC.create_app(Settings(policy_path=POLICIES / "v9.yaml"))
 
 
 def test_the_policy_is_read_once_at_start_not_per_request(
@@ -214,7 +215,7 @@ def test_the_policy_is_read_once_at_start_not_per_request(
     def unreadable(*_: object) -> None:
         raise AssertionError("the policy file was read while serving a request")
 
-    monkeypatch.setattr(policy, "load_version", unreadable)
+    monkeypatch.setattr(policy, "load", unreadable)
     monkeypatch.setattr("servicekit.policyfile.load", unreadable)
     _uscc, vin = register(timedelta(days=4))
     assert post(vin, now - timedelta(hours=2)).json()["policy_version"] == "v1"

@@ -13,7 +13,7 @@ from servicekit.settings import BaseServiceSettings
 def create_app(settings: BaseServiceSettings | None = None) -> FastAPI:
     settings = settings or Settings()
     assert isinstance(settings, Settings)
-    rules = policy.load(settings.policy_version)  # once, before anything: a bad file stops it
+    rules = policy.load(settings.policy_path)  # once, before anything: a bad file stops it
     app = create_service_app(
         settings,
         title="ucx inspection",

@@ -10,7 +10,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from servicekit.policyfile import PolicyFile, load_version
+from servicekit import policyfile
+from servicekit.policyfile import PolicyFile
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 
@@ -47,6 +48,6 @@ class InspectionPolicy(PolicyFile):
         return timedelta(days=self.posting_limit_days)
 
 
-def load(version: str, folder: Path = POLICIES) -> InspectionPolicy:
-    """``<folder>/<version>.yaml``, validated; the app loads it once, at start."""
-    return load_version(InspectionPolicy, folder, version)
+def load(path: Path) -> InspectionPolicy:
+    """The file, validated; the app loads it once, at start."""
+    return policyfile.load(InspectionPolicy, path)

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic_settings import SettingsConfigDict
 
+from inspection.policy import POLICIES
 from servicekit.settings import BaseServiceSettings
 
 
@@ -13,9 +16,9 @@ class Settings(BaseServiceSettings):
     service_name: str = "inspection"
     port: int = 8002
     database_url: str = "sqlite:///var/inspection.db"
-    policy_version: str = "v1"
-    """Which ``services/inspection/policies/<version>.yaml`` decides verdicts, validity and the
-    posting limit; loaded once when the app starts."""
+    policy_path: Path = POLICIES / "v1.yaml"
+    """The policy file that decides verdicts, validity and the posting limit (its ``version``
+    is recorded with each verdict); loaded once when the app starts."""
     rotated_key_grace_hours: float = 24.0
     signing_key: str = ""
     """Ed25519 private key, base64 of the 32-byte seed. Empty: one is generated into
