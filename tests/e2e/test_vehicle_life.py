@@ -274,3 +274,32 @@ def test_a_trace_id_follows_an_inspection_into_customs_and_scoring_logs(
         ]
         == 1
     )
+
+
+def test_officials_act_across_the_stack_and_their_tokens_never_reach_the_logs(
+    stack: RunningStack,
+) -> None:
+    """A principal made in the registry acts in inspection (which asks the registry over
+    HTTP), is audited there, rotates without overlap and is revoked: each at once; neither
+    token is ever logged."""
+    registry = stack.client("registry")
+    inspection = stack.client("inspection")
+    body = {"name": "Zhao Lei (ops)", "role": "operator"}
+    created = registry.post("/v1/principals", json=body, headers=ADMIN).json()
+    official, first = created["principal"]["id"], created["token"]
+    made = inspection.post("/v1/stations", json=factories.station(), headers=bearer(first))
+    assert made.status_code == 201, made.text
+    keys = f"/v1/stations/{made.json()['id']}/keys"
+    trail = inspection.get("/v1/audit", params={"actor": official}, headers=ADMIN).json()
+    assert [(e["operation"], e["actor_name"]) for e in trail["items"]] == [
+        ("inspection.station.create", "Zhao Lei (ops)")
+    ]
+    rotate = f"/v1/principals/{official}/rotate"
+    second = registry.post(rotate, json={"overlap_hours": 0}, headers=ADMIN).json()["token"]
+    assert inspection.get(keys, headers=bearer(first)).status_code == 401
+    assert inspection.get(keys, headers=bearer(second)).status_code == 200
+    assert registry.post(f"/v1/principals/{official}/revoke", headers=ADMIN).status_code == 200
+    assert inspection.get(keys, headers=bearer(second)).status_code == 401
+    logs = stack.log_path.read_text()
+    for secret in (first, second):
+        assert secret not in logs

@@ -66,8 +66,13 @@ class Stack:
 
     def start_process(self, name: str) -> subprocess.Popen[bytes]:
         service, process = name.split(".")
-        # the ops console (served by scoring) polls every process of this stack
-        env = {"SCORING_OPS_SERVICES": json.dumps(self.services), **self.env}
+        # the ops console (served by scoring) polls every process of this stack; the apis ask
+        # this stack's registry who holds an official's token
+        env = {
+            "SCORING_OPS_SERVICES": json.dumps(self.services),
+            "UCX_REGISTRY_URL": f"http://127.0.0.1:{self.services['registry']}",
+            **self.env,
+        }
         proc = subprocess.Popen(
             [sys.executable, "-m", service, process],
             env=env,
