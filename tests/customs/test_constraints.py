@@ -143,6 +143,7 @@ CONSTRAINTS: dict[str, Proof | str] = {
     "an event is applied once (inbox)",
     "uq_deliveries_subscription_id": "(subscription, event id): as pk_deliveries",
     "pk_delivery_attempts": SERVER_MADE,
+    "pk_audit_log": SERVER_MADE,
 }
 
 

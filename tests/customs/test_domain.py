@@ -9,7 +9,7 @@ from servicekit.clock import CIVIL_ZONE
 
 RECEIVED = datetime(2026, 11, 20, 10, tzinfo=UTC)
 USCC = "91350100M000100Y43"
-V1 = policy.load("v1")
+V1 = policy.load(policy.POLICIES / "v1.yaml")
 OWNED = domain.VehicleFacts(USCC, date(2022, 4, 18), exported=False)
 PASSED = domain.InspectionFacts("pass", "EXC-1", date(2027, 1, 1))
 

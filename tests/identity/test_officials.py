@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from identity_support import OTHER, OWN, as_official, ask_registry, create_official, officials
 
 from inspection.__main__ import SPEC as INSPECTION
 from registry.__main__ import SPEC as REGISTRY
@@ -20,7 +21,6 @@ from servicekit.clock import clock
 
 import factories
 from helpers import ADMIN, service_client, sql
-from identity_support import OTHER, OWN, ask_registry, as_official, create_official, officials
 
 
 @pytest.fixture
@@ -65,7 +65,9 @@ def test_a_province_official_decides_for_their_province_only(registry: TestClien
     history = registry.get(f"/v1/enterprises/{own}/history").json()
     approval = history[-1]
     assert (approval["actor"], approval["official_id"], approval["official_name"]) == (
-        "official", lin["id"], "Lin Hui (Fujian DOC)"
+        "official",
+        lin["id"],
+        "Lin Hui (Fujian DOC)",
     )
 
     auditor = as_official(people["auditor"]["token"])
@@ -155,11 +157,16 @@ def test_only_the_ministry_manages_principals(registry: TestClient) -> None:
     people = officials(registry)
     body = {"name": "New official", "role": "operator"}
     for role in ("province", "operator", "auditor"):
-        answer = registry.post("/v1/principals", json=body, headers=as_official(people[role]["token"]))
+        answer = registry.post(
+            "/v1/principals", json=body, headers=as_official(people[role]["token"])
+        )
         assert answer.status_code == 403, role
     minister = as_official(people["ministry"]["token"])
     assert registry.post("/v1/principals", json=body, headers=minister).status_code == 201
-    for bad in ({"name": "x", "role": "province"}, {"name": "x", "role": "operator", "province": OWN}):
+    for bad in (
+        {"name": "x", "role": "province"},
+        {"name": "x", "role": "operator", "province": OWN},
+    ):
         answer = registry.post("/v1/principals", json=bad, headers=minister)
         assert answer.status_code == 422, bad
 

@@ -16,12 +16,12 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
+from identity_support import OTHER, OWN, as_official
 
 from registry.__main__ import SPEC as REGISTRY
 from servicekit.clock import clock
 
 import factories
-from identity_support import OTHER, OWN, as_official
 
 AUDIENCE = "ucx-regulators"
 
@@ -36,7 +36,7 @@ class Issuer:
         self.fetches = 0
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            def do_GET(self) -> None:
                 if self.path == "/.well-known/openid-configuration":
                     body = {"issuer": issuer.url, "jwks_uri": f"{issuer.url}/jwks"}
                 elif self.path == "/jwks":
@@ -112,9 +112,7 @@ def apply(registry: TestClient, province: str) -> str:
 
 def decide(registry: TestClient, uscc: str, token: str) -> Any:
     body = {"action": "approve", "reason": "approve: documents checked on site"}
-    return registry.post(
-        f"/v1/enterprises/{uscc}/decisions", json=body, headers=as_official(token)
-    )
+    return registry.post(f"/v1/enterprises/{uscc}/decisions", json=body, headers=as_official(token))
 
 
 def test_a_valid_token_acts_with_the_role_and_province_of_its_claims(
@@ -126,7 +124,8 @@ def test_a_valid_token_acts_with_the_role_and_province_of_its_claims(
     assert decide(registry, other, token).status_code == 403
     history = registry.get(f"/v1/enterprises/{own}/history").json()
     assert (history[-1]["official_id"], history[-1]["official_name"]) == (
-        "oidc:fj-doc-0042", "Lin Hui (Fujian DOC, via IdP)"
+        "oidc:fj-doc-0042",
+        "Lin Hui (Fujian DOC, via IdP)",
     )
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from identity_support import OTHER, OWN, as_official, ask_registry, officials
 from sqlalchemy import create_engine, inspect, text
 
 from customs.__main__ import SPEC as CUSTOMS
@@ -32,7 +33,6 @@ from servicekit.roles import OPERATIONS, ROLES, Operation
 
 import factories
 from helpers import ADMIN, service_client
-from identity_support import OTHER, OWN, ask_registry, as_official, officials
 
 SPECS = {"registry": REGISTRY, "inspection": INSPECTION, "customs": CUSTOMS, "scoring": SCORING}
 

@@ -1,4 +1,5 @@
-"""Admin token and API keys: keys are shown once and stored as SHA-256 digests.
+"""Bearer credentials and API keys: keys are shown once and stored as SHA-256 digests
+(officials' tokens: servicekit.officials).
 
 Each credential is a ``fastapi.security`` scheme (:class:`BearerAuth`), so a route that
 depends on one names it in the OpenAPI document and Swagger's "Authorize" can send it."""
@@ -6,7 +7,6 @@ depends on one names it in the OpenAPI document and Swagger's "Authorize" can se
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 
 from fastapi import Request
@@ -43,21 +43,3 @@ class BearerAuth(HTTPBearer):
 
     async def __call__(self, request: Request) -> str:  # type: ignore[override]
         return bearer(request)
-
-
-ADMIN_TOKEN = BearerAuth("adminToken", "The regulator's admin token (`UCX_ADMIN_TOKEN`).")
-
-ADMIN_OPTIONAL: list[dict[str, list[str]]] = [{}, {"adminToken": []}]
-"""An operation's ``security`` when the admin token only unlocks part of it (see
-``openapi_extra``): anyone may call, the token widens the answer."""
-
-
-def require_admin(request: Request, admin_token: str) -> None:
-    check_admin(bearer(request), admin_token)
-
-
-def check_admin(token: str, admin_token: str) -> None:
-    """The admin token however it came: a bearer header, or a form field (the ops console's
-    redrive button; a browser form cannot send a header). No token configured: nobody."""
-    if not admin_token or not hmac.compare_digest(token.encode(), admin_token.encode()):
-        raise Unauthorized("invalid-credentials", "The admin token is not valid.")

@@ -25,7 +25,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from servicekit import audit, idempotency, officials, problem_http, tracing
-from servicekit.auth import ADMIN_TOKEN, check_admin
 from servicekit.db import make_engine, session_factory
 from servicekit.idempotency import IdempotencyMiddleware
 from servicekit.idempotency import answer_once as _answer_once
@@ -328,14 +327,6 @@ async def get_writer(request: Request) -> Writer:
 
 
 WriterDep = Annotated[Writer, Depends(get_writer)]
-
-
-def admin(request: Request, token: Annotated[str, Depends(ADMIN_TOKEN)]) -> None:
-    """The admin token, as the ``adminToken`` security scheme of the route that needs it."""
-    check_admin(token, request.app.state.settings.admin_token)
-
-
-AdminDep = Annotated[None, Depends(admin)]
 
 
 def answer_once(

@@ -28,8 +28,9 @@ from customs.schemas import (
     WebhookMessage,
 )
 from customs.settings import Settings
-from servicekit.http import AdminDep, SessionDep, WriterDep, answer_once
+from servicekit.http import SessionDep, WriterDep, answer_once
 from servicekit.idempotency import Answer, Attempt, AttemptDep
+from servicekit.officials import Official
 from servicekit.problems import Conflict
 
 router = APIRouter(prefix="/v1")
@@ -70,7 +71,10 @@ def _settings(request: Request) -> Settings:
 
 @router.post("/brokers", status_code=status.HTTP_201_CREATED, response_model=BrokerCreated)
 def create_broker(
-    body: BrokerCreate, request: Request, _admin: AdminDep, attempt: AttemptDep
+    body: BrokerCreate,
+    request: Request,
+    _official: Official("customs.broker.create"),  # type: ignore[valid-type]
+    attempt: AttemptDep,
 ) -> Response:
     def unit(session: Session) -> Answer:
         broker, secret = services.create_broker(session, _settings(request), body)
@@ -106,7 +110,9 @@ async def broker_webhook(broker_id: str, request: Request, writer: WriterDep) ->
 
 @router.get("/declarations/{declaration_no}")
 def get_declaration(
-    declaration_no: str, session: SessionDep, _admin: AdminDep
+    declaration_no: str,
+    session: SessionDep,
+    _official: Official("customs.declaration.read"),  # type: ignore[valid-type]
 ) -> DeclarationPublic:
     declaration: Declaration = services.get_declaration(session, declaration_no)
     return DeclarationPublic.model_validate(declaration, from_attributes=True)
@@ -130,7 +136,10 @@ def _rotate(request: Request, attempt: Attempt | None, rotate: Rotation, owner: 
 
 @router.post("/brokers/{broker_id}/secrets", **ROTATED)
 def rotate_broker_secret(
-    broker_id: str, request: Request, _admin: AdminDep, attempt: AttemptDep
+    broker_id: str,
+    request: Request,
+    _official: Official("customs.broker.secret-rotate"),  # type: ignore[valid-type]
+    attempt: AttemptDep,
 ) -> Response:
     return _rotate(request, attempt, services.rotate_broker_secret, broker_id)
 
@@ -143,7 +152,10 @@ def _subscription(subscription: Subscription) -> SubscriptionPublic:
     "/subscriptions", status_code=status.HTTP_201_CREATED, response_model=SubscriptionCreated
 )
 def create_subscription(
-    body: SubscriptionCreate, request: Request, _admin: AdminDep, attempt: AttemptDep
+    body: SubscriptionCreate,
+    request: Request,
+    _official: Official("customs.subscription.create"),  # type: ignore[valid-type]
+    attempt: AttemptDep,
 ) -> Response:
     def unit(session: Session) -> Answer:
         subscription, secret = subscriptions.create(
@@ -156,13 +168,18 @@ def create_subscription(
 
 
 @router.get("/subscriptions")
-def list_subscriptions(session: SessionDep, _admin: AdminDep) -> list[SubscriptionPublic]:
+def list_subscriptions(
+    session: SessionDep,
+    _official: Official("customs.subscription.read"),  # type: ignore[valid-type]
+) -> list[SubscriptionPublic]:
     return [_subscription(s) for s in subscriptions.list_all(session)]
 
 
 @router.get("/subscriptions/{subscription_id}")
 def get_subscription(
-    subscription_id: str, session: SessionDep, _admin: AdminDep
+    subscription_id: str,
+    session: SessionDep,
+    _official: Official("customs.subscription.read"),  # type: ignore[valid-type]
 ) -> SubscriptionPublic:
     return _subscription(subscriptions.get(session, subscription_id))
 
@@ -173,7 +190,7 @@ def update_subscription(
     body: SubscriptionUpdate,
     session: SessionDep,
     request: Request,
-    _admin: AdminDep,
+    _official: Official("customs.subscription.update"),  # type: ignore[valid-type]
 ) -> SubscriptionPublic:
     changes = body.model_dump(exclude_unset=True)
     subscription = subscriptions.update(session, _settings(request), subscription_id, changes)
@@ -181,13 +198,20 @@ def update_subscription(
 
 
 @router.delete("/subscriptions/{subscription_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_subscription(subscription_id: str, session: SessionDep, _admin: AdminDep) -> None:
+def delete_subscription(
+    subscription_id: str,
+    session: SessionDep,
+    _official: Official("customs.subscription.delete"),  # type: ignore[valid-type]
+) -> None:
     subscriptions.delete(session, subscription_id)
 
 
 @router.post("/subscriptions/{subscription_id}/secret", **ROTATED)
 def rotate_subscription_secret(
-    subscription_id: str, request: Request, _admin: AdminDep, attempt: AttemptDep
+    subscription_id: str,
+    request: Request,
+    _official: Official("customs.subscription.secret-rotate"),  # type: ignore[valid-type]
+    attempt: AttemptDep,
 ) -> Response:
     return _rotate(request, attempt, subscriptions.rotate_secret, subscription_id)
 
@@ -198,7 +222,10 @@ def rotate_subscription_secret(
     response_model=dict[str, str],
 )
 def test_fire(
-    subscription_id: str, request: Request, _admin: AdminDep, attempt: AttemptDep
+    subscription_id: str,
+    request: Request,
+    _official: Official("customs.subscription.test"),  # type: ignore[valid-type]
+    attempt: AttemptDep,
 ) -> Response:
     def unit(session: Session) -> Answer:
         delivery = subscriptions.test_fire(session, subscription_id)
@@ -210,7 +237,9 @@ def test_fire(
 
 @router.get("/subscriptions/{subscription_id}/deliveries")
 def list_deliveries(
-    subscription_id: str, session: SessionDep, _admin: AdminDep
+    subscription_id: str,
+    session: SessionDep,
+    _official: Official("customs.subscription.read"),  # type: ignore[valid-type]
 ) -> list[DeliveryPublic]:
     return [
         DeliveryPublic(
@@ -245,7 +274,11 @@ def _replay(
     response_model=ReplayResult,
 )
 def replay_one(
-    subscription_id: str, delivery_id: str, request: Request, _admin: AdminDep, attempt: AttemptDep
+    subscription_id: str,
+    delivery_id: str,
+    request: Request,
+    _official: Official("customs.subscription.replay"),  # type: ignore[valid-type]
+    attempt: AttemptDep,
 ) -> Response:
     return _replay(request, attempt, subscription_id, delivery_id, None)
 
@@ -255,7 +288,7 @@ def replay_failed(
     subscription_id: str,
     body: ReplayRequest,
     request: Request,
-    _admin: AdminDep,
+    _official: Official("customs.subscription.replay"),  # type: ignore[valid-type]
     attempt: AttemptDep,
 ) -> Response:
     return _replay(request, attempt, subscription_id, None, body.since)

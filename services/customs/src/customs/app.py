@@ -25,7 +25,7 @@ def count_endpoints(engine: Engine) -> None:
 def create_app(settings: BaseServiceSettings | None = None) -> FastAPI:
     settings = settings or Settings()
     assert isinstance(settings, Settings)
-    policy.load(settings.policy_version)  # a missing or invalid policy stops the start
+    policy.load(settings.policy_path)  # a missing or invalid policy stops the start
     return create_service_app(
         settings,
         title="ucx customs",

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, PositiveInt
 
-from servicekit.policyfile import PolicyFile, load_version
+from servicekit import policyfile
+from servicekit.policyfile import PolicyFile
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 
@@ -38,5 +39,6 @@ class CustomsPolicy(PolicyFile):
 
 
 @cache
-def load(version: str) -> CustomsPolicy:
-    return load_version(CustomsPolicy, POLICIES, version)
+def load(path: Path) -> CustomsPolicy:
+    """The file, validated; read once per process (the hot path asks for it per lodging)."""
+    return policyfile.load(CustomsPolicy, path)

@@ -301,7 +301,7 @@ def _acts_for(session: Session, broker: BrokerRef, uscc: str) -> None:
 
 
 def _policy(settings: Settings) -> customs_policy.CustomsPolicy:
-    return customs_policy.load(settings.policy_version)
+    return customs_policy.load(settings.policy_path)
 
 
 def _check_claim(

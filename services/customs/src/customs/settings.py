@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic_settings import SettingsConfigDict
 
+from customs.policy import POLICIES
 from servicekit.settings import BaseServiceSettings
 
 
@@ -25,5 +28,5 @@ class Settings(BaseServiceSettings):
     delivery_schedule_s: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
     """Wait before each attempt (Svix's schedule); jittered by +-10 %."""
     disable_after_failing_days: float = 5.0
-    policy_version: str = "v1"
-    """Which services/customs/policies/<version>.yaml the gates decide by."""
+    policy_path: Path = POLICIES / "v1.yaml"
+    """The policy file the gates decide by (its ``version`` is recorded with each decision)."""
