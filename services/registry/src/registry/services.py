@@ -267,25 +267,16 @@ def _change_status(
     official: Principal | None = None,
 ) -> None:
     """Every change is emitted; it ends any pending recommendation (the review list's entry)."""
-    official_id = official.id if official else None
+    oid = official.id if official else None
     from_status = enterprise.status or None
     enterprise.status = to_status
     enterprise.updated_at = now
     enterprise.recommended = None
+    said = {"from": from_status, "to": to_status, "actor": actor, "reason": reason, "cause": cause}
+    data = {**said, "enterprise_uscc": enterprise.uscc, "changed_at": now, "official_id": oid}
     event = outbox.emit(
         session,
-        events.EnterpriseStatusChanged.model_validate(
-            {
-                "enterprise_uscc": enterprise.uscc,
-                "from": from_status,
-                "to": to_status,
-                "actor": actor,
-                "reason": reason,
-                "cause": cause,
-                "changed_at": now,
-                "official_id": official_id,
-            }
-        ),
+        events.EnterpriseStatusChanged.model_validate(data),
         source=SOURCE,
     )
     session.add(
@@ -301,7 +292,7 @@ def _change_status(
             changed_at=now,
             outcome="applied",
             policy_version=policy_version,
-            official_id=official_id,
+            official_id=oid,
             official_name=official.name if official else None,
         )
     )
