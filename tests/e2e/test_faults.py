@@ -54,6 +54,7 @@ def register_many(
     return statuses
 
 
+@pytest.mark.long  # a fault run: make test-reliability
 def test_relay_sigkilled_mid_stream_loses_and_doubles_nothing(stack: RunningStack) -> None:
     registry = stack.client("registry")
     uscc, key = admitted_enterprise(registry)
@@ -135,6 +136,7 @@ def test_broker_outage_loses_nothing_and_the_outbox_refills_a_fresh_broker(
     wait_for(lambda: lag_and_backlog(stack) == 0, timeout_s=60)  # every lag back to zero
 
 
+@pytest.mark.long  # a fault run: make test-reliability
 def test_customs_worker_killed_with_deliveries_queued_loses_and_doubles_nothing(
     stack: RunningStack,
 ) -> None:

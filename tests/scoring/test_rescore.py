@@ -275,6 +275,7 @@ def _plan(engine: Any, job_id: str) -> list[list[str]]:
         return [list(c.usccs) for c in chunks]
 
 
+@pytest.mark.long  # a fault run: make test-reliability
 def test_a_job_whose_worker_is_sigkilled_mid_way_is_resumed_by_the_next_worker_exactly(
     broker: EmbeddedBroker, tmp_path: Path
 ) -> None:

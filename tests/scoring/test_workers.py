@@ -163,6 +163,7 @@ def test_poison_records_go_to_the_dead_letter_topic_and_the_worker_goes_on(
     wait_for(lambda: workers.ledger_count() == 1, 30)  # the good one, after the poison
 
 
+@pytest.mark.long  # a fault run: make test-reliability
 def test_two_workers_share_the_partitions_and_a_sigkill_loses_and_doubles_nothing(
     broker: EmbeddedBroker, workers: Workers
 ) -> None:
