@@ -40,7 +40,7 @@ from standardwebhooks import Webhook
 from contracts import envelope, events
 from customs.__main__ import SPEC as CUSTOMS
 from inspection.__main__ import SPEC as INSPECTION
-from servicekit.clock import clock
+from servicekit.clock import civil_date, clock
 from servicekit.db import make_engine
 from servicekit.settings import BaseServiceSettings
 
@@ -303,13 +303,14 @@ class GateMachine(RuleBasedStateMachine):
             got = r.json()
             inspected_at = datetime.fromisoformat(body["inspected_at"])
             valid_until = got.get("valid_until")
-            # validity runs from the inspection, not from the posting
+            # validity runs from the inspection (China's civil date), not from the posting
+            inspected_on = civil_date(inspected_at)
             if got["verdict"] == "pass":
-                assert date.fromisoformat(valid_until) > inspected_at.date()
-                assert date.fromisoformat(valid_until) - inspected_at.date() <= timedelta(days=90)
+                assert date.fromisoformat(valid_until) > inspected_on
+                assert date.fromisoformat(valid_until) - inspected_on <= timedelta(days=90)
             # a refused claimed time never produced an inspection
             assert inspected_at <= clock.now() + timedelta(minutes=5)
-            assert inspected_at.date() >= car.endorsed_on
+            assert inspected_on >= car.endorsed_on
             if car.inspection is None or car.inspection.inspected_at <= inspected_at:
                 car.inspection = Inspection(
                     got["verdict"],
