@@ -186,3 +186,17 @@ def test_the_cli_creates_the_first_principal(tmp_path: Any) -> None:
         assert registry.get(f"/v1/principals/{printed['id']}", headers=minister).status_code == 200
         trail = registry.get("/v1/audit", params={"actor": "cli"}, headers=minister).json()
         assert [e["operation"] for e in trail["items"]] == ["registry.principal.create"]
+
+
+def test_writes_by_either_session_path_record_their_official(inspection: TestClient) -> None:
+    """A station made through ``answer_once`` and a key revoked through the request's session
+    (``get_session``) each leave one audit row naming the official, with their change."""
+    station = inspection.post("/v1/stations", json=factories.station(), headers=ADMIN).json()
+    keys = inspection.get(f"/v1/stations/{station['id']}/keys", headers=ADMIN).json()
+    path = f"/v1/stations/{station['id']}/keys/{keys[0]['id']}"
+    assert inspection.delete(path, headers=ADMIN).status_code == 200
+    rows = sql(inspection, "SELECT operation, outcome, actor_id, target FROM audit_log")
+    assert rows == [
+        ("inspection.station.create", "ok", "break-glass", "/v1/stations"),
+        ("inspection.station.key-revoke", "ok", "break-glass", path),
+    ]
