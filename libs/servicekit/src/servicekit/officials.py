@@ -108,58 +108,57 @@ async def admit(request: Request, token: str, operation: str) -> Principal:
     return principal
 
 
-Dependency = Callable[..., Awaitable[Principal]]
+Dependency = Callable[..., Awaitable[Principal | None]]
+
+
+def _admitting(operation: str, dependency: Dependency, **tags: str) -> Dependency:
+    """``dependency`` tagged with its operation (``operation_of``); an operation without a row
+    in ``roles.OPERATIONS`` fails where the route is declared, at import."""
+    if operation not in OPERATIONS:
+        raise KeyError(f"{operation} has no row in servicekit.roles.OPERATIONS")
+    for name, value in {"operation": operation, **tags}.items():
+        setattr(dependency, name, value)
+    return dependency
 
 
 def Official(operation: str) -> Any:
     """``official: Official("registry.enterprise.decide")``: the calling official, admitted
-    for that operation. An operation missing from ``roles.OPERATIONS`` fails at import."""
+    for that operation."""
     return Annotated[Principal, Depends(_dependency(operation))]
 
 
 def _dependency(operation: str) -> Dependency:
-    if operation not in OPERATIONS:
-        raise KeyError(f"{operation} has no row in servicekit.roles.OPERATIONS")
-
     async def official(
         request: Request, token: Annotated[str, Depends(OFFICIAL_TOKEN)]
     ) -> Principal:
         return await admit(request, token, operation)
 
-    official.operation = operation  # type: ignore[attr-defined]
-    return official
+    return _admitting(operation, official)
 
 
 def FormOfficial(operation: str) -> Any:
     """``Official`` for an HTML form (a browser cannot send a header): the token comes from
     the form's ``token`` field, or else the Authorization header."""
-    if operation not in OPERATIONS:
-        raise KeyError(f"{operation} has no row in servicekit.roles.OPERATIONS")
 
     async def official(
         request: Request, token: Annotated[str | None, Form(max_length=4096)] = None
     ) -> Principal:
         return await admit(request, token or bearer(request), operation)
 
-    official.operation = operation  # type: ignore[attr-defined]
-    return Annotated[Principal, Depends(official)]
+    return Annotated[Principal, Depends(_admitting(operation, official))]
 
 
 def OfficialIf(operation: str, query: str) -> Any:
     """A public read that a query parameter widens: with ``?{query}=...`` the caller must be an
     official admitted for ``operation``; without it, anyone (None). Declare
     ``openapi_extra={"security": OFFICIAL_OPTIONAL}`` on the route."""
-    if operation not in OPERATIONS:
-        raise KeyError(f"{operation} has no row in servicekit.roles.OPERATIONS")
 
     async def official(request: Request) -> Principal | None:
         if request.query_params.get(query) is None:
             return None
         return await admit(request, bearer(request), operation)
 
-    official.operation = operation  # type: ignore[attr-defined]
-    official.when_query = query  # type: ignore[attr-defined]
-    return Annotated[Principal | None, Depends(official)]
+    return Annotated[Principal | None, Depends(_admitting(operation, official, when_query=query))]
 
 
 OFFICIAL_OPTIONAL: list[dict[str, list[str]]] = [{}, {"officialToken": []}]
